@@ -1,0 +1,84 @@
+"""Chat reads, and the one place that decides who may see which room."""
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from accounts.models import User
+
+from .models import Membership, Message, Room
+
+HISTORY_DEFAULT_LIMIT = 50
+HISTORY_MAX_LIMIT = 200
+
+
+class RoomNotFound(Exception):
+    """The room does not exist, or the user may not see it: never says which."""
+
+
+def rooms_visible_to(user: User) -> QuerySet[Room]:
+    return Room.objects.filter(Q(is_private=False) | Q(memberships__user=user)).distinct()
+
+
+def room_for_reader(user: User, slug: str) -> Room:
+    """The room `slug` if `user` may read it, else RoomNotFound.
+
+    One query. Public rooms are readable by every signed-in user; private
+    rooms only by their members.
+    """
+    room = (
+        Room.objects.filter(slug=slug)
+        .filter(Q(is_private=False) | Q(memberships__user=user))
+        .first()
+    )
+    if room is None:
+        raise RoomNotFound(slug)
+    return room
+
+
+def room_for_sender(user: User, slug: str) -> tuple[Room, bool]:
+    """The room `slug` as seen by `user`, and whether `user` is a member.
+
+    One query. Raises RoomNotFound when the room is invisible to the user.
+    """
+    room = (
+        Room.objects.filter(slug=slug)
+        .annotate(is_member=Exists(Membership.objects.filter(room=OuterRef("pk"), user=user)))
+        .first()
+    )
+    if room is None or (room.is_private and not room.is_member):
+        raise RoomNotFound(slug)
+    return room, room.is_member
+
+
+def rooms_of_member(user: User) -> list[Room]:
+    """The rooms `user` has joined, by name, for the sidebar and socket subscriptions."""
+    return list(Room.objects.filter(memberships__user=user).order_by("name"))
+
+
+def room_ids_of_member(user_id: int) -> list[int]:
+    return list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
+
+
+def _messages(room: Room) -> QuerySet[Message]:
+    return (
+        Message.objects.filter(room=room)
+        .select_related("author")
+        .only("id", "room_id", "body", "created", "nonce", "author__username")
+    )
+
+
+def messages_after(room: Room, after: int, limit: int, before: int | None = None) -> list[Message]:
+    """The first `limit` messages with an id above `after` (catch-up), oldest first."""
+    qs = _messages(room).filter(id__gt=after)
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    return list(qs.order_by("id")[:limit])
+
+
+def messages_before(room: Room, before: int | None, limit: int) -> list[Message]:
+    """The newest `limit` messages below `before` (or of all), oldest first."""
+    qs = _messages(room)
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    page = list(qs.order_by("-id")[:limit])
+    page.reverse()
+    return page
