@@ -1,0 +1,54 @@
+"""Helpers to talk to the real ASGI application over WebsocketCommunicator."""
+
+import json
+
+from channels.testing import WebsocketCommunicator
+
+from teamchat.asgi import application
+
+ORIGIN = "http://localhost"
+
+
+class Socket:
+    """A test client socket with JSON helpers and a timeout on every wait."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.comm = communicator
+
+    async def send(self, frame: dict) -> None:
+        await self.comm.send_to(text_data=json.dumps(frame))
+
+    async def send_text(self, text: str) -> None:
+        await self.comm.send_to(text_data=text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.comm.send_to(bytes_data=data)
+
+    async def receive(self, timeout: float = 5) -> dict:
+        return json.loads(await self.comm.receive_from(timeout=timeout))
+
+    async def receive_close(self, timeout: float = 5) -> int:
+        output = await self.comm.receive_output(timeout=timeout)
+        assert output["type"] == "websocket.close", output
+        return output.get("code", 1000)
+
+    async def close(self) -> None:
+        await self.comm.disconnect()
+
+
+async def open_socket(cookie: str | None, origin: str | None = ORIGIN):
+    """Handshake; returns (connected, Socket)."""
+    headers = []
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    connected, _ = await comm.connect(timeout=5)
+    return connected, Socket(comm)
+
+
+async def connect(cookie: str) -> Socket:
+    connected, sock = await open_socket(cookie)
+    assert connected, "the handshake was refused"
+    return sock

@@ -1,0 +1,118 @@
+"""Shared fixtures, and the rule for tests that need real services.
+
+Tests marked `postgres`, `redis`, `browser` or `processes` need PostgreSQL, the
+Redis channel layer, Debian's Chromium or real daphne processes. When
+TEAMCHAT_REQUIRE_SERVICES is set (CI sets it through scripts/test), a missing
+service fails the run; otherwise those tests are skipped and the summary says
+which service was missing.
+"""
+
+import os
+import shutil
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from tests.factories import UserFactory
+
+REQUIRE_SERVICES = os.environ.get("TEAMCHAT_REQUIRE_SERVICES", "") not in ("", "0", "false")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def _missing() -> dict[str, str]:
+    missing = {}
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        missing["postgres"] = "DATABASE_URL does not point at PostgreSQL"
+    if not settings.REDIS_URL:
+        missing["redis"] = "REDIS_URL is not set (in-memory channel layer)"
+    if not shutil.which(CHROMIUM):
+        missing["browser"] = f"no Chromium at {CHROMIUM}"
+    return missing
+
+
+_skipped_for: dict[str, str] = {}
+
+
+def pytest_configure(config):
+    (settings.BASE_DIR / "test-artifacts").mkdir(exist_ok=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = _missing()
+    for item in items:
+        for marker, reason in missing.items():
+            if item.get_closest_marker(marker) is None:
+                continue
+            if REQUIRE_SERVICES:
+                item.add_marker(pytest.mark.usefixtures("_service_required_but_missing"))
+                item.user_properties.append(("missing", reason))
+            else:
+                _skipped_for[marker] = reason
+                item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {reason}"))
+
+
+@pytest.fixture
+def _service_required_but_missing(request):
+    reasons = [value for key, value in request.node.user_properties if key == "missing"]
+    pytest.fail(f"required service missing in this run: {'; '.join(reasons)}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    db = connection.vendor
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    terminalreporter.write_line(f"TeamChat test services: database={db}, channel layer={layer}")
+    for marker, reason in sorted(_skipped_for.items()):
+        terminalreporter.write_line(
+            f"NOTE: tests marked '{marker}' were skipped locally: {reason}. "
+            "CI runs them against real services.",
+            yellow=True,
+        )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_worker_thread_connections(django_db_setup, django_db_blocker):
+    """Close the connection the consumers' database thread holds, so the test database can go."""
+    yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        # Run from a fresh event loop, so it lands on the shared database thread.
+        asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
+
+
+@pytest.fixture(autouse=True)
+def general_room(request):
+    """#general, which migrations create, also in tests whose database is flushed between tests."""
+    if request.node.get_closest_marker("django_db") is None and not {
+        "db",
+        "transactional_db",
+    } & set(request.fixturenames):
+        return None
+    request.getfixturevalue("_django_db_helper")
+    from chat.models import DEFAULT_ROOM_SLUG, Room
+
+    return Room.objects.get_or_create(slug=DEFAULT_ROOM_SLUG, defaults={"name": "general"})[0]
+
+
+@pytest.fixture
+def make_user(db):
+    return UserFactory
+
+
+@pytest.fixture
+def login_cookie():
+    """Log a user in through Django and return the session cookie header value."""
+
+    def _login(user) -> str:
+        client = Client()
+        client.force_login(user)
+        return (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
+
+    return _login
