@@ -1,0 +1,36 @@
+"""Start daphne with TeamChat's server options: `python -m teamchat.server [--port N]`.
+
+The one place the server's own limits are set, used by the README's run
+command and by the tests that start real server processes.
+"""
+
+import argparse
+
+from daphne.cli import CommandLineInterface
+
+# PROTOCOL.md: frames up to 128 KiB are always read; daphne refuses larger
+# ones itself (closing with 1009) before they reach the application.
+MAX_FRAME_BYTES = 128 * 1024
+
+
+def daphne_args(host: str, port: int, extra: list[str] | None = None) -> list[str]:
+    return [
+        "--bind", host,
+        "--port", str(port),
+        "--websocket-max-message-size", str(MAX_FRAME_BYTES),
+        "--websocket-max-frame-size", str(MAX_FRAME_BYTES),
+        *(extra or []),
+        "teamchat.asgi:application",
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    known, extra = parser.parse_known_args()
+    CommandLineInterface().run(daphne_args(known.host, known.port, extra))
+
+
+if __name__ == "__main__":
+    main()
