@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
 
 from . import events, selectors
 from .models import DEFAULT_ROOM_SLUG
@@ -13,6 +14,7 @@ def index(request: HttpRequest) -> HttpResponse:
     return redirect("chat:room", slug=DEFAULT_ROOM_SLUG)
 
 
+@require_GET
 @login_required
 def room(request: HttpRequest, slug: str) -> HttpResponse:
     """The newest messages rendered on the server; the page then goes live over the socket."""
@@ -29,7 +31,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
             "room": current,
             "rooms": rooms,
             "is_member": any(r.pk == current.pk for r in rooms),
-            "messages": [events.message_data(m, current.slug) for m in messages],
+            "chat_messages": [events.message_data(m, current.slug) for m in messages],
             "has_older": len(messages) == ROOM_PAGE_MESSAGES,
             "client_config": {
                 "room": current.slug,
