@@ -1,10 +1,11 @@
 """Real daphne server processes on the test database, for multi-process and browser tests."""
 
 import os
-import selectors
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -75,30 +76,25 @@ def start_server(startup_timeout: float = 60.0, **env_overrides: str) -> ServerP
         text=True,
     )
     server = ServerProcess(port, process)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_output() -> None:
+        # A thread reads every line (a pipe left unread would block the server);
+        # the caller waits on the queue, never on the pipe's buffering.
+        for line in process.stdout:
+            server.output.append(line)
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read_output, daemon=True).start()
     deadline = time.monotonic() + startup_timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(process.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                server.stop()
-                raise RuntimeError("server did not start:\n" + "".join(server.output))
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError("server exited:\n" + "".join(server.output))
-            server.output.append(line)
-            if READY_LINE in line:
-                break
-    _drain_in_background(server)
-    return server
-
-
-def _drain_in_background(server: ServerProcess) -> None:
-    # Keep reading the server's output so a full pipe never blocks it.
-    import threading
-
-    def drain() -> None:
-        for line in server.process.stdout:
-            server.output.append(line)
-
-    threading.Thread(target=drain, daemon=True).start()
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            server.stop()
+            raise RuntimeError("server did not start:\n" + "".join(server.output)) from None
+        if not line:
+            raise RuntimeError("server exited:\n" + "".join(server.output))
+        if READY_LINE in line:
+            return server
