@@ -1,7 +1,9 @@
 """The chat socket: parse a frame, call one service, send the result."""
 
+import asyncio
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -10,8 +12,10 @@ from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
 
 from . import events, selectors, services
+from .fanout import local_fanout
 from .protocol import FrameError, parse_frame
 from .ratelimit import SendRateLimiter
+from .writer import message_writer
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +25,27 @@ send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURS
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    """One socket per browser tab, subscribed to every room its user belongs to."""
+    """One socket per browser tab, carrying every room its user belongs to.
 
-    groups_joined: list[str]
+    Events reach it from the process's fan-out (chat.fanout), not through a
+    channel-layer channel of its own, so it has none.
+    """
+
+    channel_layer_alias = None
+
+    user_id: int
+    registered = False
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels' dispatch first closes stale database connections through the
+        # database thread, a thread hop per frame; the database work here runs in
+        # database_sync_to_async, which does that itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
-        self.groups_joined = []
         user = self.scope.get("user")
         session = self.scope.get("session")
         login_id = session.get(LOGIN_ID_KEY) if session is not None else None
@@ -34,18 +53,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake gets HTTP 403
             return
         self.user = user
+        self.user_id = user.pk
         self.login_id = login_id
+        self._checks: set[asyncio.Task[None]] = set()
         room_ids = await database_sync_to_async(selectors.room_ids_of_member)(user.pk)
-        # Subscribe before accepting so nothing published meanwhile is missed.
-        for group in [events.user_group(user.pk), *map(events.room_group, room_ids)]:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
+        # Subscribe before accepting, so nothing published meanwhile is missed.
+        await local_fanout().register(self, room_ids)
+        self.registered = True
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.groups_joined = []
+        if self.registered:
+            local_fanout().unregister(self)
+            self.registered = False
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
@@ -56,20 +76,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except FrameError as exc:
             await self._send_error(exc.code, exc.detail, exc.nonce)
             return
-        if not send_limiter.allow(self.user.pk):
+        if not send_limiter.allow(self.user_id):
             await self._send_error(
                 "rate_limited", "You are sending too fast; nothing was stored.", frame.nonce
             )
             return
+        request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)
         try:
-            result = await database_sync_to_async(services.message_send)(
-                author=self.user, room=frame.room, body=frame.body, nonce=frame.nonce
-            )
+            result = await message_writer().send(request)
         except services.ChatError as exc:
             await self._send_error(exc.code, exc.detail, frame.nonce)
             return
         except Exception:
-            log.exception("send from user %s failed", self.user.pk)
+            log.exception("send from user %s failed", self.user_id)
             await self._send_error(
                 "unavailable",
                 "The message could not be stored; retry with the same nonce.",
@@ -84,14 +103,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send_error(self, code: str, detail: str, nonce: str | None = None) -> None:
         await self.send(text_data=events.encode(events.error_event(code, detail, nonce)))
 
-    # --- channel-layer events ---------------------------------------------
+    # --- called by the fan-out ---------------------------------------------
 
-    async def chat_deliver(self, event: dict) -> None:
-        await self.send(text_data=event["text"])
+    async def deliver(self, text: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text})
 
-    async def session_check(self, event: dict) -> None:
+    def session_check_soon(self) -> None:
+        task = asyncio.create_task(self._check_session())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check_session(self) -> None:
         valid = await database_sync_to_async(login_session_is_valid)(
-            login_id=self.login_id, user_id=self.user.pk
+            login_id=self.login_id, user_id=self.user_id
         )
         if not valid:
             await self.close(code=CLOSE_SESSION_ENDED)

@@ -12,21 +12,10 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from . import fanout
 from .models import Message
 
 log = logging.getLogger(__name__)
-
-# Channel-layer message types (consumer handler names are these with "." -> "_").
-DELIVER = "chat.deliver"
-SESSION_CHECK = "session.check"
-
-
-def room_group(room_id: int) -> str:
-    return f"room.{room_id}"
-
-
-def user_group(user_id: int) -> str:
-    return f"user.{user_id}"
 
 
 def format_time(value: datetime) -> str:
@@ -57,22 +46,24 @@ def error_event(code: str, detail: str, nonce: str | None = None) -> dict[str, A
     return {"type": "error", "code": code, "detail": detail, "nonce": nonce}
 
 
-def _group_send(group: str, payload: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, payload)
+def _group_send(payload: dict[str, Any]) -> None:
+    async_to_sync(get_channel_layer().group_send)(fanout.FANOUT_GROUP, payload)
 
 
-def message_created(message: Message, room_slug: str) -> None:
-    """Deliver a committed message to every open socket of every member of its room."""
+def messages_created(created: list[tuple[Message, str]]) -> None:
+    """Deliver committed messages, in order, to every open socket of their rooms' members."""
     _group_send(
-        room_group(message.room_id),
-        {"type": DELIVER, "text": encode(message_event(message, room_slug))},
+        {
+            "type": fanout.MESSAGES,
+            "events": [[m.room_id, encode(message_event(m, slug))] for m, slug in created],
+        }
     )
 
 
 def user_sockets_recheck(user_id: int) -> None:
     """Ask each open socket of the user to re-check the session it was opened with."""
     try:
-        _group_send(user_group(user_id), {"type": SESSION_CHECK})
+        _group_send({"type": fanout.SESSION_CHECK, "user": user_id})
     except Exception:
-        # Losing this only delays the close until the socket's periodic check.
+        # Not fatal for the request that caused it; the sockets stay open meanwhile.
         log.exception("could not ask the sockets of user %s to re-check their sessions", user_id)

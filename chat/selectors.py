@@ -49,6 +49,44 @@ def room_for_sender(user: User, slug: str) -> tuple[Room, bool]:
     return room, room.is_member
 
 
+def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[Room, bool]]:
+    """For (user id, room slug) pairs: the room and whether the user is a member.
+
+    Pairs whose room does not exist or is private to others are left out.
+    Two queries, whatever the number of pairs.
+    """
+    if not pairs:
+        return {}
+    slugs = {slug for _, slug in pairs}
+    rooms = {room.slug: room for room in Room.objects.filter(slug__in=slugs)}
+    joined = set(
+        Membership.objects.filter(
+            room__in=rooms.values(), user_id__in={user_id for user_id, _ in pairs}
+        ).values_list("user_id", "room_id")
+    )
+    access = {}
+    for user_id, slug in pairs:
+        room = rooms.get(slug)
+        if room is None:
+            continue
+        is_member = (user_id, room.id) in joined
+        if room.is_private and not is_member:
+            continue
+        access[(user_id, slug)] = (room, is_member)
+    return access
+
+
+def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+    """Messages already stored under these (author id, nonce) pairs. One query."""
+    if not keys:
+        return {}
+    found = Message.objects.filter(
+        author_id__in={author_id for author_id, _ in keys},
+        nonce__in={nonce for _, nonce in keys},
+    ).select_related("room", "author")
+    return {(m.author_id, m.nonce): m for m in found if (m.author_id, m.nonce) in keys}
+
+
 def rooms_of_member(user: User) -> list[Room]:
     """The rooms `user` has joined, by name, for the sidebar and socket subscriptions."""
     return list(Room.objects.filter(memberships__user=user).order_by("name"))

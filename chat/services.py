@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from accounts.models import User
 
@@ -73,6 +73,11 @@ _local_order = threading.Lock()
 
 @contextmanager
 def _commit_and_publish_in_order() -> Iterator[None]:
+    if connection.in_atomic_block:
+        # An outer transaction would commit (and publish) after the lock is gone.
+        raise RuntimeError(
+            "Messages are committed by the service itself; call it outside a transaction."
+        )
     with _local_order:
         if connection.vendor != "postgresql":
             yield
@@ -86,12 +91,20 @@ def _commit_and_publish_in_order() -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [_MESSAGE_ORDER_LOCK_KEY])
 
 
-def _publish(message: Message, room_slug: str) -> None:
+@dataclass(frozen=True)
+class SendRequest:
+    author: User
+    room: str
+    body: str
+    nonce: str | None
+
+
+def _publish(created: list[SendResult]) -> None:
     try:
-        events.message_created(message, room_slug)
+        events.messages_created([(r.message, r.room_slug) for r in created])
     except Exception:
-        # The message is committed; clients fill the gap from history.
-        log.exception("message %s was stored but could not be broadcast", message.id)
+        # The messages are committed; clients fill the gap from history.
+        log.exception("%d stored message(s) could not be broadcast", len(created))
 
 
 def message_send(*, author: User, room: str, body: str, nonce: str | None) -> SendResult:
@@ -102,39 +115,84 @@ def message_send(*, author: User, room: str, body: str, nonce: str | None) -> Se
     same author returns the message already stored (created=False) and
     broadcasts nothing. The broadcast happens only after the commit.
     """
-    body_validate(body)
-    nonce = nonce_validate(nonce)
-    try:
-        room_obj, is_member = selectors.room_for_sender(author, room)
-    except selectors.RoomNotFound:
-        raise ChatError("no_such_room", f"There is no room #{room[:64]}.") from None
-    if not is_member:
-        raise ChatError("not_member", f"You are not a member of #{room_obj.slug}.")
+    [result] = message_send_many([SendRequest(author, room, body, nonce)])
+    if isinstance(result, ChatError):
+        raise result
+    return result
 
-    with _commit_and_publish_in_order():
-        if nonce is not None:
-            existing = _message_by_nonce(author, nonce)
-            if existing is not None:
-                return SendResult(existing, existing.room.slug, created=False)
+
+def message_send_many(requests: list[SendRequest]) -> list[SendResult | ChatError]:
+    """`message_send` for a batch, in one transaction (group commit).
+
+    Each request gets its own result or ChatError, in order; the created
+    messages get ids in request order and are broadcast together after the
+    commit. A constant number of queries, whatever the batch size.
+    """
+    results: list[SendResult | ChatError | None] = [None] * len(requests)
+    pending: list[int] = []
+    for i, req in enumerate(requests):
         try:
-            with transaction.atomic():
-                message = Message.objects.create(
-                    room=room_obj, author=author, body=body, nonce=nonce
-                )
-                transaction.on_commit(lambda: _publish(message, room_obj.slug))
-        except IntegrityError:
-            # Another process stored the same nonce first.
-            existing = _message_by_nonce(author, nonce) if nonce is not None else None
-            if existing is None:
-                raise
-            return SendResult(existing, existing.room.slug, created=False)
-    return SendResult(message, room_obj.slug, created=True)
+            body_validate(req.body)
+            nonce_validate(req.nonce)
+        except ChatError as exc:
+            results[i] = exc
+        else:
+            pending.append(i)
 
-
-def _message_by_nonce(author: User, nonce: str) -> Message | None:
-    return (
-        Message.objects.filter(author=author, nonce=nonce).select_related("room", "author").first()
+    access = selectors.room_access_many(
+        {(requests[i].author.pk, requests[i].room) for i in pending}
     )
+    allowed: list[tuple[int, Room]] = []
+    for i in pending:
+        req = requests[i]
+        found = access.get((req.author.pk, req.room))
+        if found is None:
+            results[i] = ChatError("no_such_room", f"There is no room #{req.room[:64]}.")
+        elif not found[1]:
+            results[i] = ChatError("not_member", f"You are not a member of #{found[0].slug}.")
+        else:
+            allowed.append((i, found[0]))
+
+    if allowed:
+        with _commit_and_publish_in_order():
+            _store(requests, allowed, results)
+    return results  # type: ignore[return-value]
+
+
+def _store(
+    requests: list[SendRequest],
+    allowed: list[tuple[int, Room]],
+    results: list[SendResult | ChatError | None],
+) -> None:
+    nonces = {(requests[i].author.pk, requests[i].nonce) for i, _ in allowed if requests[i].nonce}
+    stored = selectors.messages_by_nonce(nonces)
+    to_create: list[tuple[int, Message, str]] = []
+    in_batch: dict[tuple[int, str], int] = {}
+    repeats: list[tuple[int, int]] = []
+    for i, room in allowed:
+        req = requests[i]
+        key = (req.author.pk, req.nonce) if req.nonce else None
+        if key in stored:
+            message = stored[key]
+            results[i] = SendResult(message, message.room.slug, created=False)
+        elif key is not None and key in in_batch:
+            repeats.append((i, in_batch[key]))
+        else:
+            if key is not None:
+                in_batch[key] = i
+            message = Message(room=room, author=req.author, body=req.body, nonce=req.nonce)
+            to_create.append((i, message, room.slug))
+
+    with transaction.atomic():
+        Message.objects.bulk_create([message for _, message, _ in to_create])
+        created = [SendResult(message, slug, created=True) for _, message, slug in to_create]
+        transaction.on_commit(lambda: _publish(created))
+    for (i, _, _), result in zip(to_create, created, strict=True):
+        results[i] = result
+    for i, first in repeats:
+        original = results[first]
+        assert isinstance(original, SendResult)
+        results[i] = SendResult(original.message, original.room_slug, created=False)
 
 
 def member_add_to_default_room(user: User) -> None:

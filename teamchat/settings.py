@@ -5,6 +5,7 @@ environment (or an optional `.env` file). The defaults are the zero-setup local
 development configuration: SQLite and the in-memory channel layer.
 """
 
+import re
 import secrets
 from pathlib import Path
 
@@ -115,6 +116,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and cache ----------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+FANOUT_CAPACITY = 100_000
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="teamchat")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -131,6 +133,9 @@ if REDIS_URL:
                 ],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                # Each process's fan-out channel carries every event for the
+                # process: it must never fill up and drop silently.
+                "channel_capacity": {"teamchat.fanout*": FANOUT_CAPACITY},
                 "expiry": 60,
             },
         }
@@ -146,7 +151,11 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels.layers.InMemoryChannelLayer",
-            "CONFIG": {"capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000)},
+            "CONFIG": {
+                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                # This layer does not compile glob patterns itself.
+                "channel_capacity": [(re.compile(r"teamchat\.fanout"), FANOUT_CAPACITY)],
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

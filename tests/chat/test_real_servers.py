@@ -101,3 +101,24 @@ def test_real_server_refuses_anonymous_and_foreign_origin_handshakes_with_403(
 
     assert asyncio.run(status_of("sessionid=none", None)) == 403
     assert asyncio.run(status_of(cookie, "http://evil.example")) == 403
+
+
+def test_frames_up_to_128_kib_are_read_and_larger_ones_refused(two_servers, login_cookie):
+    a, _ = two_servers
+    cookie = login_cookie(UserFactory())
+    frame = json.dumps({"type": "send", "room": "general", "body": "", "nonce": "big"})
+    padding = 128 * 1024 - len(frame)
+    at_limit = frame.replace('"body": ""', '"body": "' + "x" * padding + '"')
+    assert len(at_limit.encode()) == 128 * 1024
+
+    async def scenario():
+        async with connect(a, cookie) as ws:
+            await ws.send(at_limit)
+            reply = await next_event(ws)
+            assert (reply["code"], reply["nonce"]) == ("too_long", "big")
+            await ws.send("y" * (128 * 1024 + 1))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=10)
+            return closed.value.rcvd.code if closed.value.rcvd else None
+
+    assert asyncio.run(scenario()) in (1009, None)

@@ -1,0 +1,72 @@
+"""Group commit for socket sends.
+
+Sends from every socket of the process queue here; one task stores them in
+batches, each batch in one transaction (`services.message_send_many`), so the
+database sees one round trip per batch rather than per message. A batch is
+whatever queued while the previous one was being written: an idle server
+writes a lone message at once, a busy one writes many per commit.
+"""
+
+import asyncio
+import weakref
+
+from channels.db import database_sync_to_async
+
+from . import services
+from .services import SendRequest, SendResult
+
+MAX_BATCH = 500
+
+
+class MessageWriter:
+    def __init__(self) -> None:
+        self._queue: list[tuple[SendRequest, asyncio.Future[SendResult]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def send(self, request: SendRequest) -> SendResult:
+        """Store one message (raising ChatError when refused) and return its result."""
+        future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._write(batch)
+
+    @staticmethod
+    async def _write(batch: list[tuple[SendRequest, asyncio.Future[SendResult]]]) -> None:
+        try:
+            results = await database_sync_to_async(services.message_send_many)(
+                [request for request, _ in batch]
+            )
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # the socket went away meanwhile
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def message_writer() -> MessageWriter:
+    """This process's (this event loop's) writer."""
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        writer = _writers[loop] = MessageWriter()
+    return writer
