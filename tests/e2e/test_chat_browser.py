@@ -92,3 +92,49 @@ def test_the_chat_works_on_a_phone_sized_screen(live_server_process, browser):
     expect(message(page, "pat", "from my phone")).to_have_attribute("data-state", "sent")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, "the page scrolls sideways on a phone"
+
+
+def test_a_dropped_socket_catches_up_without_gaps_or_duplicates(live_server_process, browser):
+    """Bob's socket silently loses events, then drops; on reconnect he sees each message once."""
+    base = live_server_process.http_url
+    alice = browser.new_context().new_page()
+    bob = browser.new_context().new_page()
+    links = []
+    deaf = {"on": False}
+
+    def relay(ws):
+        server = ws.connect_to_server()
+        links.append(ws)
+        # Server-to-page traffic is dropped while "deaf": the page's socket is
+        # open but misses the broadcasts, as on a half-dead connection.
+        server.on_message(lambda message: None if deaf["on"] else ws.send(message))
+        ws.on_message(lambda message: server.send(message))
+
+    bob.route_web_socket("**/ws/chat/", relay)
+    sign_up(alice, base, "alice")
+    sign_up(bob, base, "bob")
+
+    say(alice, "before the outage")
+    expect(message(bob, "alice", "before the outage")).to_have_count(1)
+
+    deaf["on"] = True
+    for i in range(3):
+        say(alice, f"missed {i}")
+    expect(message(alice, "alice", "missed 2")).to_have_attribute("data-state", "sent")
+    expect(message(bob, "alice", "missed")).to_have_count(0)
+
+    deaf["on"] = False
+    links[-1].close(code=4000, reason="network gone")
+    expect(bob.locator("#connection-status")).to_have_attribute("data-state", "online")
+    say(alice, "after the outage")
+
+    expect(message(bob, "alice", "after the outage")).to_have_count(1)
+    bodies = bob.locator("#messages li.message .message-body").all_text_contents()
+    assert bodies == [
+        "before the outage",
+        "missed 0",
+        "missed 1",
+        "missed 2",
+        "after the outage",
+    ]
+    assert len(links) >= 2, "the page did not reconnect"
