@@ -99,6 +99,12 @@ def general_room(request):
     return Room.objects.get_or_create(slug=DEFAULT_ROOM_SLUG, defaults={"name": "general"})[0]
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Real hashing is deliberately slow; tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db):
     return UserFactory
