@@ -10,10 +10,11 @@ the local sockets of its room from memory.
 
 import asyncio
 import logging
-import weakref
 from typing import Protocol
 
 from channels.layers import get_channel_layer
+
+from .perloop import per_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +125,5 @@ class Fanout:
                 sock.session_check_soon()
 
 
-_fanouts: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def local_fanout() -> Fanout:
-    """This process's (this event loop's) fan-out."""
-    loop = asyncio.get_running_loop()
-    fanout = _fanouts.get(loop)
-    if fanout is None:
-        fanout = _fanouts[loop] = Fanout()
-    return fanout
+# This process's (this event loop's) fan-out.
+local_fanout = per_event_loop(Fanout)

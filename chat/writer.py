@@ -8,11 +8,11 @@ writes a lone message at once, a busy one writes many per commit.
 """
 
 import asyncio
-import weakref
 
 from channels.db import database_sync_to_async
 
 from . import services
+from .perloop import per_event_loop
 from .services import SendRequest, SendResult
 
 MAX_BATCH = 500
@@ -58,15 +58,5 @@ class MessageWriter:
                 future.set_result(result)
 
 
-_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageWriter]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def message_writer() -> MessageWriter:
-    """This process's (this event loop's) writer."""
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = MessageWriter()
-    return writer
+# This process's (this event loop's) writer.
+message_writer = per_event_loop(MessageWriter)
