@@ -15,6 +15,7 @@ from . import events, selectors, services
 from .fanout import local_fanout
 from .protocol import FrameError, parse_frame
 from .ratelimit import SendRateLimiter
+from .transport import PreparedMessage, SocketOutput
 from .writer import message_writer
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._checks: set[asyncio.Task[None]] = set()
         room_ids = await database_sync_to_async(selectors.room_ids_of_member)(user.pk)
         # Subscribe before accepting, so nothing published meanwhile is missed.
+        self.output = SocketOutput(self.base_send)
         await local_fanout().register(self, room_ids)
         self.registered = True
         await self.accept()
+        self.output.start()
 
     async def disconnect(self, code: int) -> None:
         if self.registered:
@@ -105,8 +108,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- called by the fan-out ---------------------------------------------
 
-    async def deliver(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})
+    async def deliver(self, text: str, prepared: PreparedMessage | None = None) -> None:
+        await self.output.write(text, prepared)
 
     def session_check_soon(self) -> None:
         task = asyncio.create_task(self._check_session())

@@ -15,6 +15,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 
 from .perloop import per_event_loop
+from .transport import PreparedMessage, prepare
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ SESSION_CHECK = "fanout.session_check"
 class Subscriber(Protocol):
     user_id: int
 
-    async def deliver(self, text: str) -> None: ...
+    async def deliver(self, text: str, prepared: PreparedMessage) -> None: ...
 
     def session_check_soon(self) -> None: ...
 
@@ -115,9 +116,13 @@ class Fanout:
         kind = event.get("type")
         if kind == MESSAGES:
             for room_id, text in event["events"]:
-                for sock in tuple(self.by_room.get(room_id, ())):
+                members = self.by_room.get(room_id)
+                if not members:
+                    continue
+                prepared = prepare(text)
+                for sock in tuple(members):
                     try:
-                        await sock.deliver(text)
+                        await sock.deliver(text, prepared)
                     except Exception:
                         log.exception("delivery to a socket failed")
         elif kind == SESSION_CHECK:

@@ -122,3 +122,65 @@ def test_frames_up_to_128_kib_are_read_and_larger_ones_refused(two_servers, logi
             return closed.value.rcvd.code if closed.value.rcvd else None
 
     assert asyncio.run(scenario()) in (1009, None)
+
+
+@pytest.fixture
+def fast_server():
+    server = start_server(CHAT_RATE_LIMIT="100000", CHAT_RATE_BURST="100000")
+    yield server
+    server.stop()
+
+
+def test_a_client_that_stops_reading_is_closed_and_catches_up(fast_server, login_cookie):
+    import socket
+    import urllib.request
+
+    server = fast_server
+    sender, slow = UserFactory(username="sender"), UserFactory(username="slow")
+    sender_cookie, slow_cookie = login_cookie(sender), login_cookie(slow)
+    total, body = 1200, "z" * 9000
+
+    def history_after(after: int) -> list[dict]:
+        request = urllib.request.Request(
+            f"{server.http_url}/api/rooms/general/messages/?after={after}&limit=200",
+            headers={"Cookie": slow_cookie},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["messages"]
+
+    async def scenario():
+        # A small receive buffer, so the server notices the unread data soon.
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        raw.connect(("127.0.0.1", server.port))
+        slow_ws = await websockets.connect(
+            server.ws_url,
+            sock=raw,
+            additional_headers={"Cookie": slow_cookie, "Origin": server.http_url},
+            max_queue=4,
+            max_size=None,
+        )
+        async with connect(server, sender_cookie) as ws:
+            for i in range(total):
+                frame = {"type": "send", "room": "general", "body": f"{i} {body}"}
+                await ws.send(json.dumps(frame))
+            for _ in range(total):  # the sender keeps reading: it is not slow
+                await next_event(ws)
+        received = []
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                received.append(json.loads(await asyncio.wait_for(slow_ws.recv(), timeout=10)))
+        return received, closed.value.rcvd.code if closed.value.rcvd else None
+
+    received, code = asyncio.run(scenario())
+    # The close frame queues behind the unread data, so a client this slow
+    # usually sees the connection dropped once the close handshake times out.
+    assert code in (4008, None)
+    assert 0 < len(received) < total
+    ids = [m["id"] for m in received]
+    caught_up, last = [], ids[-1]
+    while page := history_after(last):
+        caught_up += page
+        last = page[-1]["id"]
+    assert len(ids) + len(caught_up) == total
+    assert len(set(ids) | {m["id"] for m in caught_up}) == total

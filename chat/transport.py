@@ -1,0 +1,113 @@
+"""Writing events to sockets: framed once per event, and never piling up.
+
+Under daphne each socket is an autobahn protocol on a Twisted transport. An
+event that goes to many sockets is framed once (`prepare`) and the same bytes
+are written to every transport, instead of being encoded and framed again for
+each socket by daphne. Each socket also registers as a producer on its
+transport, so Twisted says when the client stops reading (its buffer passes
+64 KiB); a socket whose client keeps not reading past `SLOW_SOCKET_BYTES` is
+closed, and the client catches up from the database when it reconnects.
+
+Anything that is not daphne (the test communicator) gets plain ASGI sends.
+"""
+
+import functools
+from typing import Any
+
+from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+# How much may be written to a socket whose client has stopped reading.
+SLOW_SOCKET_BYTES = 1024 * 1024
+CLOSE_TOO_SLOW = 4008
+
+
+def prepare(text: str) -> PreparedMessage:
+    """A text frame ready to be written to any number of sockets."""
+    return PreparedMessage(text.encode(), isBinary=False, applyMask=False, doNotCompress=True)
+
+
+@implementer(IPushProducer)
+class _ReadWatch:
+    """Told by Twisted when the transport's buffer fills (pause) and drains (resume).
+
+    Takes the place of the producer already registered on the transport (the
+    HTTP channel the socket was upgraded from) and passes every call on to it.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.paused = False
+        self.written_while_paused = 0
+
+    def pauseProducing(self) -> None:  # noqa: N802  (Twisted's interface)
+        self.paused = True
+        if self.inner is not None:
+            self.inner.pauseProducing()
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.paused = False
+        self.written_while_paused = 0
+        if self.inner is not None:
+            self.inner.resumeProducing()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self.paused = True
+        if self.inner is not None:
+            self.inner.stopProducing()
+
+
+class SocketOutput:
+    """The write side of one socket."""
+
+    def __init__(self, asgi_send: Any) -> None:
+        self._asgi_send = asgi_send
+        self._ws = _daphne_protocol(asgi_send)
+        self._watch: _ReadWatch | None = None
+        self.closed_for_slowness = False
+
+    def start(self) -> None:
+        """Call once the socket is accepted."""
+        transport = getattr(self._ws, "transport", None)
+        if transport is None:
+            return
+        inner = getattr(transport, "producer", None)
+        if inner is not None:
+            if not getattr(transport, "streamingProducer", True):
+                return  # a pull producer cannot be told to pause; leave it alone
+            transport.unregisterProducer()
+        self._watch = _ReadWatch(inner)
+        transport.registerProducer(self._watch, True)
+
+    async def write(self, text: str, prepared: PreparedMessage | None = None) -> None:
+        ws, watch = self._ws, self._watch
+        if ws is None or watch is None:
+            await self._asgi_send({"type": "websocket.send", "text": text})
+            return
+        if ws.state != ws.STATE_OPEN or self.closed_for_slowness:
+            return
+        frame = prepared if prepared is not None else prepare(text)
+        if watch.paused:
+            watch.written_while_paused += len(frame.payloadHybi)
+            if watch.written_while_paused > SLOW_SOCKET_BYTES:
+                self.closed_for_slowness = True
+                ws.sendClose(code=CLOSE_TOO_SLOW, reason="Not reading fast enough; catch up.")
+                return
+        ws.sendPreparedMessage(frame)
+
+
+def _daphne_protocol(send: Any) -> Any | None:
+    # Channels' session middleware wraps `send` in a method of an object that
+    # keeps the next one as `real_send`; under it all, daphne hands each
+    # application `partial(server.handle_reply, protocol)`.
+    for _ in range(8):
+        inner = getattr(getattr(send, "__self__", None), "real_send", None)
+        if inner is None:
+            break
+        send = inner
+    if isinstance(send, functools.partial) and send.args:
+        protocol = send.args[0]
+        if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "STATE_OPEN"):
+            return protocol
+    return None
