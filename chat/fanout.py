@@ -20,7 +20,6 @@ from .transport import PreparedMessage, prepare
 log = logging.getLogger(__name__)
 
 FANOUT_GROUP = "teamchat.fanout"
-CHANNEL_PREFIX = "teamchat.fanout"
 # Channel layers forget group members after `group_expiry` (a day by default).
 REJOIN_SECONDS = 600.0
 
@@ -73,7 +72,10 @@ class Fanout:
             self._started = asyncio.get_running_loop().create_future()
             try:
                 layer = get_channel_layer()
-                channel = await layer.new_channel(CHANNEL_PREFIX)
+                # The default "specific." prefix: channels-redis pops every
+                # process-local channel from one key with one blocking read,
+                # and a channel under another prefix would wait behind it.
+                channel = await layer.new_channel()
                 await layer.group_add(FANOUT_GROUP, channel)
             except BaseException as exc:
                 self._started.set_exception(exc)

@@ -129,13 +129,18 @@ if REDIS_URL:
                     {
                         "address": REDIS_URL,
                         "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=2000),
+                        # redis-py reads with a 5 s timeout by default, the same as the
+                        # layer's blocking pop: a reply that comes at the last moment
+                        # would be abandoned mid-read, and the message in it lost.
+                        "socket_timeout": 30,
                     }
                 ],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
-                # Each process's fan-out channel carries every event for the
-                # process: it must never fill up and drop silently.
-                "channel_capacity": {"teamchat.fanout*": FANOUT_CAPACITY},
+                # Each process's fan-out channel (its only process-local channel
+                # in use) carries every event for the process: it must never
+                # fill up and drop silently.
+                "channel_capacity": {"specific.*": FANOUT_CAPACITY},
                 "expiry": 60,
             },
         }
@@ -154,7 +159,7 @@ else:
             "CONFIG": {
                 "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
                 # This layer does not compile glob patterns itself.
-                "channel_capacity": [(re.compile(r"teamchat\.fanout"), FANOUT_CAPACITY)],
+                "channel_capacity": [(re.compile(r"specific\."), FANOUT_CAPACITY)],
             },
         }
     }
