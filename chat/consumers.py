@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.models import User
 from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
 
@@ -23,6 +24,34 @@ log = logging.getLogger(__name__)
 CLOSE_SESSION_ENDED = 4401
 
 send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
+_pending_checks: set[asyncio.Task[None]] = set()
+
+
+def _shed_handshake_state(scope: dict) -> User:
+    """Free what only the handshake needed, for the socket's lifetime.
+
+    The middleware layers each keep a shallow copy of the scope, so the
+    shared header list, cookie dict and decoded session are emptied in place
+    rather than dropped from one copy, and the user behind the scope's lazy
+    object becomes one that holds only what the socket uses. Nothing reads the
+    rest after the handshake; Channels' session wrapper saves sessions only
+    on HTTP responses.
+    """
+    headers = scope.get("headers")
+    if isinstance(headers, list):
+        headers.clear()
+    cookies = scope.get("cookies")
+    if isinstance(cookies, dict):
+        cookies.clear()
+    session = scope.get("session")
+    if session is not None:
+        session._session_cache = {}
+    user = scope["user"]
+    # Only these fields are loaded; the socket never reads another one.
+    slim = User.from_db(None, ["id", "username", "is_active"], [user.pk, user.username, True])
+    if hasattr(user, "_wrapped"):
+        user._wrapped = slim
+    return slim
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -33,6 +62,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     """
 
     channel_layer_alias = None
+    groups = ()  # none: no per-socket list either
 
     user_id: int
     registered = False
@@ -53,10 +83,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active or not login_id:
             await self.close()  # before accept: the handshake gets HTTP 403
             return
-        self.user = user
         self.user_id = user.pk
         self.login_id = login_id
-        self._checks: set[asyncio.Task[None]] = set()
         room_ids = await database_sync_to_async(selectors.room_ids_of_member)(user.pk)
         # Subscribe before accepting, so nothing published meanwhile is missed.
         self.output = SocketOutput(self.base_send)
@@ -64,6 +92,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.registered = True
         await self.accept()
         self.output.start()
+        self.user = _shed_handshake_state(self.scope)
 
     async def disconnect(self, code: int) -> None:
         if self.registered:
@@ -113,8 +142,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def session_check_soon(self) -> None:
         task = asyncio.create_task(self._check_session())
-        self._checks.add(task)
-        task.add_done_callback(self._checks.discard)
+        _pending_checks.add(task)  # keep a reference until it is done
+        task.add_done_callback(_pending_checks.discard)
 
     async def _check_session(self) -> None:
         valid = await database_sync_to_async(login_session_is_valid)(

@@ -42,6 +42,8 @@ class _ReadWatch:
     HTTP channel the socket was upgraded from) and passes every call on to it.
     """
 
+    __slots__ = ("inner", "paused", "written_while_paused")
+
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.paused = False
@@ -66,6 +68,8 @@ class _ReadWatch:
 
 class SocketOutput:
     """The write side of one socket."""
+
+    __slots__ = ("_asgi_send", "_ws", "_transport", "_watch", "closed_for_slowness")
 
     def __init__(self, asgi_send: Any) -> None:
         self._asgi_send = asgi_send

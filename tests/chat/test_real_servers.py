@@ -184,3 +184,33 @@ def test_a_client_that_stops_reading_is_closed_and_catches_up(fast_server, login
         last = page[-1]["id"]
     assert len(ids) + len(caught_up) == total
     assert len(set(ids) | {m["id"] for m in caught_up}) == total
+
+
+def test_a_thousand_clients_connecting_at_once_all_connect_and_hear(two_servers, login_cookie):
+    # The stock design's channels-redis pool runs out during a burst like this
+    # and kills consumers; here a connect makes no channel-layer traffic.
+    server, other = two_servers
+    cookie = login_cookie(UserFactory())
+    speaker = login_cookie(UserFactory(username="speaker"))
+    clients = 1000
+
+    async def scenario():
+        sockets = await asyncio.gather(
+            *(
+                websockets.connect(
+                    server.ws_url,
+                    additional_headers={"Cookie": cookie, "Origin": server.http_url},
+                    open_timeout=60,
+                )
+                for _ in range(clients)
+            )
+        )
+        try:
+            async with connect(other, speaker) as ws:
+                await ws.send(json.dumps({"type": "send", "room": "general", "body": "all here?"}))
+                heard = await asyncio.gather(*(next_event(s) for s in sockets))
+            return [event["body"] for event in heard]
+        finally:
+            await asyncio.gather(*(s.close() for s in sockets))
+
+    assert asyncio.run(scenario()) == ["all here?"] * clients
