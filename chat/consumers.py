@@ -24,7 +24,14 @@ log = logging.getLogger(__name__)
 CLOSE_SESSION_ENDED = 4401
 
 send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
-_pending_checks: set[asyncio.Task[None]] = set()
+# Sends a socket may have queued for storage before it stops reading frames.
+MAX_SENDS_IN_FLIGHT = 32
+_running: set[asyncio.Task[None]] = set()
+
+
+def _track(task: "asyncio.Task[None]") -> None:
+    _running.add(task)  # asyncio keeps only weak references to tasks
+    task.add_done_callback(_running.discard)
 
 
 def _shed_handshake_state(scope: dict) -> User:
@@ -66,6 +73,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     user_id: int
     registered = False
+    sends_in_flight = 0
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections through the
@@ -114,19 +122,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)
+        # The next frame is read while this one is being stored, so a client
+        # with several sends in flight gets them into one commit; results come
+        # back as the writer finishes each batch, in order.
+        future = message_writer().submit(request)
+        self.sends_in_flight += 1
+        _track(asyncio.create_task(self._answer_send(future, frame.nonce)))
+        if self.sends_in_flight > MAX_SENDS_IN_FLIGHT:
+            await asyncio.wait({future})  # stored in order: all earlier ones are done too
+
+    async def _answer_send(self, future: "asyncio.Future[services.SendResult]", nonce) -> None:
         try:
-            result = await message_writer().send(request)
+            result = await future
         except services.ChatError as exc:
-            await self._send_error(exc.code, exc.detail, frame.nonce)
+            await self._send_error(exc.code, exc.detail, nonce)
             return
         except Exception:
             log.exception("send from user %s failed", self.user_id)
             await self._send_error(
-                "unavailable",
-                "The message could not be stored; retry with the same nonce.",
-                frame.nonce,
+                "unavailable", "The message could not be stored; retry with the same nonce.", nonce
             )
             return
+        finally:
+            self.sends_in_flight -= 1
         if not result.created:
             # A retried nonce: only this socket hears about it, nothing is re-broadcast.
             event = events.message_event(result.message, result.room_slug)
@@ -141,9 +159,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.output.write(text, prepared)
 
     def session_check_soon(self) -> None:
-        task = asyncio.create_task(self._check_session())
-        _pending_checks.add(task)  # keep a reference until it is done
-        task.add_done_callback(_pending_checks.discard)
+        _track(asyncio.create_task(self._check_session()))
 
     async def _check_session(self) -> None:
         valid = await database_sync_to_async(login_session_is_valid)(

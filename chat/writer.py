@@ -24,14 +24,17 @@ class MessageWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def send(self, request: SendRequest) -> SendResult:
-        """Store one message (raising ChatError when refused) and return its result."""
+    def submit(self, request: SendRequest) -> "asyncio.Future[SendResult]":
+        """Queue one message; the future gives its result or raises ChatError.
+
+        Requests are stored in the order they are submitted.
+        """
         future: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
         self._wakeup.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        return await future
+        return future
 
     async def _run(self) -> None:
         while True:
