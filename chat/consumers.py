@@ -72,7 +72,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     groups = ()  # none: no per-socket list either
 
     user_id: int
-    registered = False
     sends_in_flight = 0
 
     async def dispatch(self, message: dict) -> None:
@@ -97,15 +96,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Subscribe before accepting, so nothing published meanwhile is missed.
         self.output = SocketOutput(self.base_send)
         await local_fanout().register(self, room_ids)
-        self.registered = True
         await self.accept()
         self.output.start()
         self.user = _shed_handshake_state(self.scope)
 
     async def disconnect(self, code: int) -> None:
-        if self.registered:
-            local_fanout().unregister(self)
-            self.registered = False
+        local_fanout().unregister(self)  # a no-op for a socket never registered
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:

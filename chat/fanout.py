@@ -41,28 +41,22 @@ class Fanout:
 
     def __init__(self) -> None:
         self.by_room: dict[int, set[Subscriber]] = {}
-        # A user has few sockets: a list is smaller than a set.
-        self.by_user: dict[int, list[Subscriber]] = {}
+        # No index by user: session checks are rare, and scanning the
+        # process's sockets for them costs less than an entry per socket.
         self.rooms_of: dict[Subscriber, tuple[int, ...]] = {}
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def register(self, sock: Subscriber, room_ids: list[int]) -> None:
-        """Start delivering the user's and these rooms' events to `sock`."""
+        """Start delivering these rooms' events, and its user's, to `sock`."""
         await self._start()
         self.rooms_of[sock] = tuple(room_ids)
-        self.by_user.setdefault(sock.user_id, []).append(sock)
         for room_id in room_ids:
             self.by_room.setdefault(room_id, set()).add(sock)
 
     def unregister(self, sock: Subscriber) -> None:
         for room_id in self.rooms_of.pop(sock, ()):
             self._discard(self.by_room, room_id, sock)
-        sockets = self.by_user.get(sock.user_id)
-        if sockets is not None and sock in sockets:
-            sockets.remove(sock)
-            if not sockets:
-                del self.by_user[sock.user_id]
 
     @staticmethod
     def _discard(index: dict[int, set[Subscriber]], key: int, sock: Subscriber) -> None:
@@ -133,7 +127,8 @@ class Fanout:
                     except Exception:
                         log.exception("delivery to a socket failed")
         elif kind == SESSION_CHECK:
-            for sock in tuple(self.by_user.get(event["user"], ())):
+            user_id = event["user"]
+            for sock in [s for s in self.rooms_of if s.user_id == user_id]:
                 sock.session_check_soon()
 
 
