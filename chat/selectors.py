@@ -1,7 +1,7 @@
 """Chat reads, and the one place that decides who may see which room."""
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import User
 
@@ -13,10 +13,6 @@ HISTORY_MAX_LIMIT = 200
 
 class RoomNotFound(Exception):
     """The room does not exist, or the user may not see it: never says which."""
-
-
-def rooms_visible_to(user: User) -> QuerySet[Room]:
-    return Room.objects.filter(Q(is_private=False) | Q(memberships__user=user)).distinct()
 
 
 def room_for_reader(user: User, slug: str) -> Room:
@@ -33,21 +29,6 @@ def room_for_reader(user: User, slug: str) -> Room:
     if room is None:
         raise RoomNotFound(slug)
     return room
-
-
-def room_for_sender(user: User, slug: str) -> tuple[Room, bool]:
-    """The room `slug` as seen by `user`, and whether `user` is a member.
-
-    One query. Raises RoomNotFound when the room is invisible to the user.
-    """
-    room = (
-        Room.objects.filter(slug=slug)
-        .annotate(is_member=Exists(Membership.objects.filter(room=OuterRef("pk"), user=user)))
-        .first()
-    )
-    if room is None or (room.is_private and not room.is_member):
-        raise RoomNotFound(slug)
-    return room, room.is_member
 
 
 def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[Room, bool]]:
