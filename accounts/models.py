@@ -7,8 +7,30 @@ from django.db import models
 class User(AbstractUser):
     """A TeamChat account. Custom from the first migration so it can grow."""
 
+    class Role(models.TextChoices):
+        MEMBER = "member", "Member"
+        MODERATOR = "moderator", "Moderator"
+        ADMIN = "admin", "Admin"
+
+    role = models.CharField(
+        max_length=16,
+        choices=Role.choices,
+        default=Role.MEMBER,
+        help_text="Moderators may delete any message, remove members and deactivate users; "
+        "admins may also manage every room. Superusers are admins.",
+    )
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+    @property
+    def is_chat_admin(self) -> bool:
+        return self.is_superuser or self.role == self.Role.ADMIN
+
+    @property
+    def is_moderator(self) -> bool:
+        """Moderator or above."""
+        return self.is_chat_admin or self.role == self.Role.MODERATOR
 
 
 class Session(AbstractBaseSession):

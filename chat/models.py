@@ -7,13 +7,31 @@ DEFAULT_ROOM_SLUG = "general"
 
 
 class Room(models.Model):
+    class Kind(models.TextChoices):
+        CHANNEL = "channel", "Channel"
+        DIRECT = "dm", "Direct message"
+
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=80)
     topic = models.CharField(max_length=250, blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CHANNEL)
     is_private = models.BooleanField(
         default=False, help_text="Private rooms are visible only to their members."
     )
+    is_archived = models.BooleanField(
+        default=False, help_text="Archived rooms are read-only and hidden from the sidebar."
+    )
     created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # For direct messages: the sorted member ids, so a conversation between
+    # the same people is found again rather than created twice.
+    dm_key = models.CharField(max_length=200, null=True, blank=True, unique=True)  # noqa: DJ001
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="rooms", blank=True
     )
@@ -24,6 +42,10 @@ class Room(models.Model):
     def __str__(self) -> str:
         return f"#{self.slug}"
 
+    @property
+    def is_direct(self) -> bool:
+        return self.kind == self.Kind.DIRECT
+
 
 class Membership(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
@@ -31,11 +53,14 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     joined = models.DateTimeField(default=timezone.now)
+    # The id of the newest message the member has read (0: none).
+    last_read_id = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["room", "user"], name="membership_unique_room_user")
         ]
+        indexes = [models.Index(fields=["user", "room"], name="membership_user_room")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.room}"
@@ -49,7 +74,13 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="messages"
     )
     body = models.TextField()
+    # The body rendered from Markdown and sanitized, once, when it is stored.
+    html = models.TextField(blank=True, default="")
     created = models.DateTimeField(default=timezone.now)
+    edited = models.DateTimeField(null=True, blank=True)
+    # A deleted message keeps its row (its nonce still answers retries) but
+    # loses its text, and no reader sees it again.
+    is_deleted = models.BooleanField(default=False)
     # NULL, not "", means "sent without a nonce": the uniqueness rule skips NULLs.
     nonce = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
@@ -67,3 +98,63 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} in {self.room_id} by {self.author_id}"
+
+
+class Reaction(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=32)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_unique_message_user_emoji"
+            )
+        ]
+
+
+class Mention(models.Model):
+    """A member named with @username in a message: counted apart from unread."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mention_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="mention_unique_message_user")
+        ]
+        indexes = [models.Index(fields=["user", "message"], name="mention_user_message")]
+
+
+class Event(models.Model):
+    """One change a client must know about, in the order clients must apply them.
+
+    `seq` grows with every change and travels on the socket event; a client
+    that reconnects names the last `seq` it saw and is sent every later event
+    from here. An event goes to the members of `room` (when set) and to
+    `user` (when set): a read marker only to its user, a membership change to
+    the room and to the member concerned.
+    """
+
+    seq = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=24)
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # Message events are rendered from the message as it is now; the rest
+    # carry their payload here.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["room", "seq"], name="event_room_seq"),
+            models.Index(fields=["user", "seq"], name="event_user_seq"),
+        ]

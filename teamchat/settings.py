@@ -56,6 +56,8 @@ INSTALLED_APPS = [
     "channels",
     "allauth",
     "allauth.account",
+    "allauth.mfa",
+    "django.contrib.postgres",
     "accounts",
     "chat",
 ]
