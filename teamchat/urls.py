@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("chat.urls")),
+    path("", include("chat.search_urls")),
 ]
