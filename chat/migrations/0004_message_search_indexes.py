@@ -9,7 +9,6 @@ The indexes are built CONCURRENTLY (hence a non-atomic migration) so that
 building them on a large message table does not block sends meanwhile.
 """
 
-from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations
 
 INDEXES = {
@@ -21,6 +20,7 @@ INDEXES = {
 def create_indexes(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, definition in INDEXES.items():
         # A concurrent build that failed leaves an invalid index behind;
         # drop it first so IF NOT EXISTS does not keep the broken one.
@@ -35,6 +35,8 @@ def drop_indexes(apps, schema_editor):
         return
     for name in INDEXES:
         schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    # pg_trgm stays: it may have been there before, and whatever else uses it
+    # would break (or, with CASCADE, lose its indexes) if it went.
 
 
 class Migration(migrations.Migration):
@@ -45,9 +47,6 @@ class Migration(migrations.Migration):
         ("chat", "0003_rooms_events_reactions"),
     ]
 
-    operations = [
-        # Skips itself on databases other than PostgreSQL; reversing it drops
-        # the extension again, after the index that needs it is gone.
-        TrigramExtension(),
-        migrations.RunPython(create_indexes, drop_indexes),
-    ]
+    # Not django.contrib.postgres's TrigramExtension: its reverse queries
+    # pg_extension on any database, so unapplying failed on SQLite.
+    operations = [migrations.RunPython(create_indexes, drop_indexes)]
