@@ -1,11 +1,32 @@
-"""The history API (JSON, session-authenticated)."""
+"""The JSON API (session-authenticated): history, rooms, members, messages.
 
+Each view parses its input, calls one service or selector, and serializes;
+writes go through the same services as socket frames, so their events reach
+every open socket the same way.
+"""
+
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
+from typing import Any
 
-from django.http import HttpRequest, JsonResponse, QueryDict
-from django.views.decorators.http import require_GET
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.views.decorators.http import require_GET, require_http_methods
 
-from . import events, selectors
+from . import events, presence, selectors, services
+from .models import Room
+
+STATUS = {
+    "invalid": 400,
+    "too_long": 400,
+    "room_exists": 400,
+    "not_member": 403,
+    "forbidden": 403,
+    "no_such_room": 404,
+    "not_found": 404,
+    "rate_limited": 429,
+}
 
 
 @dataclass(frozen=True)
@@ -17,6 +38,33 @@ class HistoryParams:
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status)
+
+
+def _api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """401 for anonymous users; ChatError becomes its JSON error with the right status."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return _error(401, "not_authenticated", "Log in first.")
+        try:
+            return view(request, *args, **kwargs)
+        except services.ChatError as exc:
+            return _error(STATUS.get(exc.code, 400), exc.code, exc.detail)
+        except selectors.RoomNotFound:
+            return _error(404, "no_such_room", "No such room.")
+
+    return wrapper
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"{}")
+    except ValueError:
+        raise services.ChatError("invalid", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise services.ChatError("invalid", "The request body must be a JSON object.")
+    return data
 
 
 def _non_negative_int(query: QueryDict, name: str) -> int | None:
@@ -39,6 +87,17 @@ def _history_params(query: QueryDict) -> HistoryParams:
     return HistoryParams(after, before, min(limit, selectors.HISTORY_MAX_LIMIT))
 
 
+def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
+    """Messages with their reactions and mentions: three queries for any page."""
+    reactions, mentions = selectors.message_extras([m.id for m in page])
+    return [
+        events.message_data(
+            m, room_slug, reactions=reactions.get(m.id), mentions=mentions.get(m.id)
+        )
+        for m in page
+    ]
+
+
 @require_GET
 def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
     """Catch-up (`after`) and scrollback (`before`, or neither), oldest first."""
@@ -56,4 +115,150 @@ def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
         page = selectors.messages_after(room, params.after, params.limit, params.before)
     else:
         page = selectors.messages_before(room, params.before, params.limit)
-    return JsonResponse({"messages": [events.message_data(m, room.slug) for m in page]})
+    return JsonResponse({"messages": messages_data(page, room.slug)})
+
+
+def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **events.room_data(entry["room"]),
+        "unread": entry["unread"],
+        "mentions": entry["mentions"],
+        "last_read_id": entry["last_read_id"],
+        "members": entry["members"],
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@_api
+def rooms(request: HttpRequest) -> JsonResponse:
+    """GET: the user's rooms with counts (?browse=1: every public channel). POST: create one."""
+    if request.method == "POST":
+        data = _json_body(request)
+        room = services.room_create(
+            actor=request.user,
+            name=data.get("name"),
+            slug=data.get("slug") or "",
+            topic=data.get("topic") or "",
+            private=bool(data.get("private")),
+        )
+        return JsonResponse({"room": events.room_data(room)}, status=201)
+    if request.GET.get("browse"):
+        return JsonResponse(
+            {
+                "rooms": [
+                    {**events.room_data(room), "joined": joined, "members_count": count}
+                    for room, joined, count in selectors.channels_to_browse(request.user)
+                ]
+            }
+        )
+    sidebar = selectors.rooms_for_sidebar(request.user)
+    return JsonResponse({"rooms": [sidebar_data(e) for e in sidebar]})
+
+
+@require_http_methods(["PATCH"])
+@_api
+def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
+    data = _json_body(request)
+    archived = data.get("archived")
+    room = services.room_update(
+        actor=request.user,
+        room=slug,
+        name=data.get("name"),
+        topic=data.get("topic"),
+        archived=None if archived is None else bool(archived),
+    )
+    return JsonResponse({"room": events.room_data(room)})
+
+
+@require_http_methods(["POST"])
+@_api
+def room_join(request: HttpRequest, slug: str) -> JsonResponse:
+    room = services.room_join(actor=request.user, room=slug)
+    return JsonResponse({"room": events.room_data(room)})
+
+
+@require_http_methods(["POST"])
+@_api
+def room_leave(request: HttpRequest, slug: str) -> JsonResponse:
+    services.room_leave(actor=request.user, room=slug)
+    return JsonResponse({"left": slug})
+
+
+@require_http_methods(["GET", "POST"])
+@_api
+def room_members(request: HttpRequest, slug: str) -> JsonResponse:
+    """GET: the members and their presence. POST {"username"}: invite someone."""
+    if request.method == "POST":
+        user = services.room_invite(
+            actor=request.user, room=slug, username=str(_json_body(request).get("username", ""))
+        )
+        return JsonResponse({"username": user.username}, status=201)
+    room = selectors.room_for_reader(request.user, slug)
+    members = selectors.members_of(room)
+    states = presence.states([user_id for user_id, _ in members])
+    return JsonResponse(
+        {"members": [{"username": name, "presence": states[uid]} for uid, name in members]}
+    )
+
+
+@require_http_methods(["DELETE"])
+@_api
+def room_member(request: HttpRequest, slug: str, username: str) -> HttpResponse:
+    services.room_member_remove(actor=request.user, room=slug, username=username)
+    return HttpResponse(status=204)
+
+
+@require_http_methods(["POST"])
+@_api
+def room_read(request: HttpRequest, slug: str) -> JsonResponse:
+    message_id = _json_body(request).get("id")
+    if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id < 0:
+        raise services.ChatError("invalid", "id must be a non-negative whole number.")
+    marker = services.read_marker_set(user=request.user, room=slug, message_id=message_id)
+    return JsonResponse(marker)
+
+
+@require_http_methods(["POST"])
+@_api
+def dms(request: HttpRequest) -> JsonResponse:
+    users = _json_body(request).get("users")
+    if not isinstance(users, list):
+        raise services.ChatError("invalid", "users must be a list of usernames.")
+    room = services.dm_open(actor=request.user, usernames=users)
+    return JsonResponse({"room": events.room_data(room)})
+
+
+@require_GET
+@_api
+def users(request: HttpRequest) -> JsonResponse:
+    """Active users by username prefix, for the DM picker and @mention completion."""
+    prefix = request.GET.get("q", "")[:150]
+    room: Room | None = None
+    if request.GET.get("room"):
+        room = selectors.room_for_reader(request.user, request.GET["room"])
+    names = selectors.users_by_prefix(prefix, room)
+    return JsonResponse({"users": [{"username": name} for name in names]})
+
+
+@require_http_methods(["PATCH", "DELETE"])
+@_api
+def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
+    if request.method == "DELETE":
+        services.message_delete(actor=request.user, message_id=message_id)
+        return HttpResponse(status=204)
+    body = _json_body(request).get("body")
+    if not isinstance(body, str):
+        raise services.ChatError("invalid", "body must be a string.")
+    message = services.message_edit(actor=request.user, message_id=message_id, body=body)
+    [data] = messages_data([message], message.room.slug)
+    return JsonResponse({"message": data})
+
+
+@require_http_methods(["POST"])
+@_api
+def message_reactions(request: HttpRequest, message_id: int) -> JsonResponse:
+    emoji = _json_body(request).get("emoji")
+    if not isinstance(emoji, str):
+        raise services.ChatError("invalid", "emoji must be a string.")
+    users = services.reaction_toggle(actor=request.user, message_id=message_id, emoji=emoji)
+    return JsonResponse({"emoji": emoji, "users": users})

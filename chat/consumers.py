@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import time
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -12,9 +14,9 @@ from accounts.models import User
 from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
 
-from . import events, selectors, services
+from . import events, presence, selectors, services
 from .fanout import local_fanout
-from .protocol import FrameError, parse_frame
+from .protocol import Frame, FrameError, parse_frame
 from .ratelimit import SendRateLimiter
 from .transport import PreparedMessage, SocketOutput
 from .writer import message_writer
@@ -22,10 +24,14 @@ from .writer import message_writer
 log = logging.getLogger(__name__)
 
 CLOSE_SESSION_ENDED = 4401
+CLOSE_RETRY = 4500
 
 send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
 # Sends a socket may have queued for storage before it stops reading frames.
 MAX_SENDS_IN_FLIGHT = 32
+# Events read from the log per query while a reconnecting socket catches up.
+REPLAY_PAGE = 500
+TYPING_EVERY_SECONDS = 3.0
 _running: set[asyncio.Task[None]] = set()
 
 
@@ -92,16 +98,59 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.login_id = login_id
-        room_ids = await database_sync_to_async(selectors.room_ids_of_member)(user.pk)
+        resume_from, watch = _resume_params(self.scope.get("query_string", b""))
+        room_ids, watched = await database_sync_to_async(_socket_rooms)(user, watch)
+        self.watched = watched
+        self.replaying = resume_from is not None
+        self.replayed_upto = 0
+        self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
+        self.typing_sent: dict[int, float] = {}
         # Subscribe before accepting, so nothing published meanwhile is missed.
         self.output = SocketOutput(self.base_send)
-        await local_fanout().register(self, room_ids)
+        await local_fanout().register(self, room_ids + watched)
         await self.accept()
         self.output.start()
         self.user = _shed_handshake_state(self.scope)
+        presence.local_presence().update(self, "active", set(room_ids))
+        if resume_from is not None:
+            _track(asyncio.create_task(self._replay(resume_from)))
 
     async def disconnect(self, code: int) -> None:
-        local_fanout().unregister(self)  # a no-op for a socket never registered
+        fanout = local_fanout()
+        if self in fanout.rooms_of:
+            presence.local_presence().update(self, None, fanout.rooms_of[self])
+        fanout.unregister(self)
+
+    async def _replay(self, after: int) -> None:
+        """Send every logged event after `after` from the database, then go live.
+
+        Live events that arrive meanwhile are held and sent afterwards, minus
+        those the replay already carried, so the socket sees each event once,
+        in seq order.
+        """
+        try:
+            while True:
+                page = await database_sync_to_async(events.replay_page)(
+                    self.user_id, after, self.watched, REPLAY_PAGE
+                )
+                for _seq, text in page.texts:
+                    await self.output.write(text, None)
+                after = max(after, page.last_seq)
+                self.replayed_upto = after
+                if page.complete:
+                    break
+            summary = await database_sync_to_async(events.resumed_event)(self.user_id, after)
+            await self.output.write(summary, None)
+        except Exception:
+            log.exception("replay for user %s failed", self.user_id)
+            await self.close(code=CLOSE_RETRY)
+            return
+        while self.held:
+            held, self.held = self.held, []
+            for text, prepared, seq in held:
+                if seq is None or seq > self.replayed_upto:
+                    await self.output.write(text, prepared)
+        self.replaying = False
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
@@ -112,6 +161,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except FrameError as exc:
             await self._send_error(exc.code, exc.detail, exc.nonce)
             return
+        if frame.type == "send":
+            await self._receive_send(frame)
+        elif frame.type in ("typing", "presence"):
+            await self._receive_ephemeral(frame)
+        else:
+            if frame.type != "read" and not send_limiter.allow(self.user_id):
+                await self._send_error(
+                    "rate_limited", "You are sending too fast; nothing was stored.", frame.nonce
+                )
+                return
+            try:
+                await database_sync_to_async(_apply)(self.user, frame)
+            except services.ChatError as exc:
+                await self._send_error(exc.code, exc.detail, frame.nonce)
+            except Exception:
+                log.exception("%s from user %s failed", frame.type, self.user_id)
+                await self._send_error("unavailable", "That could not be done; retry.", frame.nonce)
+
+    async def _receive_ephemeral(self, frame: Frame) -> None:
+        if frame.type == "presence":
+            rooms = local_fanout().rooms_of.get(self, set())
+            presence.local_presence().update(self, frame.state, rooms)
+            return
+        try:
+            room = await database_sync_to_async(_typing_room)(self.user, frame.room)
+        except services.ChatError as exc:
+            await self._send_error(exc.code, exc.detail, frame.nonce)
+            return
+        now = time.monotonic()
+        if now - self.typing_sent.get(room.id, 0.0) < TYPING_EVERY_SECONDS:
+            return  # throttled: typing is a hint, never stored
+        self.typing_sent[room.id] = now
+        event = {"type": "typing", "room": room.slug, "user": self.user.username, "seq": None}
+        await events.apublish([[[room.id], None, None, events.encode(event), None]])
+
+    async def _receive_send(self, frame: Frame) -> None:
         if not send_limiter.allow(self.user_id):
             await self._send_error(
                 "rate_limited", "You are sending too fast; nothing was stored.", frame.nonce
@@ -143,16 +228,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.sends_in_flight -= 1
         if not result.created:
             # A retried nonce: only this socket hears about it, nothing is re-broadcast.
-            event = events.message_event(result.message, result.room_slug)
-            await self.send(text_data=events.encode(event))
+            text = await database_sync_to_async(events.message_retry_text)(result.message)
+            await self.send(text_data=text)
 
     async def _send_error(self, code: str, detail: str, nonce: str | None = None) -> None:
         await self.send(text_data=events.encode(events.error_event(code, detail, nonce)))
 
     # --- called by the fan-out ---------------------------------------------
 
-    async def deliver(self, text: str, prepared: PreparedMessage | None = None) -> None:
-        await self.output.write(text, prepared)
+    async def deliver(
+        self, text: str, prepared: PreparedMessage | None = None, seq: int | None = None
+    ) -> None:
+        if self.replaying:
+            self.held.append((text, prepared, seq))
+        elif seq is None or seq > self.replayed_upto:
+            await self.output.write(text, prepared)
 
     def session_check_soon(self) -> None:
         _track(asyncio.create_task(self._check_session()))
@@ -163,3 +253,52 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if not valid:
             await self.close(code=CLOSE_SESSION_ENDED)
+
+
+def _resume_params(query_string: bytes) -> tuple[int | None, str | None]:
+    """`?seq=<n>&watch=<slug>` from the socket URL; a malformed seq is ignored."""
+    query = parse_qs(query_string.decode("latin-1"))
+    seq = query.get("seq", [""])[0]
+    watch = query.get("watch", [""])[0] or None
+    resume_from = int(seq) if seq.isascii() and seq.isdigit() and len(seq) <= 18 else None
+    return resume_from, watch
+
+
+def _socket_rooms(user: User, watch: str | None) -> tuple[list[int], list[int]]:
+    """The rooms a socket carries: the user's, and a public room they are only viewing."""
+    room_ids = selectors.room_ids_of_member(user.pk)
+    watched: list[int] = []
+    if watch:
+        try:
+            room, membership = selectors.room_and_membership(user, watch)
+        except selectors.RoomNotFound:
+            pass
+        else:
+            if membership is None:
+                watched.append(room.id)
+    return room_ids, watched
+
+
+def _typing_room(user: User, slug: str | None):
+    try:
+        room, membership = selectors.room_and_membership(user, slug or "")
+    except selectors.RoomNotFound:
+        raise services.ChatError("no_such_room", "There is no such room.") from None
+    if membership is None:
+        raise services.ChatError("not_member", f"You are not a member of #{room.slug}.")
+    return room
+
+
+def _apply(user: User, frame: Frame) -> None:
+    """Run the service a frame asks for; its result reaches sockets as events."""
+    try:
+        if frame.type == "edit":
+            services.message_edit(actor=user, message_id=frame.id, body=frame.body)
+        elif frame.type == "delete":
+            services.message_delete(actor=user, message_id=frame.id)
+        elif frame.type == "react":
+            services.reaction_toggle(actor=user, message_id=frame.id, emoji=frame.emoji)
+        elif frame.type == "read":
+            services.read_marker_set(user=user, room=frame.room, message_id=frame.id)
+    except selectors.RoomNotFound:
+        raise services.ChatError("no_such_room", "There is no such room.") from None

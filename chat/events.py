@@ -1,21 +1,28 @@
-"""Group names, event payloads, and broadcasting them after commit.
+"""Event payloads, and broadcasting them after commit.
 
 Each event is encoded to JSON once, here, and the encoded text travels through
-the channel layer; consumers forward it without decoding or re-encoding.
+the channel layer; the fan-out forwards it to sockets without decoding it.
 """
 
 import json
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from . import fanout
-from .models import Message
+from . import fanout, selectors
+from .formatting import render
+from .models import Message, Room
 
 log = logging.getLogger(__name__)
+
+# One fan-out item: [room ids it goes to, user id it also goes to, seq, text,
+# membership change to apply first (["sub", room id]) or after (["unsub", room id])].
+Item = list[Any]
 
 
 def format_time(value: datetime) -> str:
@@ -26,8 +33,25 @@ def encode(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-def message_data(message: Message, room_slug: str) -> dict[str, Any]:
-    """A message as the history API returns it (the `message` event without `type`)."""
+def room_data(room: Room) -> dict[str, Any]:
+    return {
+        "slug": room.slug,
+        "name": room.name,
+        "topic": room.topic,
+        "kind": room.kind,
+        "private": room.is_private,
+        "archived": room.is_archived,
+    }
+
+
+def message_data(
+    message: Message,
+    room_slug: str,
+    *,
+    reactions: dict[str, list[str]] | None = None,
+    mentions: list[str] | None = None,
+) -> dict[str, Any]:
+    """A message as the history API returns it (the `message` event without `type` and `seq`)."""
     return {
         "room": room_slug,
         "id": message.id,
@@ -35,29 +59,59 @@ def message_data(message: Message, room_slug: str) -> dict[str, Any]:
         "body": message.body,
         "created": format_time(message.created),
         "nonce": message.nonce,
+        "html": message.html or render(message.body),
+        "edited": format_time(message.edited) if message.edited else None,
+        "mentions": mentions or [],
+        "reactions": reactions or {},
     }
 
 
-def message_event(message: Message, room_slug: str) -> dict[str, Any]:
-    return {"type": "message", **message_data(message, room_slug)}
+def message_event(message: Message, room_slug: str, seq: int | None, **extras: Any) -> dict:
+    return {"type": "message", **message_data(message, room_slug, **extras), "seq": seq}
+
+
+def message_edited_event(
+    message: Message, room_slug: str, seq: int | None, mentions: list[str]
+) -> dict:
+    return {
+        "type": "message_edited",
+        "room": room_slug,
+        "id": message.id,
+        "body": message.body,
+        "html": message.html or render(message.body),
+        "edited": format_time(message.edited) if message.edited else None,
+        "mentions": mentions,
+        "seq": seq,
+    }
 
 
 def error_event(code: str, detail: str, nonce: str | None = None) -> dict[str, Any]:
-    return {"type": "error", "code": code, "detail": detail, "nonce": nonce}
+    return {"type": "error", "code": code, "detail": detail, "nonce": nonce, "seq": None}
+
+
+def stored_event(kind: str, data: dict[str, Any], seq: int) -> dict[str, Any]:
+    """An event whose payload the log keeps as it was sent (everything but messages)."""
+    return {"type": kind, **data, "seq": seq}
 
 
 def _group_send(payload: dict[str, Any]) -> None:
     async_to_sync(get_channel_layer().group_send)(fanout.FANOUT_GROUP, payload)
 
 
-def messages_created(created: list[tuple[Message, str]]) -> None:
-    """Deliver committed messages, in order, to every open socket of their rooms' members."""
-    _group_send(
-        {
-            "type": fanout.MESSAGES,
-            "events": [[m.room_id, encode(message_event(m, slug))] for m, slug in created],
-        }
-    )
+def publish(items: Iterable[Item]) -> None:
+    """Deliver committed events, in order, to the sockets they are for, in every process."""
+    items = list(items)
+    if items:
+        _group_send({"type": fanout.EVENTS, "events": items})
+
+
+def publish_quietly(items: Iterable[Item], what: str) -> None:
+    """`publish` for callers that must not fail when the channel layer does."""
+    try:
+        publish(items)
+    except Exception:
+        # The change is committed; clients fill the gap from the log on reconnect.
+        log.exception("could not broadcast %s", what)
 
 
 def user_sockets_recheck(user_id: int) -> None:
@@ -67,3 +121,80 @@ def user_sockets_recheck(user_id: int) -> None:
     except Exception:
         # Not fatal for the request that caused it; the sockets stay open meanwhile.
         log.exception("could not ask the sockets of user %s to re-check their sessions", user_id)
+
+
+async def apublish(items: list[Item]) -> None:
+    """`publish` from async code (events that are never stored: typing, presence)."""
+    payload = {"type": fanout.EVENTS, "events": items}
+    await get_channel_layer().group_send(fanout.FANOUT_GROUP, payload)
+
+
+def message_retry_text(message: Message) -> str:
+    """The answer to a retried send: the stored message as it is now, to one socket."""
+    reactions, mentions = selectors.message_extras([message.id])
+    event = message_event(
+        message,
+        message.room.slug,
+        None,
+        reactions=reactions.get(message.id),
+        mentions=mentions.get(message.id),
+    )
+    return encode(event)
+
+
+@dataclass(frozen=True)
+class ReplayPage:
+    texts: list[tuple[int, str]]
+    last_seq: int
+    complete: bool
+
+
+def replay_page(user_id: int, after: int, watched: list[int], limit: int) -> ReplayPage:
+    """The next logged events after `after` for a reconnecting socket, encoded.
+
+    Message events are rendered from the message as it is now; those of
+    messages deleted since are left out (their deletion follows in the log).
+    A constant number of queries per page.
+    """
+    logged = selectors.events_after(user_id, after, watched, limit)
+    message_ids = [e.message_id for e in logged if e.message_id is not None]
+    reactions, mentions = selectors.message_extras(message_ids)
+    texts: list[tuple[int, str]] = []
+    for event in logged:
+        message = event.message
+        if message is None:
+            texts.append((event.seq, encode(stored_event(event.kind, event.data, event.seq))))
+        elif message.is_deleted:
+            continue
+        elif event.kind == "message":
+            data = message_event(
+                message,
+                message.room.slug,
+                event.seq,
+                reactions=reactions.get(message.id),
+                mentions=mentions.get(message.id),
+            )
+            texts.append((event.seq, encode(data)))
+        else:
+            data = message_edited_event(
+                message, message.room.slug, event.seq, mentions.get(message.id, [])
+            )
+            texts.append((event.seq, encode(data)))
+    last = logged[-1].seq if logged else after
+    return ReplayPage(texts, last, complete=len(logged) < limit)
+
+
+def unread_rooms(user_id: int) -> list[dict[str, Any]]:
+    """The server's read marker, unread and mention counts for each joined room."""
+    slugs = dict(selectors.rooms_of_member_ids(user_id))
+    counts = selectors.unread_counts(user_id)
+    return [
+        {"room": slugs[room_id], "last_read_id": marker, "unread": unread, "mentions": m}
+        for room_id, (marker, unread, m) in counts.items()
+        if room_id in slugs
+    ]
+
+
+def resumed_event(user_id: int, seq: int) -> str:
+    """Sent when a reconnecting socket has caught up: where it stands, and its counts."""
+    return encode({"type": "resumed", "seq": seq, "rooms": unread_rooms(user_id)})

@@ -24,14 +24,14 @@ FANOUT_GROUP = "teamchat.fanout"
 REJOIN_SECONDS = 600.0
 
 # Channel-layer message types.
-MESSAGES = "fanout.messages"
+EVENTS = "fanout.events"
 SESSION_CHECK = "fanout.session_check"
 
 
 class Subscriber(Protocol):
     user_id: int
 
-    async def deliver(self, text: str, prepared: PreparedMessage) -> None: ...
+    async def deliver(self, text: str, prepared: PreparedMessage, seq: int | None) -> None: ...
 
     def session_check_soon(self) -> None: ...
 
@@ -41,21 +41,36 @@ class Fanout:
 
     def __init__(self) -> None:
         self.by_room: dict[int, set[Subscriber]] = {}
-        # No index by user: session checks are rare, and scanning the
-        # process's sockets for them costs less than an entry per socket.
-        self.rooms_of: dict[Subscriber, tuple[int, ...]] = {}
+        self.by_user: dict[int, set[Subscriber]] = {}
+        self.rooms_of: dict[Subscriber, set[int]] = {}
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def register(self, sock: Subscriber, room_ids: list[int]) -> None:
         """Start delivering these rooms' events, and its user's, to `sock`."""
         await self._start()
-        self.rooms_of[sock] = tuple(room_ids)
+        self.rooms_of[sock] = set(room_ids)
+        self.by_user.setdefault(sock.user_id, set()).add(sock)
         for room_id in room_ids:
             self.by_room.setdefault(room_id, set()).add(sock)
 
     def unregister(self, sock: Subscriber) -> None:
         for room_id in self.rooms_of.pop(sock, ()):
+            self._discard(self.by_room, room_id, sock)
+        self._discard(self.by_user, sock.user_id, sock)
+
+    def sockets_of(self, user_id: int) -> set[Subscriber]:
+        return self.by_user.get(user_id, set())
+
+    def subscribe(self, user_id: int, room_id: int) -> None:
+        """Every socket of the user in this process carries the room from now on."""
+        for sock in self.by_user.get(user_id, ()):
+            self.rooms_of[sock].add(room_id)
+            self.by_room.setdefault(room_id, set()).add(sock)
+
+    def unsubscribe(self, user_id: int, room_id: int) -> None:
+        for sock in self.by_user.get(user_id, ()):
+            self.rooms_of[sock].discard(room_id)
             self._discard(self.by_room, room_id, sock)
 
     @staticmethod
@@ -115,20 +130,27 @@ class Fanout:
 
     async def handle(self, event: dict) -> None:
         kind = event.get("type")
-        if kind == MESSAGES:
-            for room_id, text in event["events"]:
-                members = self.by_room.get(room_id)
-                if not members:
-                    continue
-                prepared = prepare(text)
-                for sock in tuple(members):
-                    try:
-                        await sock.deliver(text, prepared)
-                    except Exception:
-                        log.exception("delivery to a socket failed")
+        if kind == EVENTS:
+            for room_ids, user_id, seq, text, op in event["events"]:
+                if op is not None and op[0] == "sub":
+                    self.subscribe(user_id, op[1])
+                if len(room_ids) == 1 and user_id is None:  # a room's event: the common case
+                    targets = self.by_room.get(room_ids[0])
+                else:
+                    targets = set(self.by_user.get(user_id, ()))
+                    for room_id in room_ids:
+                        targets |= self.by_room.get(room_id, set())
+                if targets:
+                    prepared = prepare(text)
+                    for sock in tuple(targets):
+                        try:
+                            await sock.deliver(text, prepared, seq)
+                        except Exception:
+                            log.exception("delivery to a socket failed")
+                if op is not None and op[0] == "unsub":
+                    self.unsubscribe(user_id, op[1])
         elif kind == SESSION_CHECK:
-            user_id = event["user"]
-            for sock in [s for s in self.rooms_of if s.user_id == user_id]:
+            for sock in tuple(self.by_user.get(event["user"], ())):
                 sock.session_check_soon()
 
 

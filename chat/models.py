@@ -114,6 +114,9 @@ class Reaction(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.emoji} on {self.message_id} by {self.user_id}"
+
 
 class Mention(models.Model):
     """A member named with @username in a message: counted apart from unread."""
@@ -126,6 +129,9 @@ class Mention(models.Model):
             models.UniqueConstraint(fields=["message", "user"], name="mention_unique_message_user")
         ]
         indexes = [models.Index(fields=["user", "message"], name="mention_user_message")]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in {self.message_id}"
 
 
 class Event(models.Model):
@@ -140,7 +146,9 @@ class Event(models.Model):
 
     seq = models.BigAutoField(primary_key=True)
     kind = models.CharField(max_length=24)
-    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(
+        Room, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
@@ -158,3 +166,6 @@ class Event(models.Model):
             models.Index(fields=["room", "seq"], name="event_room_seq"),
             models.Index(fields=["user", "seq"], name="event_user_seq"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.kind}"

@@ -2,15 +2,22 @@
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from .services import ChatError, nonce_validate
 
 
 @dataclass(frozen=True)
-class SendFrame:
-    room: str
-    body: str
-    nonce: str | None
+class Frame:
+    """A parsed client frame. Only the fields its type uses are set."""
+
+    type: str
+    nonce: str | None = None
+    room: str | None = None
+    body: str | None = None
+    id: int | None = None
+    emoji: str | None = None
+    state: str | None = None
 
 
 class FrameError(ChatError):
@@ -21,10 +28,34 @@ class FrameError(ChatError):
         self.nonce = nonce
 
 
-FRAME_TYPES = frozenset({"send"})
+# The fields each frame type needs, and their JSON types.
+_FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
+    "send": (("room", str), ("body", str)),
+    "edit": (("id", int), ("body", str)),
+    "delete": (("id", int),),
+    "react": (("id", int), ("emoji", str)),
+    "read": (("room", str), ("id", int)),
+    "typing": (("room", str),),
+    "presence": (("state", str),),
+}
+FRAME_TYPES = frozenset(_FIELDS)
+PRESENCE_STATES = frozenset({"active", "away"})
+_MAX_ID = 2**63 - 1
 
 
-def parse_frame(text: str) -> SendFrame:
+def _field(frame: dict[str, Any], name: str, kind: type, nonce: str | None) -> Any:
+    value = frame.get(name)
+    if kind is int:
+        # bool is an int in Python, not in the protocol.
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
+            raise FrameError("invalid", f"{name} must be a non-negative whole number.", nonce)
+        return value
+    if not isinstance(value, str) or (name != "body" and not value):
+        raise FrameError("invalid", f"{name} must be a non-empty string.", nonce)
+    return value
+
+
+def parse_frame(text: str) -> Frame:
     """Turn a text frame into a command, or raise FrameError with the protocol's code."""
     try:
         frame = json.loads(text)
@@ -43,12 +74,11 @@ def parse_frame(text: str) -> SendFrame:
         raise FrameError("invalid", "The frame has no type.", nonce)
     if not isinstance(kind, str):
         raise FrameError("invalid", "type must be a string.", nonce)
-    if kind not in FRAME_TYPES:
+    fields = _FIELDS.get(kind)
+    if fields is None:
         raise FrameError("unknown_type", f"Unknown frame type {kind[:32]!r}.", nonce)
 
-    room, body = frame.get("room"), frame.get("body")
-    if not isinstance(room, str) or not room:
-        raise FrameError("invalid", "room must be a non-empty string.", nonce)
-    if not isinstance(body, str):
-        raise FrameError("invalid", "body must be a string.", nonce)
-    return SendFrame(room=room, body=body, nonce=nonce)
+    values = {name: _field(frame, name, field_type, nonce) for name, field_type in fields}
+    if kind == "presence" and values["state"] not in PRESENCE_STATES:
+        raise FrameError("invalid", "state must be 'active' or 'away'.", nonce)
+    return Frame(type=kind, nonce=nonce, **values)

@@ -1,11 +1,16 @@
 """Chat reads, and the one place that decides who may see which room."""
 
+import hashlib
+from collections import defaultdict
+from typing import Any
+
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, Lower
 
 from accounts.models import User
 
-from .models import Membership, Message, Room
+from .models import Event, Membership, Mention, Message, Reaction, Room
 
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
@@ -13,6 +18,10 @@ HISTORY_MAX_LIMIT = 200
 
 class RoomNotFound(Exception):
     """The room does not exist, or the user may not see it: never says which."""
+
+
+class MessageNotFound(Exception):
+    """The message does not exist, was deleted, or is in a room the user may not see."""
 
 
 def room_for_reader(user: User, slug: str) -> Room:
@@ -88,15 +97,20 @@ def rooms_of_member(user: User) -> list[Room]:
     return list(Room.objects.filter(memberships__user=user).order_by("name"))
 
 
+def rooms_of_member_ids(user_id: int) -> list[tuple[int, str]]:
+    """(id, slug) of the user's rooms."""
+    return list(Room.objects.filter(memberships__user_id=user_id).values_list("id", "slug"))
+
+
 def room_ids_of_member(user_id: int) -> list[int]:
     return list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
 
 
 def _messages(room: Room) -> QuerySet[Message]:
     return (
-        Message.objects.filter(room=room)
+        Message.objects.filter(room=room, is_deleted=False)
         .select_related("author")
-        .only("id", "room_id", "body", "created", "nonce", "author__username")
+        .only("id", "room_id", "body", "html", "created", "edited", "nonce", "author__username")
     )
 
 
@@ -116,3 +130,209 @@ def messages_before(room: Room, before: int | None, limit: int) -> list[Message]
     page = list(qs.order_by("-id")[:limit])
     page.reverse()
     return page
+
+
+def room_and_membership(user: User, slug: str) -> tuple[Room, Membership | None]:
+    """The room `slug` if `user` may read it, with their membership (None: not joined).
+
+    One query; RoomNotFound for a room that does not exist or is private to others.
+    """
+    room = (
+        Room.objects.filter(slug=slug)
+        .filter(Q(is_private=False) | Q(memberships__user=user))
+        .annotate(
+            membership_id=Subquery(
+                Membership.objects.filter(room=OuterRef("pk"), user=user).values("pk")[:1]
+            ),
+            membership_last_read=Subquery(
+                Membership.objects.filter(room=OuterRef("pk"), user=user).values("last_read_id")[:1]
+            ),
+        )
+        .first()
+    )
+    if room is None:
+        raise RoomNotFound(slug)
+    membership = None
+    if room.membership_id is not None:
+        membership = Membership(
+            pk=room.membership_id, room=room, user=user, last_read_id=room.membership_last_read
+        )
+    return room, membership
+
+
+def message_for_reader(user: User, message_id: int) -> tuple[Message, bool]:
+    """A live message in a room `user` may read, and whether they are a member of that room."""
+    message = (
+        Message.objects.filter(pk=message_id, is_deleted=False)
+        .filter(Q(room__is_private=False) | Q(room__memberships__user=user))
+        .select_related("room", "author")
+        .annotate(is_member=Count("room__memberships", filter=Q(room__memberships__user=user)))
+        .first()
+    )
+    if message is None:
+        raise MessageNotFound(message_id)
+    return message, bool(message.is_member)
+
+
+def members_named(wanted: dict[int, set[str]]) -> list[tuple[int, User]]:
+    """(room id, user) for members of those rooms whose lowercase username is wanted. One query."""
+    names = set().union(*wanted.values()) if wanted else set()
+    if not names:
+        return []
+    rows = (
+        Membership.objects.filter(room_id__in=wanted.keys(), user__is_active=True)
+        .annotate(lname=Lower("user__username"))
+        .filter(lname__in=names)
+        .select_related("user")
+        .only("room_id", "user__id", "user__username")
+    )
+    return [(m.room_id, m.user) for m in rows if m.user.username.lower() in wanted[m.room_id]]
+
+
+def reaction_users(message_id: int, emoji: str) -> list[str]:
+    return list(
+        Reaction.objects.filter(message_id=message_id, emoji=emoji)
+        .order_by("id")
+        .values_list("user__username", flat=True)
+    )
+
+
+def message_extras(
+    message_ids: list[int],
+) -> tuple[dict[int, dict[str, list[str]]], dict[int, list[str]]]:
+    """Reactions ({emoji: usernames}) and mentioned usernames of these messages. Two queries."""
+    reactions: dict[int, dict[str, list[str]]] = defaultdict(dict)
+    mentions: dict[int, list[str]] = defaultdict(list)
+    if not message_ids:
+        return reactions, mentions
+    for mid, emoji, username in (
+        Reaction.objects.filter(message_id__in=message_ids)
+        .order_by("id")
+        .values_list("message_id", "emoji", "user__username")
+    ):
+        reactions[mid].setdefault(emoji, []).append(username)
+    for mid, username in (
+        Mention.objects.filter(message_id__in=message_ids)
+        .order_by("user__username")
+        .values_list("message_id", "user__username")
+    ):
+        mentions[mid].append(username)
+    return reactions, mentions
+
+
+def _count(qs: QuerySet) -> Subquery:
+    return Coalesce(
+        Subquery(
+            qs.order_by().values("room_id").annotate(n=Count("id")).values("n")[:1],
+            output_field=IntegerField(),
+        ),
+        Value(0),
+    )
+
+
+def unread_counts(
+    user_id: int, room_ids: list[int] | None = None
+) -> dict[int, tuple[int, int, int]]:
+    """room id -> (read marker, unread messages by others, of which mention the user). One query."""
+    memberships = Membership.objects.filter(user_id=user_id)
+    if room_ids is not None:
+        memberships = memberships.filter(room_id__in=room_ids)
+    unread = Message.objects.filter(
+        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
+    ).exclude(author_id=user_id)
+    mentioned = unread.filter(mention_rows__user_id=user_id)
+    rows = memberships.annotate(unread=_count(unread), mentions=_count(mentioned)).values_list(
+        "room_id", "last_read_id", "unread", "mentions"
+    )
+    return {room_id: (marker, u, m) for room_id, marker, u, m in rows}
+
+
+def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
+    """The user's joined, unarchived rooms with unread and mention counts. Three queries."""
+    rooms = list(
+        Room.objects.filter(memberships__user=user, is_archived=False).order_by("kind", "name")
+    )
+    counts = unread_counts(user.pk, [r.id for r in rooms])
+    dm_ids = [r.id for r in rooms if r.is_direct]
+    others: dict[int, list[str]] = defaultdict(list)
+    if dm_ids:
+        for room_id, username in (
+            Membership.objects.filter(room_id__in=dm_ids)
+            .exclude(user=user)
+            .order_by("user__username")
+            .values_list("room_id", "user__username")
+        ):
+            others[room_id].append(username)
+    result = []
+    for room in rooms:
+        marker, unread, mentions = counts.get(room.id, (0, 0, 0))
+        result.append(
+            {
+                "room": room,
+                "last_read_id": marker,
+                "unread": unread,
+                "mentions": mentions,
+                "members": others.get(room.id, []),
+            }
+        )
+    return result
+
+
+def channels_to_browse(user: User) -> list[tuple[Room, bool, int]]:
+    """Every public channel (archived included), whether `user` joined it, its member count."""
+    rows = (
+        Room.objects.filter(kind=Room.Kind.CHANNEL, is_private=False)
+        .annotate(
+            members_count=Count("memberships"),
+            joined=Count("memberships", filter=Q(memberships__user=user)),
+        )
+        .order_by("is_archived", "name")
+    )
+    return [(room, bool(room.joined), room.members_count) for room in rows]
+
+
+def members_of(room: Room) -> list[tuple[int, str]]:
+    """(user id, username) of the room's active members, by name."""
+    return list(
+        Membership.objects.filter(room=room, user__is_active=True)
+        .order_by("user__username")
+        .values_list("user_id", "user__username")
+    )
+
+
+def member_ids(room: Room) -> list[int]:
+    return list(Membership.objects.filter(room=room).values_list("user_id", flat=True))
+
+
+def users_by_prefix(prefix: str, room: Room | None = None, limit: int = 10) -> list[str]:
+    """Active usernames starting with `prefix` (case-insensitive), optionally members of `room`."""
+    users = User.objects.filter(is_active=True, username__istartswith=prefix)
+    if room is not None:
+        users = users.filter(memberships__room=room)
+    return list(users.order_by("username").values_list("username", flat=True)[:limit])
+
+
+def dm_slug_suffix(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def latest_seq() -> int:
+    return Event.objects.aggregate(m=Max("seq"))["m"] or 0
+
+
+def events_after(user_id: int, after: int, extra_room_ids: list[int], limit: int) -> list[Event]:
+    """The next `limit` logged events after `after` that `user_id` may see, in order.
+
+    Events of the rooms the user belongs to now (and of `extra_room_ids`, public
+    rooms being watched), and events addressed to the user. Messages come
+    with their room and author; two queries.
+    """
+    rooms = Membership.objects.filter(user_id=user_id).values("room_id")
+    query = Q(room_id__in=rooms) | Q(user_id=user_id)
+    if extra_room_ids:
+        query |= Q(room_id__in=extra_room_ids)
+    return list(
+        Event.objects.filter(query, seq__gt=after)
+        .select_related("message__author", "message__room")
+        .order_by("seq")[:limit]
+    )

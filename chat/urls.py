@@ -7,5 +7,25 @@ app_name = "chat"
 urlpatterns = [
     path("", views.index, name="index"),
     path("r/<slug:slug>/", views.room, name="room"),
+    path("rooms/", views.browse, name="browse"),
+    path("api/rooms/", api.rooms, name="api-rooms"),
+    path("api/rooms/<slug:slug>/", api.room_detail, name="api-room"),
     path("api/rooms/<slug:slug>/messages/", api.room_messages, name="api-room-messages"),
+    path("api/rooms/<slug:slug>/join/", api.room_join, name="api-room-join"),
+    path("api/rooms/<slug:slug>/leave/", api.room_leave, name="api-room-leave"),
+    path("api/rooms/<slug:slug>/read/", api.room_read, name="api-room-read"),
+    path("api/rooms/<slug:slug>/members/", api.room_members, name="api-room-members"),
+    path(
+        "api/rooms/<slug:slug>/members/<str:username>/",
+        api.room_member,
+        name="api-room-member",
+    ),
+    path("api/dms/", api.dms, name="api-dms"),
+    path("api/users/", api.users, name="api-users"),
+    path("api/messages/<int:message_id>/", api.message_detail, name="api-message"),
+    path(
+        "api/messages/<int:message_id>/reactions/",
+        api.message_reactions,
+        name="api-message-reactions",
+    ),
 ]

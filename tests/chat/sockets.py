@@ -24,11 +24,18 @@ class Socket:
     async def send_bytes(self, data: bytes) -> None:
         await self.comm.send_to(bytes_data=data)
 
-    async def receive(self, timeout: float = 5) -> dict:
-        return json.loads(await self.comm.receive_from(timeout=timeout))
+    async def receive(self, timeout: float = 5, skip: tuple[str, ...] = ("presence",)) -> dict:
+        """The next event, leaving out presence changes (they come whenever people connect)."""
+        while True:
+            event = json.loads(await self.comm.receive_from(timeout=timeout))
+            if event.get("type") not in skip:
+                return event
 
     async def receive_close(self, timeout: float = 5) -> int:
+        """The close code, after any events still on the way."""
         output = await self.comm.receive_output(timeout=timeout)
+        while output["type"] == "websocket.send":
+            output = await self.comm.receive_output(timeout=timeout)
         assert output["type"] == "websocket.close", output
         return output.get("code", 1000)
 

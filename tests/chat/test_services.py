@@ -1,5 +1,7 @@
 """chat.services: the one write path, including group commit."""
 
+import json
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -15,11 +17,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def published(monkeypatch):
     calls: list[list[tuple[int, str]]] = []
-    monkeypatch.setattr(
-        events,
-        "messages_created",
-        lambda created: calls.append([(m.id, m.body) for m, _ in created]),
-    )
+
+    def record(items):
+        decoded = [json.loads(text) for _, _, _, text, _ in items]
+        calls.append([(e["id"], e["body"]) for e in decoded if e["type"] == "message"])
+
+    monkeypatch.setattr(events, "publish", record)
     return calls
 
 
@@ -79,7 +82,7 @@ def test_broadcast_failure_keeps_the_stored_message(monkeypatch):
     def broken(created):
         raise ConnectionError("layer down")
 
-    monkeypatch.setattr(events, "messages_created", broken)
+    monkeypatch.setattr(events, "publish", broken)
     result = message_send(author=UserFactory(), room="general", body="kept", nonce="k")
     assert Message.objects.get(nonce="k").id == result.message.id
 
