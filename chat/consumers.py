@@ -15,7 +15,7 @@ from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
 
 from . import events, presence, selectors, services
-from .fanout import local_fanout
+from .fanout import STATUS_LIVE, local_fanout
 from .protocol import Frame, FrameError, parse_frame
 from .ratelimit import SendRateLimiter
 from .transport import PreparedMessage, SocketOutput
@@ -79,6 +79,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     user_id: int
     sends_in_flight = 0
+    admitted = False
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections through the
@@ -98,6 +99,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.login_id = login_id
+        if not await presence.local_presence().admit(user.pk, settings.CHAT_MAX_SOCKETS_PER_USER):
+            log.warning("user %s is at the cap of open sockets; handshake refused", user.pk)
+            await self.close()  # before accept: HTTP 403
+            return
+        self.admitted = True
         resume_from, watch = _resume_params(self.scope.get("query_string", b""))
         room_ids, watched = await database_sync_to_async(_socket_rooms)(user, watch)
         self.watched = watched
@@ -115,13 +121,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if resume_from is not None:
             _track(asyncio.create_task(self._replay(resume_from)))
 
+    def catch_up_soon(self, after: int) -> None:
+        """The live path is back: say so, then replay what it may have dropped."""
+        if self.replaying:
+            # A replay in progress reads the log up to its end anyway.
+            self.held.append((STATUS_LIVE, None, None))
+            return
+        self.replaying = True
+        after = max(after, self.replayed_upto)
+        _track(asyncio.create_task(self._replay(after, notice=STATUS_LIVE)))
+
     async def disconnect(self, code: int) -> None:
+        if self.admitted:
+            presence.local_presence().release(self.user_id)
         fanout = local_fanout()
         if self in fanout.rooms_of:
             presence.local_presence().update(self, None, fanout.rooms_of[self])
         fanout.unregister(self)
 
-    async def _replay(self, after: int) -> None:
+    async def _replay(self, after: int, notice: str | None = None) -> None:
         """Send every logged event after `after` from the database, then go live.
 
         Live events that arrive meanwhile are held and sent afterwards, minus
@@ -129,6 +147,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         in seq order.
         """
         try:
+            if notice is not None:
+                await self.output.write(notice, None)
             while True:
                 page = await database_sync_to_async(events.replay_page)(
                     self.user_id, after, self.watched, REPLAY_PAGE
@@ -246,6 +266,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def session_check_soon(self) -> None:
         _track(asyncio.create_task(self._check_session()))
+
+    def session_ended(self) -> None:
+        _track(asyncio.create_task(self.close(code=CLOSE_SESSION_ENDED)))
 
     async def _check_session(self) -> None:
         valid = await database_sync_to_async(login_session_is_valid)(

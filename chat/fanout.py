@@ -12,9 +12,12 @@ import asyncio
 import logging
 from typing import Protocol
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from .perloop import per_event_loop
+from .selectors import latest_seq
 from .transport import PreparedMessage, prepare
 
 log = logging.getLogger(__name__)
@@ -28,12 +31,21 @@ EVENTS = "fanout.events"
 SESSION_CHECK = "fanout.session_check"
 
 
+STATUS_DEGRADED = '{"type":"status","live":false,"seq":null}'
+STATUS_LIVE = '{"type":"status","live":true,"seq":null}'
+
+
 class Subscriber(Protocol):
     user_id: int
+    login_id: str
 
     async def deliver(self, text: str, prepared: PreparedMessage, seq: int | None) -> None: ...
 
     def session_check_soon(self) -> None: ...
+
+    def session_ended(self) -> None: ...
+
+    def catch_up_soon(self, after: int) -> None: ...
 
 
 class Fanout:
@@ -45,6 +57,12 @@ class Fanout:
         self.rooms_of: dict[Subscriber, set[int]] = {}
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # True while the channel layer fails: live events may be missing.
+        self.degraded = False
+        # The highest seq this process has handed out; sockets catch up from
+        # here when the channel layer comes back.
+        self.last_seq = 0
+        self.resume_from = 0
 
     async def register(self, sock: Subscriber, room_ids: list[int]) -> None:
         """Start delivering these rooms' events, and its user's, to `sock`."""
@@ -85,6 +103,7 @@ class Fanout:
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
             try:
+                self.last_seq = await database_sync_to_async(latest_seq)()
                 layer = get_channel_layer()
                 # The default "specific." prefix: channels-redis pops every
                 # process-local channel from one key with one blocking read,
@@ -98,6 +117,7 @@ class Fanout:
             self._tasks = [
                 asyncio.create_task(self._receive_forever(layer, channel)),
                 asyncio.create_task(self._rejoin_forever(layer, channel)),
+                asyncio.create_task(self._recheck_sessions_forever()),
             ]
             self._started.set_result(None)
         await self._started
@@ -114,24 +134,81 @@ class Fanout:
         failures = 0
         while True:
             try:
+                if failures:
+                    # Also tells whether the layer is back: a restarted Redis
+                    # has forgotten the group, and a blocked receive would
+                    # never say that it returned.
+                    await layer.group_add(FANOUT_GROUP, channel)
+                    self._set_degraded(False)
+                    failures = 0
                 event = await layer.receive(channel)
-                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failures += 1
-                log.exception("fan-out receive failed (%s in a row)", failures)
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                self._set_degraded(True)
+                # One line, no traceback, on every failure after the first:
+                # an outage must not flood the log.
+                if failures == 1:
+                    log.exception("fan-out receive failed; the live path is degraded")
+                else:
+                    name = type(exc).__name__
+                    log.warning("fan-out still failing (%s in a row): %s", failures, name)
+                await asyncio.sleep(min(0.1 * 2**failures, 2.0))
                 continue
             try:
                 await self.handle(event)
             except Exception:
                 log.exception("fan-out of a %s event failed", event.get("type"))
 
+    def _set_degraded(self, degraded: bool) -> None:
+        """Tell every local socket when live delivery stops and when it is back.
+
+        Back means caught up: each socket is sent what it missed from the
+        database, so clients need not reconnect.
+        """
+        if degraded == self.degraded:
+            return
+        self.degraded = degraded
+        if degraded:
+            self.resume_from = self.last_seq
+        if not degraded:
+            log.warning("fan-out receives again; sockets catch up from the log")
+        if not degraded:
+            for sock in tuple(self.rooms_of):
+                sock.catch_up_soon(self.resume_from)  # says "live" first, then replays
+            return
+        prepared = prepare(STATUS_DEGRADED)
+        for sock in tuple(self.rooms_of):
+            task = asyncio.ensure_future(sock.deliver(STATUS_DEGRADED, prepared, None))
+            task.add_done_callback(_log_failure)
+
+    async def _recheck_sessions_forever(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_SESSION_RECHECK_SECONDS)
+            try:
+                await self.recheck_sessions()
+            except Exception:
+                log.exception("could not re-check the sessions of open sockets")
+
+    async def recheck_sessions(self) -> None:
+        """Close sockets whose session ended without anyone saying so (it expired)."""
+        from accounts.selectors import logins_still_valid  # accounts imports chat
+
+        pairs = {(s.login_id, s.user_id) for s in self.rooms_of}
+        if not pairs:
+            return
+        valid = await database_sync_to_async(logins_still_valid)(pairs)
+        for sock in tuple(self.rooms_of):
+            if (sock.login_id, sock.user_id) not in valid:
+                sock.session_ended()
+
     async def handle(self, event: dict) -> None:
         kind = event.get("type")
         if kind == EVENTS:
             for room_ids, user_id, seq, text, op in event["events"]:
+                if seq is not None and seq > self.last_seq:
+                    self.last_seq = seq
                 if op is not None and op[0] == "sub":
                     self.subscribe(user_id, op[1])
                 if len(room_ids) == 1 and user_id is None:  # a room's event: the common case
@@ -152,6 +229,11 @@ class Fanout:
         elif kind == SESSION_CHECK:
             for sock in tuple(self.by_user.get(event["user"], ())):
                 sock.session_check_soon()
+
+
+def _log_failure(task: "asyncio.Future[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("status delivery to a socket failed: %r", task.exception())
 
 
 # This process's (this event loop's) fan-out.

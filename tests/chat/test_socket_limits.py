@@ -1,0 +1,115 @@
+"""Per-user socket cap, session expiry, and the degraded live path, through the real ASGI app."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from accounts.models import Session
+from chat import events, services
+from chat.fanout import local_fanout
+from tests.chat.sockets import connect, open_socket
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def alice(login_cookie):
+    user = UserFactory(username="alice")
+    return user, login_cookie(user)
+
+
+async def test_the_socket_past_the_per_user_cap_is_refused(alice, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 3
+    sockets = [await connect(alice[1]) for _ in range(3)]
+    connected, _ = await open_socket(alice[1])
+    assert not connected
+
+    # Closing one makes room for the next.
+    await sockets.pop().close()
+    again = await connect(alice[1])
+    await again.send({"type": "send", "room": "general", "body": "fits"})
+    assert (await again.receive())["body"] == "fits"
+    for sock in [*sockets, again]:
+        await sock.close()
+
+
+async def test_other_users_are_not_limited_by_someone_elses_sockets(alice, login_cookie, settings):
+    settings.CHAT_MAX_SOCKETS_PER_USER = 1
+    first = await connect(alice[1])
+    bob = await sync_to_async(UserFactory)(username="bob")
+    bob_socket = await connect(await sync_to_async(login_cookie)(bob))
+    await bob_socket.send({"type": "send", "room": "general", "body": "bob is in"})
+    assert (await bob_socket.receive())["body"] == "bob is in"
+    await first.close()
+    await bob_socket.close()
+
+
+async def test_a_socket_whose_session_expired_is_closed_by_the_periodic_recheck(
+    alice, login_cookie
+):
+    other_login = await sync_to_async(login_cookie)(alice[0])
+    expiring = await connect(alice[1])
+    staying = await connect(other_login)
+    key = alice[1].split("=", 1)[1]
+    await sync_to_async(Session.objects.filter(session_key=key).update)(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+
+    await local_fanout().recheck_sessions()
+
+    assert await expiring.receive_close() == 4401
+    await staying.send({"type": "send", "room": "general", "body": "still here"})
+    assert (await staying.receive())["body"] == "still here"
+    await staying.close()
+
+
+async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_returns(
+    alice, monkeypatch
+):
+    sock = await connect(alice[1])
+    fanout = local_fanout()
+
+    fanout._set_degraded(True)
+    assert await sock.receive() == {"type": "status", "live": False, "seq": None}
+
+    # While the layer is down a send still commits; nothing reaches the socket.
+    def layer_down(items):
+        raise ConnectionError("channel layer unreachable")
+
+    monkeypatch.setattr(events, "_group_send", layer_down)
+    result = await sync_to_async(services.message_send)(
+        author=alice[0], room="general", body="sent while degraded", nonce="d-1"
+    )
+    monkeypatch.undo()
+
+    fanout._set_degraded(False)
+    assert await sock.receive() == {"type": "status", "live": True, "seq": None}
+    missed = await sock.receive()
+    assert (missed["type"], missed["id"], missed["nonce"]) == ("message", result.message.id, "d-1")
+    assert (await sock.receive())["type"] == "resumed"
+
+    # And live delivery goes on, without a duplicate of the replayed message.
+    await sock.send({"type": "send", "room": "general", "body": "live again"})
+    assert (await sock.receive())["body"] == "live again"
+    await sock.close()
+
+
+async def test_malformed_frame_floods_leave_the_log_alone(alice, caplog):
+    sock = await connect(alice[1])
+    secret = "top-secret-body-text"
+    with caplog.at_level("DEBUG"):
+        for i in range(200):
+            await sock.send_text(
+                f'{{"type": "send", "room": "general", "body": "{secret}"' + "x" * i
+            )
+            assert (await sock.receive())["code"] == "invalid_json"
+            await sock.send_text(json.dumps({"type": "send", "room": 5, "body": secret}))
+            assert (await sock.receive())["code"] == "invalid"
+    chat_records = [r for r in caplog.records if r.name.startswith(("chat", "django"))]
+    assert chat_records == []
+    assert secret not in caplog.text
+    await sock.close()
