@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
 
-from .models import Session, User
+from .models import Invite, Session, SignupPolicy, User
 from .services import user_set_active
 
 
@@ -35,3 +38,43 @@ class SessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(SignupPolicy)
+class SignupPolicyAdmin(admin.ModelAdmin):
+    """One row: the list page goes straight to it."""
+
+    fields = ("mode", "allowed_domains", "require_2fa_for_staff", "updated")
+    readonly_fields = ("updated",)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        policy, _ = SignupPolicy.objects.get_or_create(pk=1)
+        return HttpResponseRedirect(reverse("admin:accounts_signuppolicy_change", args=[policy.pk]))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "invite_link", "uses", "max_uses", "expires", "created_by")
+    list_select_related = ("created_by",)
+    search_fields = ("note", "created_by__username")
+    fields = ("note", "max_uses", "expires", "invite_link", "uses", "created_by", "created")
+    readonly_fields = ("invite_link", "uses", "created_by", "created")
+
+    @admin.display(description="Invite link")
+    def invite_link(self, obj: Invite) -> str:
+        if obj.pk is None:
+            return "Shown once saved."
+        # A path, not a URL: the admin may be reached under another host name
+        # than the one people sign up on. Prefix it with the site's address.
+        return format_html("<code>{}</code>", obj.path)
+
+    def save_model(self, request: HttpRequest, obj: Invite, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -1,7 +1,15 @@
+import re
+import secrets
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.sessions.base_session import AbstractBaseSession
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -52,3 +60,116 @@ class Session(AbstractBaseSession):
         from .session_store import SessionStore
 
         return SessionStore
+
+
+class SignupPolicy(models.Model):
+    """Who may create an account, set by an admin. There is one row (id 1).
+
+    `ACCOUNT_ALLOW_SIGNUP=false` in the environment still closes sign-up
+    whatever this row says.
+    """
+
+    class Mode(models.TextChoices):
+        OPEN = "open", "Open: anyone may sign up"
+        INVITE = "invite", "Invite only: sign-up needs a valid invite link"
+        DOMAINS = "domains", "Allowed email domains only"
+
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.OPEN)
+    allowed_domains = models.TextField(
+        blank=True,
+        help_text="For the domains mode: one domain per line (or comma-separated), "
+        "e.g. example.com. Exact matches only: list sub.example.com separately.",
+    )
+    require_2fa_for_staff = models.BooleanField(
+        default=False,
+        help_text="Staff must set up an authenticator app (TOTP) before they can use "
+        "TeamChat or the admin.",
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "signup policy"
+        verbose_name_plural = "signup policy"
+        constraints = [
+            # A second row would make "the" policy ambiguous.
+            models.CheckConstraint(condition=Q(id=1), name="signup_policy_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sign-up: {self.get_mode_display()}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @property
+    def domains(self) -> frozenset[str]:
+        """The allowed domains, lower-cased, without a leading "@"."""
+        parts = re.split(r"[\s,;]+", self.allowed_domains.lower())
+        return frozenset(part.lstrip("@").strip(".") for part in parts if part.lstrip("@"))
+
+    def clean(self) -> None:
+        if self.mode == self.Mode.DOMAINS and not self.domains:
+            raise ValidationError(
+                {"allowed_domains": "List at least one domain, or choose another mode."}
+            )
+
+
+def _invite_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _invite_expiry():
+    return timezone.now() + timedelta(days=7)
+
+
+class Invite(models.Model):
+    """An invite link (`/accounts/invite/<token>/`) an admin hands out.
+
+    Each account created through it uses it once; it stops working when it
+    expires or once `max_uses` accounts were created with it.
+    """
+
+    token = models.CharField(max_length=64, unique=True, default=_invite_token, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invites_created",
+    )
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    expires = models.DateTimeField(default=_invite_expiry)
+    max_uses = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    note = models.CharField(
+        max_length=200, blank=True, help_text="For you: who it is for, where it was sent."
+    )
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # The last line of defence against a use count raced past its cap.
+            models.CheckConstraint(condition=Q(uses__lte=F("max_uses")), name="invite_uses_capped"),
+        ]
+
+    def __str__(self) -> str:
+        return self.note or f"Invite {self.token[:8]}…"
+
+    @property
+    def path(self) -> str:
+        from django.urls import reverse
+
+        return reverse("account_invite", kwargs={"token": self.token})
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires <= timezone.now()
+
+    @property
+    def is_used_up(self) -> bool:
+        return self.uses >= self.max_uses
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.is_expired and not self.is_used_up

@@ -1,8 +1,13 @@
 """Account-side writes and the hooks that keep sockets in step with them."""
 
 from contextvars import ContextVar
+from datetime import datetime
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import Invite, User
 
 # Users whose sockets must re-check their sessions once the current request's
 # response (and so its session) has been saved. None outside a request.
@@ -42,13 +47,45 @@ def run_collecting_rechecks(get_response, request):
     return response
 
 
-def user_set_active(user, *, active: bool) -> bool:
+def user_set_active(user: User, *, active: bool) -> bool:
     """Activate or deactivate an account; deactivation closes its open sockets.
 
-    Returns whether anything changed.
+    Returns whether anything changed. No permission check: callers that act
+    for someone use `user_deactivate`.
     """
     if user.is_active == active:
         return False
     user.is_active = active
     user.save(update_fields=["is_active"])
     return True
+
+
+def invite_create(
+    *,
+    created_by: User | None,
+    max_uses: int = 1,
+    expires: datetime | None = None,
+    note: str = "",
+) -> Invite:
+    """Mint an invite link: `max_uses` accounts may sign up with it until `expires`."""
+    invite = Invite(created_by=created_by, max_uses=max_uses, note=note)
+    if expires is not None:
+        invite.expires = expires
+    invite.full_clean()
+    invite.save()
+    return invite
+
+
+def invite_redeem(*, token: str) -> bool:
+    """Use the invite once, if it is still usable; whether it was.
+
+    One guarded UPDATE, so two sign-ups racing for an invite's last use
+    cannot both get it: the database re-checks the row under its lock and the
+    second finds it used up. Call it in the transaction that creates the
+    account, so a failed sign-up gives the use back.
+    """
+    return bool(
+        Invite.objects.filter(
+            token=token, expires__gt=timezone.now(), uses__lt=F("max_uses")
+        ).update(uses=F("uses") + 1)
+    )

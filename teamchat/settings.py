@@ -192,6 +192,7 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_ALLOW_SIGNUP = env.bool("ACCOUNT_ALLOW_SIGNUP", default=True)
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "account_login"
 
