@@ -1,18 +1,36 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import Invite, Session, SignupPolicy, User
-from .services import user_set_active
+from .services import user_deactivate, user_set_active
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    list_display = ("username", "email", "is_active", "is_staff", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "is_superuser")
+    list_display = (
+        "username",
+        "email",
+        "role",
+        "is_active",
+        "is_staff",
+        "date_joined",
+        "last_login",
+    )
+    list_filter = ("role", "is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
+    fieldsets = (
+        *BaseUserAdmin.fieldsets[:2],
+        ("Role in TeamChat", {"fields": ("role",)}),
+        *BaseUserAdmin.fieldsets[2:],
+    )
+    add_fieldsets = (
+        *BaseUserAdmin.add_fieldsets,
+        ("Role in TeamChat", {"fields": ("role",)}),
+    )
     actions = ["activate_users", "deactivate_users"]
 
     @admin.action(description="Activate selected users")
@@ -22,10 +40,18 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.action(description="Deactivate selected users (closes their open sockets)")
     def deactivate_users(self, request, queryset):
-        count = sum(
-            user_set_active(user, active=False) for user in queryset.exclude(pk=request.user.pk)
-        )
+        count = 0
+        refused: dict[str, list[str]] = {}
+        for user in queryset:
+            try:
+                count += user_deactivate(actor=request.user, user=user)
+            except PermissionDenied as error:
+                refused.setdefault(str(error), []).append(user.get_username())
         self.message_user(request, f"Deactivated {count} user(s).", messages.SUCCESS)
+        for reason, names in refused.items():
+            self.message_user(
+                request, f"{reason} Not deactivated: {', '.join(names)}.", messages.ERROR
+            )
 
 
 @admin.register(Session)

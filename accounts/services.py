@@ -3,6 +3,7 @@
 from contextvars import ContextVar
 from datetime import datetime
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -58,6 +59,23 @@ def user_set_active(user: User, *, active: bool) -> bool:
     user.is_active = active
     user.save(update_fields=["is_active"])
     return True
+
+
+def user_deactivate(*, actor: User, user: User) -> bool:
+    """Deactivate `user` on behalf of `actor`; their open sockets close (4401).
+
+    Moderators and admins may deactivate members and moderators; only an
+    admin may deactivate an admin, and nobody their own account (which would
+    lock out the last admin by a slip of the mouse). Raises PermissionDenied
+    otherwise. Returns whether anything changed.
+    """
+    if not actor.is_moderator:
+        raise PermissionDenied("Only moderators and admins may deactivate accounts.")
+    if user.pk == actor.pk:
+        raise PermissionDenied("You cannot deactivate your own account.")
+    if user.is_chat_admin and not actor.is_chat_admin:
+        raise PermissionDenied("Only an admin may deactivate an admin.")
+    return user_set_active(user, active=False)
 
 
 def invite_create(

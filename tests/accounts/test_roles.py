@@ -1,0 +1,132 @@
+"""Roles: who may deactivate whom, and the role in the admin."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied
+from django.test import Client
+
+from accounts.models import User
+from accounts.services import user_deactivate
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+Role = User.Role
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_a_moderator_deactivates_a_member_who_is_then_signed_out():
+    member = UserFactory()
+    member_browser = signed_in(member)
+    assert member_browser.get("/accounts/email/").status_code == 200
+    assert user_deactivate(actor=UserFactory(role=Role.MODERATOR), user=member)
+    member.refresh_from_db()
+    assert not member.is_active
+    assert member_browser.get("/accounts/email/").status_code == 302
+
+
+def test_a_moderator_may_deactivate_another_moderator():
+    other = UserFactory(role=Role.MODERATOR)
+    assert user_deactivate(actor=UserFactory(role=Role.MODERATOR), user=other)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [{"role": Role.ADMIN}, {"is_superuser": True}],
+    ids=["admin role", "superuser"],
+)
+def test_a_moderator_may_not_deactivate_an_admin(target):
+    admin = UserFactory(**target)
+    with pytest.raises(PermissionDenied):
+        user_deactivate(actor=UserFactory(role=Role.MODERATOR), user=admin)
+    admin.refresh_from_db()
+    assert admin.is_active
+
+
+def test_an_admin_may_deactivate_an_admin():
+    other = UserFactory(role=Role.ADMIN)
+    assert user_deactivate(actor=UserFactory(role=Role.ADMIN), user=other)
+
+
+@pytest.mark.parametrize("actor", [{"role": Role.MEMBER}, {"role": Role.MEMBER, "is_staff": True}])
+def test_members_may_not_deactivate_anyone(actor):
+    member = UserFactory()
+    with pytest.raises(PermissionDenied):
+        user_deactivate(actor=UserFactory(**actor), user=member)
+    member.refresh_from_db()
+    assert member.is_active
+
+
+def test_nobody_deactivates_themselves():
+    admin = UserFactory(role=Role.ADMIN)
+    with pytest.raises(PermissionDenied):
+        user_deactivate(actor=admin, user=admin)
+
+
+# --- The admin -------------------------------------------------------------
+
+
+@pytest.fixture
+def root():
+    return signed_in(UserFactory(username="root", is_staff=True, is_superuser=True))
+
+
+def test_role_is_listed_and_filterable(root):
+    UserFactory(username="mona", role=Role.MODERATOR)
+    UserFactory(username="mike")
+    page = root.get("/admin/accounts/user/").content.decode()
+    assert "column-role" in page and "Moderator" in page
+    filtered = root.get("/admin/accounts/user/", {"role__exact": "moderator"}).content.decode()
+    assert "mona" in filtered and "mike" not in filtered
+
+
+def test_role_is_editable_on_the_user_page(root):
+    user = UserFactory(username="mike")
+    page = root.get(f"/admin/accounts/user/{user.pk}/change/").content.decode()
+    assert 'name="role"' in page
+    response = root.post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {
+            "username": "mike",
+            "email": user.email,
+            "role": "moderator",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "10:00:00",
+        },
+    )
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.role == Role.MODERATOR
+
+
+def test_role_can_be_chosen_when_adding_a_user(root):
+    assert 'name="role"' in root.get("/admin/accounts/user/add/").content.decode()
+
+
+def staff_moderator():
+    user = UserFactory(username="mod", is_staff=True, role=Role.MODERATOR)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    return user
+
+
+def test_the_deactivate_action_follows_the_roles():
+    member = UserFactory(username="mike")
+    admin = UserFactory(username="ada", role=Role.ADMIN)
+    browser = signed_in(staff_moderator())
+    response = browser.post(
+        "/admin/accounts/user/",
+        {"action": "deactivate_users", "_selected_action": [member.pk, admin.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Deactivated 1 user(s)." in page
+    assert "Only an admin may deactivate an admin. Not deactivated: ada." in page
+    member.refresh_from_db()
+    admin.refresh_from_db()
+    assert not member.is_active and admin.is_active
