@@ -193,8 +193,35 @@ ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
 ACCOUNT_ALLOW_SIGNUP = env.bool("ACCOUNT_ALLOW_SIGNUP", default=True)
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
+# Login, sign-up and reset pages answer the same whether an account exists.
+ACCOUNT_PREVENT_ENUMERATION = True
+# Counted in the cache (Redis when REDIS_URL is set, so across processes).
+# "ip" is the client address (see TRUSTED_PROXY_COUNT), "key" the login name
+# or email address: an attacker spreading guesses over many addresses still
+# meets the per-account limit. A refused request gets HTTP 429 (a refused
+# login_failed, a form error).
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip,100/h/ip",
+    "reset_password": "20/m/ip,5/h/key",
+}
+# A field people never see; a bot that fills it gets the usual "check your
+# email" page and no account.
+ACCOUNT_SIGNUP_FORM_HONEYPOT_FIELD = "website"
+# Adding, removing or switching email addresses, and changing two-factor
+# settings, ask for the password again unless it was given this recently.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+ACCOUNT_REAUTHENTICATION_TIMEOUT = env.int("ACCOUNT_REAUTHENTICATION_TIMEOUT", default=300)
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "account_login"
+
+# The client address for rate limits. Behind reverse proxies, the number of
+# them that append to X-Forwarded-For (the right-most entries are theirs);
+# 0 ignores the header, which a client could otherwise forge. Or, instead, a
+# header a trusted proxy sets to the client address (e.g. X-Real-IP).
+ALLAUTH_TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env.str("TRUSTED_CLIENT_IP_HEADER", default="") or None
 
 # --- Email ----------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
