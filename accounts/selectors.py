@@ -1,5 +1,6 @@
 """Account-side reads."""
 
+from allauth.mfa.models import Authenticator
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db.models import F
 from django.utils import timezone
@@ -16,19 +17,7 @@ def login_session_is_valid(*, login_id: str, user_id: int) -> bool:
     session that changed the password keeps its login id under its new key,
     so it stays valid.
     """
-    rows = Session.objects.filter(
-        login_id=login_id, user_id=user_id, expire_date__gt=timezone.now()
-    ).select_related("user")
-    for row in rows:
-        user: User | None = row.user
-        if user is None or not user.is_active:
-            continue
-        data = row.get_decoded()
-        if str(data.get(SESSION_KEY)) != str(user_id) or BACKEND_SESSION_KEY not in data:
-            continue
-        if constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
-            return True
-    return False
+    return (login_id, user_id) in logins_still_valid({(login_id, user_id)})
 
 
 def signup_policy() -> SignupPolicy:
@@ -43,3 +32,37 @@ def invite_usable(token: str | None) -> Invite | None:
     return Invite.objects.filter(
         token=token, expires__gt=timezone.now(), uses__lt=F("max_uses")
     ).first()
+
+
+def user_has_totp(user: User) -> bool:
+    """Whether the account has an activated authenticator app (TOTP)."""
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+def logins_still_valid(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Of these (login id, user id) pairs, those whose session is still signed in.
+
+    `login_session_is_valid` for every open socket of a process at once: one
+    query per thousand pairs, for the periodic re-check that catches sessions
+    that simply expired.
+    """
+    valid: set[tuple[str, int]] = set()
+    pending = sorted(pairs)
+    now = timezone.now()
+    for start in range(0, len(pending), 1000):
+        chunk = pending[start : start + 1000]
+        rows = Session.objects.filter(
+            login_id__in={login for login, _ in chunk},
+            user_id__in={user for _, user in chunk},
+            expire_date__gt=now,
+        ).select_related("user")
+        for row in rows:
+            user: User | None = row.user
+            if user is None or not user.is_active or (row.login_id, user.pk) not in pairs:
+                continue
+            data = row.get_decoded()
+            if str(data.get(SESSION_KEY)) != str(user.pk) or BACKEND_SESSION_KEY not in data:
+                continue
+            if constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
+                valid.add((row.login_id, user.pk))
+    return valid

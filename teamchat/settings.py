@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.StaffTwoFactorMiddleware",
 ]
 
 ROOT_URLCONF = "teamchat.urls"
@@ -215,6 +216,11 @@ ACCOUNT_REAUTHENTICATION_REQUIRED = True
 ACCOUNT_REAUTHENTICATION_TIMEOUT = env.int("ACCOUNT_REAUTHENTICATION_TIMEOUT", default=300)
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "account_login"
+
+# Optional two-factor (an authenticator app, with recovery codes); required
+# for staff when the admin's SignupPolicy says so.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="TeamChat")
 
 # The client address for rate limits. Behind reverse proxies, the number of
 # them that append to X-Forwarded-For (the right-most entries are theirs);
