@@ -17,6 +17,12 @@ from django.test import Client
 
 from tests.factories import UserFactory
 
+# Production redirects plain HTTP to HTTPS (on by default with DEBUG off); the
+# tests speak plain HTTP, in the servers they start (which inherit this
+# environment) and in this process (whose settings are already loaded).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+settings.SECURE_SSL_REDIRECT = False
+
 REQUIRE_SERVICES = os.environ.get("TEAMCHAT_REQUIRE_SERVICES", "") not in ("", "0", "false")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
