@@ -286,12 +286,37 @@ USE_TZ = True
 # Per-user send rate: a token bucket refilled at RATE per second, holding BURST.
 CHAT_RATE_LIMIT = env.float("CHAT_RATE_LIMIT", default=10.0)
 CHAT_RATE_BURST = env.int("CHAT_RATE_BURST", default=20)
+# Open sockets one account may hold at once (tabs, devices, bots).
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
+# How often an open socket re-checks that its session is still valid, so a
+# session that simply expires closes its sockets too.
+CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=60)
 
+# --- Logging --------------------------------------------------------------
+# Everything goes to the console, every record cut to LOG_MAX_MESSAGE_CHARS
+# so a client cannot fill the logs through a message that gets logged.
+# Django's defaults would also mail request errors to ADMINS; replacing the
+# handlers of its loggers here turns that off (a request's details may hold
+# what people wrote).
+LOG_MAX_MESSAGE_CHARS = env.int("LOG_MAX_MESSAGE_CHARS", default=2000)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "truncate": {"()": "teamchat.logging.TruncateFilter", "max_chars": LOG_MAX_MESSAGE_CHARS}
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["truncate"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+        "django.request": {"level": "ERROR"},
+    },
 }
