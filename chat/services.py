@@ -409,12 +409,14 @@ def _latest_message_id(room: Room) -> int:
     return Message.objects.filter(room=room).aggregate(m=Max("id"))["m"] or 0
 
 
-def _member_add(room: Room, user: User, action: str, by: User) -> events.Item:
+def _member_add(
+    room: Room, user: User, action: str, by: User, *, to_room: bool = True
+) -> events.Item:
     """Make `user` a member (read up to now) and log it; the caller holds a logged change."""
     Membership.objects.create(room=room, user=user, last_read_id=_latest_message_id(room))
     data = {"room": events.room_data(room), "user": user.username, "action": action}
     data["by"] = by.username
-    return _log("member", data, room=room, user=user, op=["sub", room.id])
+    return _log("member", data, room=room, user=user, to_room=to_room, op=["sub", room.id])
 
 
 def _member_drop(room: Room, user: User, action: str, by: User) -> events.Item:
@@ -584,8 +586,11 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
     try:
         with _logged_change() as items:
             room.save()
+            # Each person is told only of their own arrival: the fan-out subscribes
+            # them one event at a time, so an event to the room would reach the
+            # people added before it live, but everyone on a replay.
             for person in people:
-                items.append(_member_add(room, person, "joined", actor))
+                items.append(_member_add(room, person, "joined", actor, to_room=False))
     except IntegrityError:  # the same conversation, started at the same moment elsewhere
         return Room.objects.get(dm_key=key)
     return room
