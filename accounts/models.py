@@ -6,14 +6,41 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
+
+
+class UsernameValidator(RegexValidator):
+    """ASCII letters, digits, and . _ - inside: no name can pass for another.
+
+    Django's default allows any Unicode letter, so a Cyrillic "а" or a
+    full-width "ａ" could make a second "alice" that reads the same on screen.
+    Together with case-insensitive uniqueness, each name has one spelling.
+    """
+
+    regex = r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?\Z"
+    message = (
+        "Use letters a–z, digits, and . _ - between them (for example jane.doe). "
+        "Other characters could make your name look like someone else's."
+    )
+    flags = re.ASCII
 
 
 class User(AbstractUser):
     """A TeamChat account. Custom from the first migration so it can grow."""
+
+    username_validator = UsernameValidator()
+    username = models.CharField(
+        "username",
+        max_length=150,
+        unique=True,
+        help_text="Letters a–z, digits, and . _ - between them.",
+        validators=[username_validator],
+        error_messages={"unique": "A user with that username already exists."},
+    )
 
     class Role(models.TextChoices):
         MEMBER = "member", "Member"
@@ -30,6 +57,10 @@ class User(AbstractUser):
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+        constraints = [
+            # "Alice" and "alice" are one name.
+            models.UniqueConstraint(Lower("username"), name="user_username_unique_ci")
+        ]
 
     @property
     def is_chat_admin(self) -> bool:
