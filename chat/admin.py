@@ -11,17 +11,20 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "is_private", "created")
-    list_filter = ("is_private",)
+    list_display = ("slug", "name", "kind", "is_private", "is_archived", "created_by", "created")
+    list_filter = ("kind", "is_private", "is_archived")
+    list_select_related = ("created_by",)
     search_fields = ("slug", "name", "topic")
     prepopulated_fields = {"slug": ("name",)}
+    raw_id_fields = ("created_by",)
+    readonly_fields = ("dm_key",)
     inlines = [MembershipInline]
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "room", "author", "created", "short_body")
-    list_filter = ("room",)
+    list_display = ("id", "room", "author", "created", "edited", "is_deleted", "short_body")
+    list_filter = ("is_deleted", "room")
     list_select_related = ("room", "author")
     search_fields = ("body", "author__username")
     raw_id_fields = ("author",)
