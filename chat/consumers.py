@@ -61,7 +61,10 @@ def _shed_handshake_state(scope: dict) -> User:
         session._session_cache = {}
     user = scope["user"]
     # Only these fields are loaded; the socket never reads another one.
-    slim = User.from_db(None, ["id", "username", "is_active"], [user.pk, user.username, True])
+    # from_db takes the values in the model's field order, whatever order the names are in.
+    loaded = {"id": user.pk, "username": user.username, "is_active": True}
+    names = [f.attname for f in User._meta.concrete_fields if f.attname in loaded]
+    slim = User.from_db(None, names, [loaded[name] for name in names])
     if hasattr(user, "_wrapped"):
         user._wrapped = slim
     return slim
