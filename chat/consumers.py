@@ -217,7 +217,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # throttled: typing is a hint, never stored
         self.typing_sent[room.id] = now
         event = {"type": "typing", "room": room.slug, "user": self.user.username, "seq": None}
-        await events.apublish([[[room.id], None, None, events.encode(event), None]])
+        try:
+            await events.apublish([[[room.id], None, None, events.encode(event), None]])
+        except Exception:
+            # A hint, not worth an error: the live path's state is told by `status`.
+            log.warning("could not forward a typing hint: the channel layer failed")
 
     async def _receive_send(self, frame: Frame) -> None:
         if not send_limiter.allow(self.user_id):
