@@ -130,7 +130,14 @@ async def apublish(items: list[Item]) -> None:
 
 
 def message_retry_text(message: Message) -> str:
-    """The answer to a retried send: the stored message as it is now, to one socket."""
+    """The answer to a retried send: the stored message as it is now, to one socket.
+
+    A message deleted since is answered with its deletion, not as an empty message.
+    """
+    if message.is_deleted:
+        return encode(
+            {"type": "message_deleted", "room": message.room.slug, "id": message.id, "seq": None}
+        )
     reactions, mentions = selectors.message_extras([message.id])
     event = message_event(
         message,
