@@ -574,6 +574,13 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
     key = "-".join(str(u.pk) for u in people)
     existing = Room.objects.filter(dm_key=key).first()
     if existing is not None:
+        # Someone who left the conversation and opens it again is back in it.
+        if not Membership.objects.filter(room=existing, user=actor).exists():
+            try:
+                with _logged_change() as items:
+                    items.append(_member_add(existing, actor, "joined", actor))
+            except IntegrityError:  # back at the same moment from elsewhere
+                pass
         return existing
     room = Room(
         slug=f"dm-{selectors.dm_slug_suffix(key)}",
