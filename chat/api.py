@@ -67,6 +67,14 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def _optional_bool(data: dict[str, Any], name: str) -> bool | None:
+    """A JSON true or false, or None when absent: "false" is not false."""
+    value = data.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise services.ChatError("invalid", f"{name} must be true or false.")
+    return value
+
+
 def _non_negative_int(query: QueryDict, name: str) -> int | None:
     raw = query.get(name)
     if raw is None:
@@ -139,7 +147,7 @@ def rooms(request: HttpRequest) -> JsonResponse:
             name=data.get("name"),
             slug=data.get("slug") or "",
             topic=data.get("topic") or "",
-            private=bool(data.get("private")),
+            private=bool(_optional_bool(data, "private")),
         )
         return JsonResponse({"room": events.room_data(room)}, status=201)
     if request.GET.get("browse"):
@@ -159,13 +167,12 @@ def rooms(request: HttpRequest) -> JsonResponse:
 @_api
 def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
     data = _json_body(request)
-    archived = data.get("archived")
     room = services.room_update(
         actor=request.user,
         room=slug,
         name=data.get("name"),
         topic=data.get("topic"),
-        archived=None if archived is None else bool(archived),
+        archived=_optional_bool(data, "archived"),
     )
     return JsonResponse({"room": events.room_data(room)})
 
