@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from chat.models import Membership, Message, Room
+from chat.models import Membership, Message, Reaction, Room
 
 PASSWORD = "a-long-test-pass-phrase"
 
@@ -44,3 +44,12 @@ class MessageFactory(factory.django.DjangoModelFactory):
     room = factory.SubFactory(RoomFactory)
     author = factory.SubFactory(UserFactory)
     body = factory.Sequence(lambda n: f"message {n}")
+
+
+class ReactionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Reaction
+
+    message = factory.SubFactory(MessageFactory)
+    user = factory.SubFactory(UserFactory)
+    emoji = "👍"

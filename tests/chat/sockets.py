@@ -43,19 +43,19 @@ class Socket:
         await self.comm.disconnect()
 
 
-async def open_socket(cookie: str | None, origin: str | None = ORIGIN):
-    """Handshake; returns (connected, Socket)."""
+async def open_socket(cookie: str | None, origin: str | None = ORIGIN, path: str = "/ws/chat/"):
+    """Handshake; returns (connected, Socket). `path` may carry `?seq=` and `?watch=`."""
     headers = []
     if cookie:
         headers.append((b"cookie", cookie.encode()))
     if origin:
         headers.append((b"origin", origin.encode()))
-    comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    comm = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await comm.connect(timeout=5)
     return connected, Socket(comm)
 
 
-async def connect(cookie: str) -> Socket:
-    connected, sock = await open_socket(cookie)
+async def connect(cookie: str, path: str = "/ws/chat/") -> Socket:
+    connected, sock = await open_socket(cookie, path=path)
     assert connected, "the handshake was refused"
     return sock
