@@ -1250,6 +1250,7 @@
     }
     if (!badge) {
       badge = el("span", className);
+      badge.setAttribute("aria-hidden", "true"); // .room-status says it in words
       link.insertBefore(badge, link.querySelector(".room-status"));
     }
     badge.textContent = text;
@@ -1897,6 +1898,7 @@
         note.close();
         if (m.room === ROOM) {
           goToMessage(m.id);
+          scheduleRead(); // not every browser fires "focus" here
         } else {
           window.location.assign(roomUrl(m.room) + "?m=" + m.id + "#m-" + m.id);
         }
