@@ -458,3 +458,123 @@ def test_after_an_outage_the_page_equals_a_fresh_load(alice, bob, random_history
     assert str(gone.id) not in by_id and str(keep.id) in by_id
     assert [r[0] for r in after["rooms"]] == ["design", "general"]
     assert len(links) >= 2, "the page did not reconnect"
+
+
+def test_renames_archives_and_removals_reach_open_pages(alice, bob, random_room, pages):
+    alice_page = pages.open(alice, "/r/random/")
+    bob_page = pages.open(bob, "/r/random/")
+    same_document(bob_page)
+
+    alice_page.get_by_role("button", name="Settings").click()
+    settings = alice_page.locator("#room-settings-dialog")
+    settings.get_by_label("Name").fill("watercooler")
+    settings.get_by_label("Topic").fill("Weekend plans")
+    settings.get_by_role("button", name="Save").click()
+    expect(settings).to_be_hidden()
+    expect(bob_page.locator("#room-name")).to_have_text("watercooler")
+    expect(bob_page.locator("#room-topic")).to_have_text("Weekend plans")
+    expect(room_link(bob_page, "random").locator(".room-name")).to_have_text("watercooler")
+    expect(bob_page).to_have_title("#watercooler · TeamChat")
+
+    # Removed while looking at it: told so, cannot post, still reads it live.
+    alice_page.get_by_role("button", name="Members").click()
+    alice_page.locator("#member-panel").get_by_role(
+        "button", name="Remove bob from #watercooler"
+    ).click()
+    alice_page.locator("#confirm-dialog").get_by_role("button", name="Remove").click()
+    expect(bob_page.locator("#notice")).to_have_text("alice removed you from #watercooler.")
+    expect(bob_page.locator("#composer-input")).to_be_disabled()
+    expect(room_link(bob_page, "random")).to_have_count(0)
+    online(bob_page)
+    say(alice_page, "still readable?")
+    expect(message(bob_page, "alice", "still readable?")).to_have_count(1)
+
+    # Back in through the directory.
+    bob_page.goto(f"{pages.base}/rooms/")
+    row = bob_page.locator("li.channel-row[data-room='random']")
+    expect(row.locator(".channel-topic")).to_have_text("Weekend plans")
+    expect(row.locator(".channel-members")).to_have_text("1 member")
+    row.get_by_role("button", name="Join #watercooler").click()
+    expect(bob_page).to_have_url(f"{pages.base}/r/random/")
+    online(bob_page)
+    expect(bob_page.locator("#composer-input")).to_be_enabled()
+    same_document(bob_page)
+
+    settings_button = alice_page.get_by_role("button", name="Settings")
+    settings_button.click()
+    settings.get_by_role("button", name="Archive").click()
+    expect(bob_page.locator("#archived-badge")).to_be_visible()
+    expect(bob_page.locator("#composer-note")).to_contain_text("is archived: it is read-only")
+    expect(bob_page.locator("#composer-input")).to_be_disabled()
+    expect(room_link(bob_page, "random")).to_have_count(0)
+    assert still_same_document(bob_page)
+
+
+FAKE_NOTIFICATIONS = """
+(() => {
+  window.__notes = [];
+  class FakeNotification {
+    constructor(title, options) {
+      this.title = title;
+      this.body = options && options.body;
+      window.__notes.push(this);
+    }
+    close() {}
+    static get permission() { return window.__permission || "default"; }
+    static requestPermission() {
+      window.__permission = "granted";
+      return Promise.resolve("granted");
+    }
+  }
+  window.Notification = FakeNotification;
+  Object.defineProperty(document, "visibilityState", {
+    get: () => (window.__hidden ? "hidden" : "visible"),
+  });
+  Object.defineProperty(document, "hidden", { get: () => !!window.__hidden });
+})();
+"""
+
+
+@pytest.fixture
+def dm_room(alice, bob):
+    return services.dm_open(actor=alice, usernames=["bob"]).slug
+
+
+def test_notifications_for_mentions_and_dms_in_a_hidden_tab(alice, bob, dm_room, pages):
+    """The browser's Notification and page visibility are stand-ins; the page's choices are real."""
+    alice_page = pages.open(alice)
+    bob_context = pages.context_for(bob)
+    bob_context.add_init_script(FAKE_NOTIFICATIONS)
+    bob_page = pages.open(bob)
+
+    bob_page.get_by_role("button", name="Enable notifications").click()
+    expect(bob_page.get_by_role("button", name="Enable notifications")).to_be_hidden()
+    bob_page.evaluate(
+        "window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))"
+    )
+
+    say(alice_page, "nobody in particular")
+    say(alice_page, "@bob see <b>this</b> " + "x" * 300)
+    mid = sent(alice_page, "alice", "@bob see")
+    expect(bob_page).to_have_title("(2, @1) #general · TeamChat")
+    alice_page.goto(f"{pages.base}/r/{dm_room}/")
+    online(alice_page)
+    say(alice_page, "psst, **bob**")
+    dm_mid = sent(alice_page, "alice", "psst")
+    expect(bob_page).to_have_title("(3, @1) #general · TeamChat")
+
+    notes = bob_page.evaluate("window.__notes.map(n => [n.title, n.body])")
+    assert len(notes) == 2, notes
+    (title, body), dm_note = notes
+    assert title == "alice in #general"
+    assert body.startswith("@bob see <b>this</b> xxx") and len(body) == 200 and body.endswith("…")
+    assert dm_note == ["alice (direct message)", "psst, **bob**"]
+
+    bob_page.evaluate("window.__hidden = false; window.__notes[0].onclick()")
+    expect(bob_page.locator(f"#m-{mid}")).to_have_class(re.compile(r"\bis-target\b"))
+    expect(bob_page).to_have_title("(1) #general · TeamChat")
+
+    bob_page.evaluate("window.__notes[1].onclick()")
+    expect(bob_page).to_have_url(f"{pages.base}/r/{dm_room}/?m={dm_mid}#m-{dm_mid}")
+    expect(bob_page.locator(f"#m-{dm_mid}")).to_have_class(re.compile(r"\bis-target\b"))
+    expect(bob_page).to_have_title("alice · TeamChat")
