@@ -2120,7 +2120,7 @@
     item.setAttribute("role", "menuitem");
     item.tabIndex = -1;
     item.addEventListener("click", () => {
-      closeMenus(false);
+      closeMenus(true); // back to the message's button; an editor or dialog then takes over
       onChoose();
     });
     return item;

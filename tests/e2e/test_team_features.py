@@ -578,3 +578,39 @@ def test_notifications_for_mentions_and_dms_in_a_hidden_tab(alice, bob, dm_room,
     expect(bob_page).to_have_url(f"{pages.base}/r/{dm_room}/?m={dm_mid}#m-{dm_mid}")
     expect(bob_page.locator(f"#m-{dm_mid}")).to_have_class(re.compile(r"\bis-target\b"))
     expect(bob_page).to_have_title("alice · TeamChat")
+
+
+@pytest.fixture
+def design_room(alice):
+    """A public channel bob has not joined."""
+    services.room_create(actor=alice, name="design")
+    return "design"
+
+
+def test_a_public_channel_is_read_live_then_joined_from_its_page(alice, bob, design_room, pages):
+    alice_page = pages.open(alice, "/r/design/")
+    bob_page = pages.open(bob, "/r/design/")
+    same_document(bob_page)
+    expect(bob_page.locator("#composer")).to_be_hidden()
+    expect(room_link(bob_page, "design")).to_have_count(0)
+
+    say(alice_page, "anyone out there?")
+    mid = sent(alice_page, "alice", "anyone out there?")
+    expect(bob_page.locator(f"#m-{mid}")).to_have_count(1)  # carried as a watched room
+
+    bob_page.get_by_role("button", name="Join #design").click()
+    expect(bob_page.locator("#composer-input")).to_be_focused()
+    expect(room_link(bob_page, "design")).to_be_visible()
+    say(bob_page, "me!")
+    expect(message(alice_page, "bob", "me!")).to_have_count(1)
+
+    # Reacting with the keyboard only.
+    theirs = bob_page.locator(f"#m-{mid}")
+    theirs.get_by_role("button", name="Add reaction").focus()
+    bob_page.keyboard.press("Enter")
+    expect(bob_page.get_by_role("menuitem", name="thumbs up")).to_be_focused()
+    bob_page.keyboard.press("ArrowRight")
+    bob_page.keyboard.press("Enter")
+    expect(alice_page.locator(f"#m-{mid} button.reaction[data-emoji='❤️']")).to_have_count(1)
+    expect(theirs.get_by_role("button", name="Add reaction")).to_be_focused()
+    assert still_same_document(bob_page)
