@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -139,6 +140,9 @@ if REDIS_URL:
                         # layer's blocking pop: a reply that comes at the last moment
                         # would be abandoned mid-read, and the message in it lost.
                         "socket_timeout": 30,
+                        # After a Redis restart each connection the pool kept fails on
+                        # first use: retry once on a new one rather than drop a broadcast.
+                        "retry_on_error": [RedisConnectionError],
                     }
                 ],
                 "prefix": CHANNEL_LAYER_PREFIX,
