@@ -218,7 +218,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.typing_sent[room.id] = now
         event = {"type": "typing", "room": room.slug, "user": self.user.username, "seq": None}
         try:
-            await events.apublish([[[room.id], None, None, events.encode(event), None]])
+            item = [[room.id], None, None, events.encode(event), ["except", self.user_id]]
+            await events.apublish([item])
         except Exception:
             # A hint, not worth an error: the live path's state is told by `status`.
             log.warning("could not forward a typing hint: the channel layer failed")

@@ -21,7 +21,8 @@ from .models import Message, Room
 log = logging.getLogger(__name__)
 
 # One fan-out item: [room ids it goes to, user id it also goes to, seq, text,
-# membership change to apply first (["sub", room id]) or after (["unsub", room id])].
+# op]: a membership change to apply first (["sub", room id]) or after
+# (["unsub", room id]), or a user whose sockets it skips (["except", user id]).
 Item = list[Any]
 
 

@@ -217,6 +217,8 @@ class Fanout:
                     targets = set(self.by_user.get(user_id, ()))
                     for room_id in room_ids:
                         targets |= self.by_room.get(room_id, set())
+                if op is not None and op[0] == "except" and targets:
+                    targets = targets - self.by_user.get(op[1], set())
                 if targets:
                     prepared = prepare(text)
                     for sock in tuple(targets):

@@ -343,13 +343,20 @@ def message_delete(*, actor: User, message_id: int) -> None:
 
 
 EMOJI_MAX_CHARS = 32
-_EMOJI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f<>&\"']")
+# Emoji are not ASCII (keycaps aside: 1️⃣ #️⃣ *️⃣), so a word can never be
+# one; nor are spaces or control characters part of one.
+_EMOJI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f]|[^\x80-\U0010ffff0-9#*]")
 
 
 def reaction_toggle(*, actor: User, message_id: int, emoji: str) -> list[str]:
     """Add `actor`'s `emoji` reaction to a message, or take it back; returns who has it now."""
-    if not emoji or len(emoji) > EMOJI_MAX_CHARS or _EMOJI_REFUSED.search(emoji):
-        raise ChatError("invalid", f"emoji must be 1 to {EMOJI_MAX_CHARS} characters, no spaces.")
+    if (
+        not emoji
+        or len(emoji) > EMOJI_MAX_CHARS
+        or _EMOJI_REFUSED.search(emoji)
+        or emoji.isascii()
+    ):
+        raise ChatError("invalid", f"emoji must be an emoji (1 to {EMOJI_MAX_CHARS} characters).")
     message, is_member = _message_for_change(actor, message_id)
     _writable(message, is_member)
     with _logged_change() as items:

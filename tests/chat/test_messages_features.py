@@ -494,3 +494,12 @@ async def test_presence_is_not_announced_to_people_who_share_no_room(people, cha
     await sync_to_async(say)(alice, "club", "marker")
     event = await presence_of_others(c, "carol")
     assert (event["type"], event["body"]) == ("message", "marker")
+
+
+@pytest.mark.parametrize("word", ["items", "ok", "+1", "a\U0001f44d"])
+def test_a_word_is_not_a_reaction(person, word):
+    alice = person("alice")
+    mid = say(alice, "general", "hi")
+    with pytest.raises(ChatError) as refused:
+        services.reaction_toggle(actor=alice.user, message_id=mid, emoji=word)
+    assert refused.value.code == "invalid"
