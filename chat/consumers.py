@@ -108,21 +108,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.admitted = True
         resume_from, watch = _resume_params(self.scope.get("query_string", b""))
-        room_ids, watched = await database_sync_to_async(_socket_rooms)(user, watch)
-        self.watched = watched
-        self.replaying = resume_from is not None
+        # Everything delivered before the socket is accepted (and, when
+        # resuming, replayed) is held, then sent in order.
+        self.replaying = True
         self.replayed_upto = 0
         self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
         self.typing_sent: dict[int, float] = {}
-        # Subscribe before accepting, so nothing published meanwhile is missed.
         self.output = SocketOutput(self.base_send)
-        await local_fanout().register(self, room_ids + watched)
+        # Registered before the rooms are read: a membership change committed
+        # after the read is then applied to this socket, whenever it lands.
+        fanout = local_fanout()
+        await fanout.register(self)
+        room_ids, watched = await database_sync_to_async(_socket_rooms)(user, watch)
+        self.watched = watched
+        fanout.set_rooms(self, room_ids + watched)
         await self.accept()
         self.output.start()
         self.user = _shed_handshake_state(self.scope)
         presence.local_presence().update(self, "active", set(room_ids))
         if resume_from is not None:
             _track(asyncio.create_task(self._replay(resume_from)))
+        else:
+            await self._go_live()
 
     def catch_up_soon(self, after: int) -> None:
         """The live path is back: say so, then replay what it may have dropped."""
@@ -168,6 +175,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             log.exception("replay for user %s failed", self.user_id)
             await self.close(code=CLOSE_RETRY)
             return
+        await self._go_live()
+
+    async def _go_live(self) -> None:
+        """Send what was held (minus what a replay carried), then deliver as events come."""
         while self.held:
             held, self.held = self.held, []
             for text, prepared, seq in held:

@@ -55,6 +55,8 @@ class Fanout:
         self.by_room: dict[int, set[Subscriber]] = {}
         self.by_user: dict[int, set[Subscriber]] = {}
         self.rooms_of: dict[Subscriber, set[int]] = {}
+        # Sockets registered whose rooms are still being read: changes meanwhile.
+        self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # True while the channel layer fails: live events may be missing.
@@ -64,15 +66,31 @@ class Fanout:
         self.last_seq = 0
         self.resume_from = 0
 
-    async def register(self, sock: Subscriber, room_ids: list[int]) -> None:
-        """Start delivering these rooms' events, and its user's, to `sock`."""
+    async def register(self, sock: Subscriber) -> None:
+        """Start delivering its user's events to `sock`; its rooms follow with `set_rooms`.
+
+        Membership changes for the user that arrive in between are recorded
+        and applied on top of the rooms read from the database, so none is
+        lost whichever came first.
+        """
         await self._start()
-        self.rooms_of[sock] = set(room_ids)
+        self.rooms_of[sock] = set()
+        self._pending[sock] = []
         self.by_user.setdefault(sock.user_id, set()).add(sock)
-        for room_id in room_ids:
+
+    def set_rooms(self, sock: Subscriber, room_ids: list[int]) -> None:
+        rooms = set(room_ids)
+        for kind, room_id in self._pending.pop(sock, ()):
+            if kind == "sub":
+                rooms.add(room_id)
+            else:
+                rooms.discard(room_id)
+        self.rooms_of[sock] = rooms
+        for room_id in rooms:
             self.by_room.setdefault(room_id, set()).add(sock)
 
     def unregister(self, sock: Subscriber) -> None:
+        self._pending.pop(sock, None)
         for room_id in self.rooms_of.pop(sock, ()):
             self._discard(self.by_room, room_id, sock)
         self._discard(self.by_user, sock.user_id, sock)
@@ -83,11 +101,17 @@ class Fanout:
     def subscribe(self, user_id: int, room_id: int) -> None:
         """Every socket of the user in this process carries the room from now on."""
         for sock in self.by_user.get(user_id, ()):
+            if sock in self._pending:
+                self._pending[sock].append(("sub", room_id))
+                continue
             self.rooms_of[sock].add(room_id)
             self.by_room.setdefault(room_id, set()).add(sock)
 
     def unsubscribe(self, user_id: int, room_id: int) -> None:
         for sock in self.by_user.get(user_id, ()):
+            if sock in self._pending:
+                self._pending[sock].append(("unsub", room_id))
+                continue
             self.rooms_of[sock].discard(room_id)
             self._discard(self.by_room, room_id, sock)
 

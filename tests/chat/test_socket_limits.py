@@ -113,3 +113,33 @@ async def test_malformed_frame_floods_leave_the_log_alone(alice, caplog):
     assert chat_records == []
     assert secret not in caplog.text
     await sock.close()
+
+
+async def test_an_invitation_landing_while_a_socket_opens_still_reaches_it(
+    alice, login_cookie, monkeypatch
+):
+    from chat import consumers
+    from chat.models import Room
+
+    bob = await sync_to_async(UserFactory)(username="bob")
+    await sync_to_async(Room.objects.create)(slug="late", name="late", is_private=True)
+    read_rooms = consumers._socket_rooms
+
+    def rooms_then_invite(user, watch):
+        found = read_rooms(user, watch)  # read before the invitation commits
+        from chat.models import Membership
+
+        Membership.objects.create(room=Room.objects.get(slug="late"), user=bob)
+        services.room_invite(actor=bob, room="late", username="alice")
+        return found
+
+    monkeypatch.setattr(consumers, "_socket_rooms", rooms_then_invite)
+    sock = await connect(alice[1])
+    monkeypatch.undo()
+
+    await sync_to_async(services.message_send)(
+        author=bob, room="late", body="you made it", nonce=None
+    )
+    event = await sock.receive(skip=("presence", "member"))
+    assert (event["room"], event["body"]) == ("late", "you made it")
+    await sock.close()
