@@ -60,6 +60,27 @@ def _as_service_user() -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def _libc_prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None  # not Linux: the fixtures' teardown still stops the services
+
+
+_PRCTL = _libc_prctl()
+_PR_SET_PDEATHSIG = 1
+_KILL = int(signal.SIGKILL)
+
+
+def _die_with_parent() -> None:
+    """In the child (nothing imported or allocated here): die with the test process,
+    so no service outlives a run that was killed."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, _KILL)
+
+
 def _private_dir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     if os.geteuid() == 0:
@@ -99,6 +120,7 @@ class _Process:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.dir)},
+                preexec_fn=_die_with_parent,
                 **_as_service_user(),
             )
 
