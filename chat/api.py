@@ -57,6 +57,15 @@ def _api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return wrapper
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused CSRF check: JSON for the API, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _error(403, "csrf_failed", "The CSRF token is missing or wrong; reload the page.")
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason=reason)
+
+
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
         data = json.loads(request.body or b"{}")

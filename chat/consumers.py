@@ -328,6 +328,8 @@ def _typing_room(user: User, slug: str | None):
         raise services.ChatError("no_such_room", "There is no such room.") from None
     if membership is None:
         raise services.ChatError("not_member", f"You are not a member of #{room.slug}.")
+    if room.is_archived:
+        raise services.ChatError("forbidden", f"#{room.slug} is archived (read-only).")
     return room
 
 

@@ -83,6 +83,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "teamchat.urls"
+# The JSON API answers a failed CSRF check in JSON, like its other errors.
+CSRF_FAILURE_VIEW = "chat.api.csrf_failure"
 ASGI_APPLICATION = "teamchat.asgi.application"
 
 TEMPLATES = [

@@ -143,3 +143,13 @@ async def test_an_invitation_landing_while_a_socket_opens_still_reaches_it(
     event = await sock.receive(skip=("presence", "member"))
     assert (event["room"], event["body"]) == ("late", "you made it")
     await sock.close()
+
+
+def test_an_api_write_without_csrf_token_gets_a_json_error(alice):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice[0])
+    response = client.post("/api/rooms/", {"name": "x"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["error"] == "csrf_failed"
