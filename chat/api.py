@@ -73,7 +73,19 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raise services.ChatError("invalid", "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
         raise services.ChatError("invalid", "The request body must be a JSON object.")
+    if not _storable(data):
+        raise services.ChatError("invalid", "The request contains NUL or broken Unicode.")
     return data
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return services.text_is_storable(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def _optional_bool(data: dict[str, Any], name: str) -> bool | None:
@@ -249,6 +261,8 @@ def dms(request: HttpRequest) -> JsonResponse:
 def users(request: HttpRequest) -> JsonResponse:
     """Active users by username prefix, for the DM picker and @mention completion."""
     prefix = request.GET.get("q", "")[:150]
+    if not services.text_is_storable(prefix):
+        raise services.ChatError("invalid", "q contains NUL or broken Unicode.")
     room: Room | None = None
     if request.GET.get("room"):
         room = selectors.room_for_reader(request.user, request.GET["room"])

@@ -1,10 +1,11 @@
 """Parsing client frames (see docs/protocol.md). Pure functions, no I/O."""
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from .services import ChatError, nonce_validate
+from .services import ChatError, nonce_validate, text_is_storable
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ _FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
 FRAME_TYPES = frozenset(_FIELDS)
 PRESENCE_STATES = frozenset({"active", "away"})
 _MAX_ID = 2**63 - 1
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}\Z")
 
 
 def _field(frame: dict[str, Any], name: str, kind: type, nonce: str | None) -> Any:
@@ -79,6 +81,13 @@ def parse_frame(text: str) -> Frame:
         raise FrameError("unknown_type", f"Unknown frame type {kind[:32]!r}.", nonce)
 
     values = {name: _field(frame, name, field_type, nonce) for name, field_type in fields}
+    room = values.get("room")
+    if room is not None and not _SLUG.match(room):
+        # Names no room, and must not reach a query (NUL, broken Unicode).
+        raise FrameError("no_such_room", f"There is no room #{room[:64]!r}.", nonce)
+    for name in ("emoji", "state"):
+        if name in values and not text_is_storable(values[name]):
+            raise FrameError("invalid", f"{name} is not valid text.", nonce)
     if kind == "presence" and values["state"] not in PRESENCE_STATES:
         raise FrameError("invalid", "state must be 'active' or 'away'.", nonce)
     return Frame(type=kind, nonce=nonce, **values)

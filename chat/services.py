@@ -25,8 +25,16 @@ log = logging.getLogger(__name__)
 BODY_MAX_CHARS = 10_000
 NONCE_MAX_CHARS = 64
 # Line breaks and tabs are text; every other control character is refused.
-_BODY_REFUSED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_NONCE_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates (JSON can carry them as escapes) are not text: the database
+# cannot store them.
+_BODY_REFUSED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_NONCE_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def text_is_storable(value: str) -> bool:
+    """False for text the database refuses (NUL, lone surrogates): never look it up."""
+    return _UNSTORABLE.search(value) is None
 
 
 class ChatError(Exception):
@@ -66,7 +74,7 @@ def body_validate(body: str) -> None:
     if length > BODY_MAX_CHARS:
         raise ChatError("too_long", f"The message is longer than {BODY_MAX_CHARS} characters.")
     if _BODY_REFUSED.search(body):
-        raise ChatError("invalid", "The message contains control characters.")
+        raise ChatError("invalid", "The message contains control characters or broken Unicode.")
 
 
 # Messages are committed and then published in one global order: each
@@ -345,17 +353,12 @@ def message_delete(*, actor: User, message_id: int) -> None:
 EMOJI_MAX_CHARS = 32
 # Emoji are not ASCII (keycaps aside: 1️⃣ #️⃣ *️⃣), so a word can never be
 # one; nor are spaces or control characters part of one.
-_EMOJI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f]|[^\x80-\U0010ffff0-9#*]")
+_EMOJI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]|[^\x80-\U0010ffff0-9#*]")
 
 
 def reaction_toggle(*, actor: User, message_id: int, emoji: str) -> list[str]:
     """Add `actor`'s `emoji` reaction to a message, or take it back; returns who has it now."""
-    if (
-        not emoji
-        or len(emoji) > EMOJI_MAX_CHARS
-        or _EMOJI_REFUSED.search(emoji)
-        or emoji.isascii()
-    ):
+    if not emoji or len(emoji) > EMOJI_MAX_CHARS or _EMOJI_REFUSED.search(emoji) or emoji.isascii():
         raise ChatError("invalid", f"emoji must be an emoji (1 to {EMOJI_MAX_CHARS} characters).")
     message, is_member = _message_for_change(actor, message_id)
     _writable(message, is_member)

@@ -153,3 +153,36 @@ def test_an_api_write_without_csrf_token_gets_a_json_error(alice):
     response = client.post("/api/rooms/", {"name": "x"}, content_type="application/json")
     assert response.status_code == 403
     assert response.json()["error"] == "csrf_failed"
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "send", "room": "general", "body": "\ud83d broken"},
+        {"type": "send", "room": "gen\x00eral", "body": "hi"},
+        {"type": "typing", "room": "\x00"},
+        {"type": "read", "room": "\ud800", "id": 1},
+        {"type": "react", "id": 1, "emoji": "\ud83d"},
+    ],
+)
+async def test_text_the_database_cannot_store_is_refused_and_the_socket_goes_on(alice, frame):
+    sock = await connect(alice[1])
+    await sock.send_text(json.dumps(frame))  # JSON escapes carry NUL and lone surrogates
+    error = await sock.receive()
+    assert error["type"] == "error" and error["code"] in ("invalid", "no_such_room", "not_found")
+    await sock.send({"type": "send", "room": "general", "body": "still fine"})
+    assert (await sock.receive())["body"] == "still fine"
+    await sock.close()
+
+
+def test_api_refuses_nul_and_broken_unicode_in_json(alice):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice[0])
+    for payload in ('{"users": ["bo\\u0000b"]}', '{"users": ["\\ud83d"]}'):
+        response = client.post("/api/dms/", payload, content_type="application/json")
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid"
+    response = client.get("/api/users/", {"q": "a\x00"})
+    assert response.status_code == 400
