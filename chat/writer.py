@@ -44,14 +44,9 @@ class MessageWriter:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 await self._write(batch)
 
-    @staticmethod
-    async def _write(batch: list[tuple[SendRequest, asyncio.Future[SendResult]]]) -> None:
-        try:
-            results = await database_sync_to_async(services.message_send_many)(
-                [request for request, _ in batch]
-            )
-        except Exception as exc:
-            results = [exc] * len(batch)
+    @classmethod
+    async def _write(cls, batch: list[tuple[SendRequest, asyncio.Future[SendResult]]]) -> None:
+        results = await cls._write_results([request for request, _ in batch])
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # the socket went away meanwhile
                 continue
@@ -59,6 +54,31 @@ class MessageWriter:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    @staticmethod
+    async def _write_results(
+        requests: list[SendRequest],
+    ) -> list[SendResult | services.ChatError | BaseException]:
+        """Store a batch; one result (or exception) per request, in order."""
+        try:
+            return await database_sync_to_async(services.message_send_many)(requests)
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+            # One message the database refuses must not fail the others it
+            # was batched with: store them one by one instead.
+            return await database_sync_to_async(_send_each)(requests)
+
+
+def _send_each(requests: list[SendRequest]) -> list[SendResult | BaseException]:
+    results: list[SendResult | BaseException] = []
+    for request in requests:
+        try:
+            [result] = services.message_send_many([request])
+        except Exception as exc:
+            result = exc
+        results.append(result)
+    return results
 
 
 # This process's (this event loop's) writer.

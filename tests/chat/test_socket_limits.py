@@ -186,3 +186,23 @@ def test_api_refuses_nul_and_broken_unicode_in_json(alice):
         assert response.json()["error"] == "invalid"
     response = client.get("/api/users/", {"q": "a\x00"})
     assert response.status_code == 400
+
+
+async def test_a_message_the_database_refuses_does_not_fail_its_batch(alice, monkeypatch):
+    from chat import writer
+
+    real = services.message_send_many
+
+    def refuses_poison(requests):
+        if any(r.body == "poison" for r in requests):
+            raise RuntimeError("the database refused the batch")
+        return real(requests)
+
+    monkeypatch.setattr(services, "message_send_many", refuses_poison)
+    requests = [
+        services.SendRequest(alice[0], "general", body, nonce)
+        for body, nonce in (("first", "b-1"), ("poison", "b-2"), ("third", "b-3"))
+    ]
+    results = await writer.MessageWriter._write_results(requests)
+    assert [getattr(r, "created", None) for r in results] == [True, None, True]
+    assert isinstance(results[1], RuntimeError)
