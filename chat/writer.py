@@ -10,6 +10,8 @@ writes a lone message at once, a busy one writes many per commit.
 import asyncio
 
 from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
+from psycopg_pool import PoolTimeout
 
 from . import services
 from .perloop import per_event_loop
@@ -63,11 +65,16 @@ class MessageWriter:
         try:
             return await database_sync_to_async(services.message_send_many)(requests)
         except Exception as exc:
-            if len(requests) == 1:
-                return [exc]
+            if len(requests) == 1 or _database_unreachable(exc):
+                return [exc] * len(requests)
             # One message the database refuses must not fail the others it
             # was batched with: store them one by one instead.
             return await database_sync_to_async(_send_each)(requests)
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    # Then every message would fail again, each after its own wait.
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeout)
 
 
 def _send_each(requests: list[SendRequest]) -> list[SendResult | BaseException]:
