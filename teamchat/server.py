@@ -11,6 +11,10 @@ from daphne.cli import CommandLineInterface
 # PROTOCOL.md: frames up to 128 KiB are always read; daphne refuses larger
 # ones itself (closing with 1009) before they reach the application.
 MAX_FRAME_BYTES = 128 * 1024
+# daphne drops a handshake the application has not accepted within 5 s by
+# default. After a restart every client reconnects at once; those handshakes
+# should queue for a while rather than fail and come back again.
+CONNECT_TIMEOUT_SECONDS = 30
 
 
 def daphne_args(host: str, port: int, extra: list[str] | None = None) -> list[str]:
@@ -19,6 +23,7 @@ def daphne_args(host: str, port: int, extra: list[str] | None = None) -> list[st
         "--port", str(port),
         "--websocket-max-message-size", str(MAX_FRAME_BYTES),
         "--websocket-max-frame-size", str(MAX_FRAME_BYTES),
+        "--websocket_connect_timeout", str(CONNECT_TIMEOUT_SECONDS),
         *(extra or []),
         "teamchat.asgi:application",
     ]  # fmt: skip
