@@ -128,3 +128,26 @@ def login_cookie():
         )
 
     return _login
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _stop_background_tasks_at_the_end():
+    """Stop the fan-out, presence and writer tasks before the session's event loop closes.
+
+    They run for the life of a server process; here the loop closes under
+    them, and a task still talking to Redis or the database then could keep
+    the loop's shutdown waiting. Each gets a bounded time to stop; one that
+    does not is named, so the run fails loudly instead of hanging.
+    """
+    yield
+    import asyncio
+
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    for task in tasks:
+        task.cancel()
+    done, stuck = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+    if stuck:
+        for task in stuck:
+            task.print_stack()
+        pytest.fail(f"{len(stuck)} background task(s) did not stop: {stuck}")
