@@ -89,7 +89,8 @@ def _private_dir(prefix: str) -> Path:
     return path
 
 
-def _wait_until(check, what: str, timeout: float, log: Path | None = None) -> None:
+def _wait_until(check, what: str, timeout: float, process: "_Process") -> None:
+    """Until `check()` says the service answers; fails at once if the service exits."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -98,8 +99,16 @@ def _wait_until(check, what: str, timeout: float, log: Path | None = None) -> No
                 return
         except Exception as exc:  # not up yet
             last = exc
-        time.sleep(0.05)  # polling a port, not standing in for an event
-    output = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+        assert process.process is not None
+        try:
+            # Between two attempts, wait on the one event that ends the wait
+            # for good: the service exiting.
+            process.process.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        break
+    log = process.log
+    output = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     raise RuntimeError(f"{what} did not come up in {timeout}s ({last!r})\n{output}")
 
 
@@ -164,7 +173,7 @@ class PrivateRedis(_Process):
                 "--dir", str(self.dir),
             ]
         )  # fmt: skip
-        _wait_until(self.ping, f"redis on port {self.port}", 10, self.log)
+        _wait_until(self.ping, f"redis on port {self.port}", 10, self)
         return self
 
     def ping(self) -> bool:
@@ -247,7 +256,7 @@ class PrivatePostgres(_Process):
                 "-c", "max_connections=200",
             ]
         )  # fmt: skip
-        _wait_until(self.accepts_connections, f"postgres on port {self.port}", 30, self.log)
+        _wait_until(self.accepts_connections, f"postgres on port {self.port}", 30, self)
         return self
 
     def accepts_connections(self) -> bool:
