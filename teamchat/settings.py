@@ -298,6 +298,13 @@ CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 # session that simply expires closes its sockets too.
 CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=60)
 
+# --- Operations -----------------------------------------------------------
+# /metrics answers loopback clients, and others that present this token as
+# `Authorization: Bearer <token>` (unset: loopback only).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Scrapers and probes speak plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+
 # --- Logging --------------------------------------------------------------
 # Everything goes to the console, every record cut to LOG_MAX_MESSAGE_CHARS
 # so a client cannot fill the logs through a message that gets logged.
