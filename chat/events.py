@@ -13,7 +13,7 @@ from typing import Any
 from . import selectors
 from .eventlog import encode
 from .formatting import render
-from .models import Message, Room
+from .models import Event, Message, Room
 
 log = logging.getLogger(__name__)
 
@@ -103,58 +103,95 @@ def message_retry_text(message: Message) -> str:
 
 
 @dataclass(frozen=True)
+class ReplayRequest:
+    """A reconnecting socket's catch-up: its user, the last `seq` it saw, the rooms it watches."""
+
+    user_id: int
+    after: int
+    watched: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class ReplayPage:
     texts: list[tuple[int, str]]
     last_seq: int
     complete: bool
+    # The `resumed` event, once the page reached the end of the log.
+    resumed: str | None = None
 
 
-def replay_page(user_id: int, after: int, watched: list[int], limit: int) -> ReplayPage:
-    """The next logged events after `after` for a reconnecting socket, encoded.
+def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
+    """The next logged events for each of these reconnecting sockets, encoded, in one go.
 
-    Message events are rendered from the message as it is now; those of
-    messages deleted since are left out (their deletion follows in the log).
-    A constant number of queries per page.
+    The events of all of them are read together (from the oldest position
+    among them, at most `limit`) and each event is rendered once, however
+    many sockets get it: after a restart thousands of sockets reconnect at
+    once, mostly from the same place. Each socket gets what its user may see
+    now: the rooms they belong to, those it watches, events addressed to
+    them. Message events are rendered from the message as it is now; those
+    of messages deleted since are left out (their deletion follows). A page
+    that reaches the end of the log carries the `resumed` event with the
+    user's counts. A constant number of queries, whatever the sockets and
+    events, all in one snapshot.
     """
-    logged = selectors.events_after(user_id, after, watched, limit)
-    message_ids = [e.message_id for e in logged if e.message_id is not None]
-    reactions, mentions = selectors.message_extras(message_ids)
-    texts: list[tuple[int, str]] = []
-    for event in logged:
-        message = event.message
-        if message is None:
-            texts.append((event.seq, encode(stored_event(event.kind, event.data, event.seq))))
-        elif message.is_deleted:
-            continue
-        elif event.kind == "message":
-            data = message_event(
-                message,
-                message.room.slug,
-                event.seq,
-                reactions=reactions.get(message.id),
-                mentions=mentions.get(message.id),
-            )
-            texts.append((event.seq, encode(data)))
-        else:
-            data = message_edited_event(
-                message, message.room.slug, event.seq, mentions.get(message.id, [])
-            )
-            texts.append((event.seq, encode(data)))
-    last = logged[-1].seq if logged else after
-    return ReplayPage(texts, last, complete=len(logged) < limit)
+    users = {r.user_id for r in requests}
+    start = min(r.after for r in requests)
+    # Who belongs where and what happened there, as of the same moment: an
+    # event of a room joined in between is then neither missed nor doubled.
+    with selectors.one_snapshot():
+        rooms_of = selectors.member_room_ids(users)
+        rooms = set().union(*rooms_of.values(), *(r.watched for r in requests))
+        logged = selectors.events_since(rooms, users, start, limit)
+        complete = len(logged) < limit
+        last = logged[-1].seq if logged else start
+        message_ids = [e.message_id for e in logged if e.message_id is not None]
+        reactions, mentions = selectors.message_extras(message_ids)
+        counts = selectors.unread_rooms_of(users) if complete else {}
+    texts: dict[int, str | None] = {}
+
+    def text(event: Event) -> str | None:
+        if event.seq not in texts:
+            texts[event.seq] = _replayed(event, reactions, mentions)
+        return texts[event.seq]
+
+    pages = []
+    for request in requests:
+        allowed = rooms_of.get(request.user_id, set()) | set(request.watched)
+        mine = []
+        for event in logged:
+            if event.seq > request.after and (
+                event.room_id in allowed or event.user_id == request.user_id
+            ):
+                encoded = text(event)
+                if encoded is not None:
+                    mine.append((event.seq, encoded))
+        upto = max(request.after, last)
+        resumed = None
+        if complete:
+            rooms_counts = counts.get(request.user_id, [])
+            resumed = encode({"type": "resumed", "seq": upto, "rooms": rooms_counts})
+        pages.append(ReplayPage(mine, upto, complete, resumed))
+    return pages
 
 
-def unread_rooms(user_id: int) -> list[dict[str, Any]]:
-    """The server's read marker, unread and mention counts for each joined room."""
-    slugs = dict(selectors.rooms_of_member_ids(user_id))
-    counts = selectors.unread_counts(user_id)
-    return [
-        {"room": slugs[room_id], "last_read_id": marker, "unread": unread, "mentions": m}
-        for room_id, (marker, unread, m) in counts.items()
-        if room_id in slugs
-    ]
-
-
-def resumed_event(user_id: int, seq: int) -> str:
-    """Sent when a reconnecting socket has caught up: where it stands, and its counts."""
-    return encode({"type": "resumed", "seq": seq, "rooms": unread_rooms(user_id)})
+def _replayed(
+    event: Event, reactions: dict[int, dict[str, list[str]]], mentions: dict[int, list[str]]
+) -> str | None:
+    message = event.message
+    if message is None:
+        return encode(stored_event(event.kind, event.data, event.seq))
+    if message.is_deleted:
+        return None
+    if event.kind == "message":
+        data = message_event(
+            message,
+            message.room.slug,
+            event.seq,
+            reactions=reactions.get(message.id),
+            mentions=mentions.get(message.id),
+        )
+    else:
+        data = message_edited_event(
+            message, message.room.slug, event.seq, mentions.get(message.id, [])
+        )
+    return encode(data)

@@ -2,9 +2,11 @@
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Lower
 
@@ -95,11 +97,6 @@ def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Messa
 def rooms_of_member(user: User) -> list[Room]:
     """The rooms `user` has joined, by name, for the sidebar and socket subscriptions."""
     return list(Room.objects.filter(memberships__user=user).order_by("name"))
-
-
-def rooms_of_member_ids(user_id: int) -> list[tuple[int, str]]:
-    """(id, slug) of the user's rooms."""
-    return list(Room.objects.filter(memberships__user_id=user_id).values_list("id", "slug"))
 
 
 def room_ids_of_member(user_id: int) -> list[int]:
@@ -247,6 +244,15 @@ def _count(qs: QuerySet) -> Subquery:
     )
 
 
+def _counted(memberships: QuerySet[Membership]) -> QuerySet[Membership]:
+    """Memberships with `unread` (messages by others after the marker) and `mentions` of them."""
+    unread = Message.objects.filter(
+        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
+    ).exclude(author_id=OuterRef("user_id"))
+    mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
+    return memberships.annotate(unread=_count(unread), mentions=_count(mentioned))
+
+
 def unread_counts(
     user_id: int, room_ids: list[int] | None = None
 ) -> dict[int, tuple[int, int, int]]:
@@ -254,31 +260,16 @@ def unread_counts(
     memberships = Membership.objects.filter(user_id=user_id)
     if room_ids is not None:
         memberships = memberships.filter(room_id__in=room_ids)
-    unread = Message.objects.filter(
-        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
-    ).exclude(author_id=user_id)
-    mentioned = unread.filter(mention_rows__user_id=user_id)
-    rows = memberships.annotate(unread=_count(unread), mentions=_count(mentioned)).values_list(
-        "room_id", "last_read_id", "unread", "mentions"
-    )
+    rows = _counted(memberships).values_list("room_id", "last_read_id", "unread", "mentions")
     return {room_id: (marker, u, m) for room_id, marker, u, m in rows}
 
 
 def unread_counts_of(membership_ids: list[int]) -> dict[int, tuple[int, int, int, int]]:
-    """membership id -> (user id, read marker, unread by others, of which mention them). One query.
-
-    `unread_counts` for the memberships of many users at once.
-    """
+    """membership id -> (user id, read marker, unread, mentions), for many users. One query."""
     if not membership_ids:
         return {}
-    unread = Message.objects.filter(
-        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
-    ).exclude(author_id=OuterRef("user_id"))
-    mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
-    rows = (
-        Membership.objects.filter(pk__in=membership_ids)
-        .annotate(unread=_count(unread), mentions=_count(mentioned))
-        .values_list("pk", "user_id", "last_read_id", "unread", "mentions")
+    rows = _counted(Membership.objects.filter(pk__in=membership_ids)).values_list(
+        "pk", "user_id", "last_read_id", "unread", "mentions"
     )
     return {pk: (user_id, marker, u, m) for pk, user_id, marker, u, m in rows}
 
@@ -374,19 +365,55 @@ def latest_seq() -> int:
     return Event.objects.aggregate(m=Max("seq"))["m"] or 0
 
 
-def events_after(user_id: int, after: int, extra_room_ids: list[int], limit: int) -> list[Event]:
-    """The next `limit` logged events after `after` that `user_id` may see, in order.
+@contextmanager
+def one_snapshot() -> Iterator[None]:
+    """Reads inside see the database as of one moment (a repeatable-read transaction).
 
-    Events of the rooms the user belongs to now (and of `extra_room_ids`, public
-    rooms being watched), and events addressed to the user. Messages come
-    with their room and author; two queries.
+    For reads that must agree with each other, such as who belongs where and
+    what happened there. Inside an outer transaction, that one's view holds.
     """
-    rooms = Membership.objects.filter(user_id=user_id).values("room_id")
-    query = Q(room_id__in=rooms) | Q(user_id=user_id)
-    if extra_room_ids:
-        query |= Q(room_id__in=extra_room_ids)
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def member_room_ids(user_ids: set[int]) -> dict[int, set[int]]:
+    """user id -> the ids of the rooms they belong to now. One query."""
+    rooms: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
+    for user_id, room_id in Membership.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "room_id"
+    ):
+        rooms[user_id].add(room_id)
+    return rooms
+
+
+def events_since(room_ids: set[int], user_ids: set[int], after: int, limit: int) -> list[Event]:
+    """The first `limit` logged events after `after` of these rooms or addressed to these users.
+
+    In `seq` order; messages come with their room and author. Two queries
+    (the events, their messages).
+    """
+    query = Q(user_id__in=user_ids)
+    if room_ids:
+        query |= Q(room_id__in=room_ids)
     return list(
         Event.objects.filter(query, seq__gt=after)
         .select_related("message__author", "message__room")
         .order_by("seq")[:limit]
     )
+
+
+def unread_rooms_of(user_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """user id -> read marker, unread and mention counts of each room they joined. One query."""
+    rows = _counted(Membership.objects.filter(user_id__in=user_ids)).values_list(
+        "user_id", "room__slug", "last_read_id", "unread", "mentions"
+    )
+    found: dict[int, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
+    for user_id, slug, marker, u, m in rows:
+        found[user_id].append({"room": slug, "last_read_id": marker, "unread": u, "mentions": m})
+    return found

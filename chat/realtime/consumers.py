@@ -172,21 +172,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         those the replay already carried, so the socket sees each event once,
         in seq order.
         """
+        request = events.ReplayRequest(self.user_id, after, self.watched)
         try:
             if notice is not None:
                 await self.output.write(notice, None)
+            page = await handshake.first_replay_page(request)
+            metrics.REPLAYS.inc()
             while True:
-                page = await database_sync_to_async(events.replay_page)(
-                    self.user_id, after, self.watched, REPLAY_PAGE
-                )
                 for _seq, text in page.texts:
                     await self.output.write(text, None)
-                after = max(after, page.last_seq)
-                self.replayed_upto = after
+                metrics.REPLAYED_EVENTS.inc(len(page.texts))
+                self.replayed_upto = page.last_seq
                 if page.complete:
                     break
-            summary = await database_sync_to_async(events.resumed_event)(self.user_id, after)
-            await self.output.write(summary, None)
+                request = events.ReplayRequest(self.user_id, page.last_seq, self.watched)
+                [page] = await database_sync_to_async(events.replay_pages)([request], REPLAY_PAGE)
+            assert page.resumed is not None
+            await self.output.write(page.resumed, None)
         except Exception:
             log.exception("replay for user %s failed", self.user_id)
             await self.close(code=CLOSE_RETRY)

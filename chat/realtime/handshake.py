@@ -1,5 +1,7 @@
 """What a socket handshake reads, read for many handshakes at once.
 
+(The sessions and users, the rooms, and the first page of a catch-up.)
+
 When a whole organization connects at once (Monday morning, every tab after
 a deploy) each handshake needs its session and its rooms. Read one by one,
 each is a query and a hop to the single database thread Channels runs them
@@ -19,7 +21,8 @@ from django.http.cookie import parse_cookie
 
 from accounts import session_store
 
-from .. import selectors
+from .. import events, selectors
+from ..events import ReplayPage, ReplayRequest
 from .perloop import per_event_loop
 
 K = TypeVar("K", bound=Hashable)
@@ -61,10 +64,21 @@ class BatchLoader(Generic[K, V]):
                         future.set_result(value)
 
 
+# Events read at once for the first page of the catch-ups that start together.
+REPLAY_BATCH_EVENTS = 2000
+
+
+def _first_pages(requests: set[ReplayRequest]) -> dict[ReplayRequest, ReplayPage]:
+    ordered = list(requests)
+    pages = events.replay_pages(ordered, REPLAY_BATCH_EVENTS)
+    return dict(zip(ordered, pages, strict=True))
+
+
 def _loaders() -> dict[str, BatchLoader[Any, Any]]:
     return {
         "sessions": BatchLoader(lambda keys: session_store.sessions_read_ahead(keys)),
         "rooms": BatchLoader(lambda user_ids: selectors.rooms_of_members(user_ids)),
+        "replays": BatchLoader(_first_pages),
     }
 
 
@@ -74,6 +88,17 @@ _per_loop = per_event_loop(_loaders)
 async def rooms_of(user_id: int) -> list[tuple[int, str, bool, bool]]:
     """(id, slug, private, archived) of the rooms the user belongs to."""
     return await _per_loop()["rooms"].get(user_id) or []
+
+
+async def first_replay_page(request: ReplayRequest) -> ReplayPage:
+    """The start of a socket's catch-up, read with those of the sockets reconnecting with it.
+
+    After a restart every client comes back at once from about the same
+    place in the log: their events are read, and each rendered, once.
+    """
+    page = await _per_loop()["replays"].get(request)
+    assert page is not None
+    return page
 
 
 class SessionPreloadMiddleware:

@@ -91,3 +91,46 @@ def test_sessions_from_the_former_two_backends_stay_signed_in():
         browser.cookies["sessionid"] = key
         response = browser.get("/api/rooms/")
         assert response.status_code == 200, response.content
+
+
+async def test_catch_ups_starting_together_share_reads_and_each_gets_only_its_own(
+    people, channel, monkeypatch
+):
+    from chat import events, selectors
+    from tests.chat.conftest import TeamSocket
+
+    alice, bob, carol = await people("alice", "bob", "carol")
+    await sync_to_async(channel)("secret", alice, carol, private=True)
+    start = await sync_to_async(selectors.latest_seq)()
+    for body in ("one", "two"):
+        await sync_to_async(services_say)(alice, "secret", body)
+        await sync_to_async(services_say)(bob, "general", body)
+    batches = []
+    real = events.replay_pages
+
+    def counting(requests, limit):
+        batches.append(len(requests))
+        return real(requests, limit)
+
+    monkeypatch.setattr(events, "replay_pages", counting)
+    who = [alice, bob, carol] * 4
+    sockets = [
+        TeamSocket(s.comm)
+        for s in await asyncio.gather(*(connect(p.cookie, f"/ws/chat/?seq={start}") for p in who))
+    ]
+    for person, sock in zip(who, sockets, strict=True):
+        replayed = []
+        while (event := await sock.receive())["type"] != "resumed":
+            replayed.append((event["room"], event["body"]))
+        expected = [("secret", "one"), ("general", "one"), ("secret", "two"), ("general", "two")]
+        if person is bob:  # not in #secret
+            expected = [pair for pair in expected if pair[0] == "general"]
+        assert replayed == expected, person.name
+    assert sum(batches) < len(who)  # fewer reads than sockets
+    await asyncio.gather(*(sock.close() for sock in sockets))
+
+
+def services_say(who, room, body):
+    from chat import services
+
+    return services.message_send(author=who.user, room=room, body=body, nonce=None)

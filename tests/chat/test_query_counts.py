@@ -111,7 +111,7 @@ def test_a_replay_page_costs_the_same_for_1_or_300_events(person, channel):
     channel("team", alice, bob)
 
     def replay(after: int, expected: int) -> None:
-        page = events.replay_page(bob.user.pk, after, [], 500)
+        [page] = events.replay_pages([events.ReplayRequest(bob.user.pk, after)], 500)
         assert len(page.texts) == expected and page.complete
 
     start = selectors.latest_seq()
