@@ -168,10 +168,12 @@ class Server:
 
     quiet: dict[str, Any]
 
-    def __init__(self, spec: TargetSpec, tag: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, spec: TargetSpec, tag: str, env: dict[str, str], port: int | None = None
+    ) -> None:
         self.spec = spec
         self.quiet = {}
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.log_path = TMP / "logs" / f"{tag}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if spec.kind == "teamchat":
@@ -373,17 +375,32 @@ class Bench:
         self.run_id = secrets.token_hex(3)
         self.starts = 0
 
-    def _server(self, spec: TargetSpec, tag: str) -> Server:
+    def new_prefix(self) -> str:
         self.starts += 1
-        prefix = f"bench{self.run_id}n{self.starts}"
-        quiet = wait_quiet(self.plan.quiet_wait_s)
-        if quiet["machine_busy_pct"] >= QUIET_BUSY_PCT:
-            log(
-                f"  machine still {quiet['machine_busy_pct']:.0f}% busy before {tag}: "
-                + "; ".join(quiet.get("busiest", []))
-            )
-        server = Server(spec, tag, server_env(spec, self.secret, prefix))
-        server.quiet = quiet
+        return f"bench{self.run_id}n{self.starts}"
+
+    def _server(
+        self,
+        spec: TargetSpec,
+        tag: str,
+        *,
+        prefix: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        quiet: bool = True,
+    ) -> Server:
+        """A fresh server once the machine is quiet; `env` overrides (e.g. DATABASE_URL)."""
+        prefix = prefix or self.new_prefix()
+        found: dict[str, Any] = {}
+        if quiet:
+            found = wait_quiet(self.plan.quiet_wait_s)
+            if found["machine_busy_pct"] >= QUIET_BUSY_PCT:
+                log(
+                    f"  machine still {found['machine_busy_pct']:.0f}% busy before {tag}: "
+                    + "; ".join(found.get("busiest", []))
+                )
+        server = Server(spec, tag, {**server_env(spec, self.secret, prefix), **(env or {})}, port)
+        server.quiet = found
         return server
 
     def _generator(self, spec: TargetSpec, server: Server, room: str, n: int) -> LoadGenerator:
@@ -406,8 +423,14 @@ class Bench:
         senders: int,
         rate: float,
         duration: float,
+        storm: bool = False,
     ) -> dict[str, Any]:
-        """Connect `members` sockets, warm up with one message, then a measured run."""
+        """Connect `members` sockets, warm up with one message, then a measured run.
+
+        With `storm`, every handshake starts at the same instant and the
+        measured run starts as soon as all are open: no warm-up message, no
+        settling time (scenario B: the room right after everyone connected).
+        """
         server = self._server(spec, tag)
         sampler = ProcessSampler(server.pid)
         gen = None
@@ -415,8 +438,18 @@ class Bench:
         try:
             out["server_rss_start_mib"] = mib(sampler.rss_now())
             gen = self._generator(spec, server, room, members)
-            out["connect"] = gen.connect(concurrency=50, open_timeout=30, phase_timeout=300)
-            out["warmup"] = probe_summary(gen.measure(senders=1, rate=10, duration=0, total=1))
+            lead = None
+            if storm:
+                out["connect"] = gen.connect(
+                    concurrency=None,
+                    open_timeout=30,
+                    phase_timeout=60,
+                    start_at=time.time() + 1.0,
+                )
+                lead = STORM_MEASURE_LEAD_S
+            else:
+                out["connect"] = gen.connect(concurrency=50, open_timeout=30, phase_timeout=300)
+                out["warmup"] = probe_summary(gen.measure(senders=1, rate=10, duration=0, total=1))
             out["run"] = gen.measure(
                 senders=senders,
                 rate=rate,
@@ -424,6 +457,7 @@ class Bench:
                 drain=self.plan.drain_s,
                 body_size=self.plan.body_size,
                 sampler=sampler,
+                lead=lead,
             )
             out["after"] = gen.status()
             gen.close_sockets()
@@ -461,6 +495,7 @@ class Bench:
             senders=p.b_senders,
             rate=p.b_rate,
             duration=p.b_duration,
+            storm=True,
         )
         out["pass"] = passed(out, p.b_p99_ms)
         out["goal"] = f"0% loss, p99 <= {p.b_p99_ms:g} ms"
@@ -679,6 +714,9 @@ class Bench:
 
 
 QUIET_BUSY_PCT = 15.0
+# Scenario B: the first measured send is due this long after the last socket
+# opened; just enough for the load command to reach every generator process.
+STORM_MEASURE_LEAD_S = 0.2
 
 
 def wait_quiet(max_wait: float) -> dict[str, Any]:
@@ -918,6 +956,9 @@ def _marks(run: dict[str, Any]) -> list[str]:
         marks.append(f"{run['duplicates']} dups")
     if run.get("order_violations"):
         marks.append(f"{run['order_violations']} out of order")
+    presence = (run.get("other_frame_types") or {}).get("presence")
+    if presence:
+        marks.append(f"{presence} presence frames")
     if run["sent"] < run["planned"]:
         marks.append(f"sent {run['sent']}/{run['planned']}")
     return marks
