@@ -14,8 +14,9 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import events, presence, selectors, services
+from . import events, selectors, services
 from .models import Room
+from .realtime import presence
 
 STATUS = {
     "invalid": 400,

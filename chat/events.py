@@ -14,9 +14,10 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from . import fanout, selectors
+from . import selectors
 from .formatting import render
 from .models import Message, Room
+from .realtime import fanout
 
 log = logging.getLogger(__name__)
 

@@ -143,7 +143,7 @@ def test_socket_settings_for_the_chat_have_safe_defaults():
 def test_a_huge_log_message_is_cut_short():
     script = (
         "import django, logging; django.setup(); "
-        "logging.getLogger('chat.consumers').warning('bad frame: %s', 'x' * 1_000_000)"
+        "logging.getLogger('chat.realtime.consumers').warning('bad frame: %s', 'x' * 1_000_000)"
     )
     result = run(["-c", script], **PRODUCTION)
     assert result.returncode == 0, result.stderr

@@ -140,6 +140,6 @@ async def sockets() -> AsyncIterator[Callable[..., Any]]:
 @pytest.fixture(autouse=True)
 def _fresh_send_buckets():
     # Token buckets live in process memory across tests; every test starts full.
-    from chat import consumers
+    from chat.realtime import consumers
 
     consumers.send_limiter._buckets.clear()

@@ -18,7 +18,7 @@ NEW_PASSWORD = "another-long-pass-phrase"
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     # User ids can repeat between tests; buckets must not.
-    from chat import consumers
+    from chat.realtime import consumers
 
     consumers.send_limiter._buckets.clear()
 
@@ -239,7 +239,7 @@ async def test_public_room_not_joined_is_not_member(alice):
 
 
 async def test_sending_faster_than_the_limit_is_refused_and_nothing_stored(alice, settings):
-    from chat import consumers
+    from chat.realtime import consumers
 
     consumers.send_limiter.rate, consumers.send_limiter.burst = 0.001, 3.0
     consumers.send_limiter._buckets.clear()

@@ -234,7 +234,7 @@ def _no_rate_limit():
     # The probes double the sends; the limit has its own test.
     from django.conf import settings as django_settings
 
-    from chat import consumers
+    from chat.realtime import consumers
 
     limiter = consumers.send_limiter
     limiter.rate, limiter.burst = 1e9, 1e9

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Session
 from chat import events, services
-from chat.fanout import local_fanout
+from chat.realtime.fanout import local_fanout
 from tests.chat.sockets import connect, open_socket
 from tests.factories import UserFactory
 
@@ -118,8 +118,8 @@ async def test_malformed_frame_floods_leave_the_log_alone(alice, caplog):
 async def test_an_invitation_landing_while_a_socket_opens_still_reaches_it(
     alice, login_cookie, monkeypatch
 ):
-    from chat import consumers
     from chat.models import Room
+    from chat.realtime import consumers
 
     bob = await sync_to_async(UserFactory)(username="bob")
     await sync_to_async(Room.objects.create)(slug="late", name="late", is_private=True)
@@ -189,7 +189,7 @@ def test_api_refuses_nul_and_broken_unicode_in_json(alice):
 
 
 async def test_a_message_the_database_refuses_does_not_fail_its_batch(alice, monkeypatch):
-    from chat import writer
+    from chat.realtime import writer
 
     real = services.message_send_many
 

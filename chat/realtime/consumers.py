@@ -14,9 +14,10 @@ from accounts.models import User
 from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
 
-from . import events, presence, selectors, services
+from .. import events, selectors, services
+from ..protocol import Frame, FrameError, parse_frame
+from . import presence
 from .fanout import STATUS_LIVE, local_fanout
-from .protocol import Frame, FrameError, parse_frame
 from .ratelimit import SendRateLimiter
 from .transport import PreparedMessage, SocketOutput
 from .writer import message_writer
@@ -73,7 +74,7 @@ def _shed_handshake_state(scope: dict) -> User:
 class ChatConsumer(AsyncWebsocketConsumer):
     """One socket per browser tab, carrying every room its user belongs to.
 
-    Events reach it from the process's fan-out (chat.fanout), not through a
+    Events reach it from the process's fan-out (chat.realtime.fanout), not through a
     channel-layer channel of its own, so it has none.
     """
 

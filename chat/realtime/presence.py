@@ -22,7 +22,7 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
-from . import events
+from .. import events
 from .perloop import per_event_loop
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from ..selectors import latest_seq
 from .perloop import per_event_loop
-from .selectors import latest_seq
 from .transport import PreparedMessage, prepare
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
-from . import services
+from .. import services
+from ..services import SendRequest, SendResult
 from .perloop import per_event_loop
-from .services import SendRequest, SendResult
 
 MAX_BATCH = 500
 
