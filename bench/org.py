@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array
 import json
+import os
 import random
 import re
 import secrets
@@ -323,13 +324,17 @@ class OrgBench:
         room_of: array.array,
         *,
         t_end: float,
-        until: float,
+        until: float | None = None,
+        drain: float = 10.0,
         caught_up: bool = False,
         t_restart: float = 0.0,
     ) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
+        """At most 10 s for the echoes; then until `until` (or for `drain` s) for deliveries."""
         import numpy as np
 
         acks = gen.call({"cmd": "acks", "until": t_end + 10}, timeout=t_end + 10 - time.time() + 60)
+        if until is None:
+            until = time.time() + drain
         acked = np.zeros(len(room_of), dtype=np.uint8)
         sent_at = np.zeros(len(room_of), dtype=np.float64)
         for r in acks:
@@ -427,7 +432,9 @@ class OrgBench:
             last = c["last_open"] or time.time()
             window_end = last + p.storm_after_s
             time.sleep(max(0.0, window_end - time.time()))
-            counts = merge_counts(gen.call({"cmd": "end"}, timeout=60))
+            ended = gen.call({"cmd": "end"}, timeout=60)
+            counts = merge_counts(ended)
+            resumed_at = max((r["last_resumed"] for r in ended), default=0.0)
             out["metrics"] = metrics_delta(before, read_metrics(server.port))
             out["after"] = status = gen.status()
             out["storm_server"] = sampler.window(start, window_end)
@@ -447,6 +454,7 @@ class OrgBench:
             closed_after_open=closed,
             closed_by_code=status["closed_by_server"],
             all_open_s=all_open,
+            all_resumed_s=round(resumed_at - start, 3) if counts["resumed"] == users else None,
             goal_s=storm_goal_s(users),
             window_s=round(window_end - start, 2),
             presence_frames=counts["presence_frames"],
@@ -461,7 +469,7 @@ class OrgBench:
             loop_lag_ms=counts["loop_lag_ms"],
             presence_sub_supported=not counts["errors"].get("unknown_type"),
         )
-        self._gen_marks(out, min(p.workers, 2))
+        self._gen_marks(out, min(p.workers, os.cpu_count() or 1))
         out["pass"] = (
             refused == 0
             and closed == 0
@@ -594,7 +602,7 @@ class OrgBench:
             else None,
             generator_cpu_pct=round(sum(r["cpu_s"] / r["wall_s"] for r in acts) * 100, 1),
         )
-        self._gen_marks(out, min(p.workers, 2))
+        self._gen_marks(out, min(p.workers, os.cpu_count() or 1))
         out["pass"] = (
             out["lost"] == 0
             and out["duplicates"] == 0
@@ -701,7 +709,7 @@ class OrgBench:
             timeout=t_end - time.time() + 90,
         )
         after = read_metrics(server.port)
-        summary, _, _ = self._acks_and_finish(gen, room_of, t_end=t_end, until=t_end + p.drain_s)
+        summary, _, _ = self._acks_and_finish(gen, room_of, t_end=t_end, drain=p.drain_s)
         sent = summary["sent_counts"]
         summary.update(
             duration_s=p.flood_duration,
@@ -713,7 +721,7 @@ class OrgBench:
             generator_cpu_pct=round(sum(r["cpu_s"] / r["wall_s"] for r in acts) * 100, 1),
             send_lateness_ms=percentiles([x for r in acts for x in r["lateness"]], 1000),
         )
-        self._gen_marks(summary, min(p.workers, 2))
+        self._gen_marks(summary, min(p.workers, os.cpu_count() or 1))
         return summary
 
     # --- J and K: an organization's day ---------------------------------------------------
@@ -807,9 +815,7 @@ class OrgBench:
             time.sleep(max(0.0, t_end - time.time()))
             after = read_metrics(server.port)
             acts = gen.collect("act", timeout=90)
-            summary, _, _ = self._acks_and_finish(
-                gen, room_of, t_end=t_end, until=t_end + p.drain_s
-            )
+            summary, _, _ = self._acks_and_finish(gen, room_of, t_end=t_end, drain=p.drain_s)
             out["after"] = gen.status()
             gen.close_sockets()
         finally:
@@ -835,7 +841,7 @@ class OrgBench:
         out["series"] = sampler_series(sampler, t0, t_end, p.day_sample_s)
         out["rss_growth"] = rss_growth(sampler, t0, t_end)
         out["metrics"] = metrics_delta(before, after)
-        self._gen_marks(out, min(p.workers, 2))
+        self._gen_marks(out, min(p.workers, os.cpu_count() or 1))
         p99 = out["latency_ms"]["p99"]
         growth = out["rss_growth"].get("growth_pct")
         out["pass"] = (

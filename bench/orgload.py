@@ -896,7 +896,8 @@ class _Worker:
         run.counting = False
         cpu, wall = _cpu_seconds() - run.cpu0, time.time() - run.wall0
         self.run = _Run()
-        return {**self._counts(run), "cpu_s": cpu, "wall_s": wall}
+        last_resumed = max((s.resumed_at for s in self.socks), default=0.0)
+        return {**self._counts(run), "cpu_s": cpu, "wall_s": wall, "last_resumed": last_resumed}
 
     def _counts(self, run: _Run) -> dict[str, Any]:
         return {

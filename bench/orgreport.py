@@ -81,7 +81,7 @@ def _storm_section(entries: list[dict[str, Any]], plan: dict[str, Any]) -> list[
         "closed, and presence frames per user about constant across sizes.",
         "",
         "| Users | Connected | Refused (kind) | Closed after open | All open s (goal) "
-        "| Handshake p50 / p99 / max ms | Resumed | Presence frames | Entries "
+        "| Handshake p50 / p99 / max ms | All resumed s | Presence frames | Entries "
         "| Frames / entries per user | Max presence frames per socket per s "
         "| Server CPU % | Server peak RSS MiB | Gen CPU % | Queries | Goal | Notes |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -98,7 +98,8 @@ def _storm_section(entries: list[dict[str, Any]], plan: dict[str, Any]) -> list[
                 f"{r['refused']} {_codes(r['refused_by_kind'])} | {r['closed_after_open']} | "
                 f"{fmt(r['all_open_s'], 2)} ({r['goal_s']:g}) | "
                 f"{fmt(hs['p50'], 0)} / {fmt(hs['p99'], 0)} / {fmt(hs['max'], 0)} | "
-                f"{r['resumed']} | {r['presence_frames']} | {r['presence_entries']} | "
+                f"{fmt(r.get('all_resumed_s'), 2)} | {r['presence_frames']} | "
+                f"{r['presence_entries']} | "
                 f"{r['presence_frames_per_user']:g} / {r['presence_entries_per_user']:g} | "
                 f"{r['presence_max_per_socket_s']} | "
                 f"{fmt(r['storm_server'].get('cpu_pct'), 0)} | "
