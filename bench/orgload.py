@@ -839,7 +839,13 @@ class _Worker:
         expected = {s.index: sum(by_room[r].size for r in s.rooms) for s in clients}
         needed = sum(expected.values())
         while time.time() < until:
-            if run.got >= needed and not any(s.reconnecting for s in clients):
+            # Done when every message is in and no socket is still reconnecting or replaying
+            # (and, after a restart, every one has had its `resumed`).
+            if (
+                run.got >= needed
+                and not any(s.reconnecting or s.replaying for s in clients)
+                and (not caught_up or all(s.resumed_at > t_restart for s in clients))
+            ):
                 break
             await asyncio.sleep(0.05)
         run.counting = False
