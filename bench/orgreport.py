@@ -214,7 +214,8 @@ def _day_row(r: dict[str, Any]) -> str:
         f"/ {fmt(fps.get('presence'), 1)} / {fmt(fps.get('resumed'), 1)} | "
         f"{fmt(r['presence_entries_per_s'], 1)} | {fmt(r['server'].get('cpu_pct'), 0)} | "
         f"{fmt(growth.get('first_mib'), 0)} → {fmt(growth.get('last_mib'), 0)} "
-        f"({fmt(growth.get('growth_pct'))} %) | {_queries(r.get('metrics'))} | "
+        f"({fmt(growth.get('growth_pct'))} %, {fmt(growth.get('span_s'), 0)} s each) | "
+        f"{_queries(r.get('metrics'))} | "
         f"{fmt(r['generator_cpu_pct'], 0)} | {fmt(r.get('machine_cpu_pct'), 0)} | "
         f"{'PASS' if r['pass'] else 'FAIL'} | {_marks(r)} |"
     )
@@ -403,15 +404,16 @@ def plot_day(day: dict[str, Any], path: Path) -> None:
     cpu_ax.set_ylabel("server CPU % (100 = one core)")
     cpu_ax.set_ylim(bottom=0)
     cpu_ax.grid(True, alpha=0.3)
-    rss_ax.plot(t, [x["rss_mib"] for x in series], "-", marker=".", color="tab:orange")
+    rss = [x["rss_mib"] for x in series]
+    rss_ax.plot(t, rss, "-", marker=".", color="tab:orange")
     rss_ax.set_ylabel("server RSS MiB")
-    rss_ax.set_ylim(bottom=0)
+    rss_ax.set_ylim(0, max(rss) * 1.15)
     rss_ax.set_xlabel("seconds into the measured window")
     rss_ax.grid(True, alpha=0.3)
-    growth = day["rss_growth"].get("growth_pct")
+    growth = day["rss_growth"]
     cpu_ax.set_title(
         f"Scenario J: an organization's day, {day['users']} users, {day['duration_s']:g} s "
-        f"(RSS growth first → last minute {fmt(growth)} %)"
+        f"(RSS first → last {fmt(growth.get('span_s'), 0)} s: {fmt(growth.get('growth_pct'))} %)"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
