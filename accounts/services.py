@@ -31,7 +31,7 @@ def sockets_recheck(user_id: int) -> None:
 
 
 def _send_recheck(user_id: int) -> None:
-    from chat.events import user_sockets_recheck
+    from chat.eventlog import user_sockets_recheck
 
     user_sockets_recheck(user_id)
 

@@ -1,8 +1,31 @@
 """Database session engine that indexes each session by login and user."""
 
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DBStore
+from django.utils import timezone
 
 LOGIN_ID_KEY = "_teamchat_login_id"
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """A session read before it was asked for: its data (None: no live session) and its user."""
+
+    key: str
+    data: dict[str, Any] | None
+    user: Any = None
+
+
+# The session (and its user) read for the socket handshake in progress, set by
+# chat.realtime.handshake, which reads those of concurrent handshakes in one
+# go. Context variables follow the handshake into the database thread, where
+# Channels' AuthMiddleware loads the session (here) and the user
+# (accounts.backends).
+preloaded: ContextVar[ReadAhead | None] = ContextVar("preloaded_session", default=None)
 
 
 class SessionStore(DBStore):
@@ -18,3 +41,28 @@ class SessionStore(DBStore):
         user_id = data.get("_auth_user_id")
         obj.user_id = int(user_id) if user_id else None
         return obj
+
+    def load(self) -> dict[str, Any]:
+        ahead = preloaded.get()
+        if ahead is None or ahead.key != self.session_key:
+            return super().load()
+        if ahead.data is None:
+            self._session_key = None  # as the database store does for a missing session
+            return {}
+        return dict(ahead.data)
+
+
+def sessions_read_ahead(keys: set[str]) -> dict[str, ReadAhead]:
+    """These sessions (those that exist and have not expired) with their users. Two queries."""
+    from .models import User
+
+    model = SessionStore.get_model_class()
+    rows = model.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+    decoder = SessionStore()
+    found: dict[str, tuple[dict[str, Any], int | None]] = {}
+    for key, raw in rows.values_list("session_key", "session_data"):
+        data = decoder.decode(raw)
+        user_id = data.get(SESSION_KEY)
+        found[key] = (data, int(user_id) if str(user_id).isdigit() else None)
+    users = User.objects.in_bulk({user_id for _, user_id in found.values() if user_id})
+    return {key: ReadAhead(key, data, users.get(user_id)) for key, (data, user_id) in found.items()}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 USERNAME = "bench{:05d}"
-BACKEND = "django.contrib.auth.backends.ModelBackend"
+BACKEND = "accounts.backends.AuthenticationBackend"
 
 
 def parse_room(text: str) -> tuple[str, int]:

@@ -1,38 +1,24 @@
-"""Event payloads, and broadcasting them after commit.
+"""Event payloads: what each kind of event carries, and catching up from the log.
 
-Each event is encoded to JSON once, here, and the encoded text travels through
-the channel layer; the fan-out forwards it to sockets without decoding it.
+Each event is encoded to JSON once and the encoded text travels through the
+channel layer (chat.eventlog); the fan-out forwards it to sockets without
+decoding it.
 """
 
-import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-
 from . import selectors
+from .eventlog import encode
 from .formatting import render
 from .models import Message, Room
-from .realtime import fanout
 
 log = logging.getLogger(__name__)
 
-# One fan-out item: [room ids it goes to, user id it also goes to, seq, text,
-# op]: a membership change to apply first (["sub", room id]) or after
-# (["unsub", room id]), or a user whose sockets it skips (["except", user id]).
-Item = list[Any]
-
-
 def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def encode(event: dict[str, Any]) -> str:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
 def room_data(room: Room) -> dict[str, Any]:
@@ -94,41 +80,6 @@ def error_event(code: str, detail: str, nonce: str | None = None) -> dict[str, A
 def stored_event(kind: str, data: dict[str, Any], seq: int) -> dict[str, Any]:
     """An event whose payload the log keeps as it was sent (everything but messages)."""
     return {"type": kind, **data, "seq": seq}
-
-
-def _group_send(payload: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().group_send)(fanout.FANOUT_GROUP, payload)
-
-
-def publish(items: Iterable[Item]) -> None:
-    """Deliver committed events, in order, to the sockets they are for, in every process."""
-    items = list(items)
-    if items:
-        _group_send({"type": fanout.EVENTS, "events": items})
-
-
-def publish_quietly(items: Iterable[Item], what: str) -> None:
-    """`publish` for callers that must not fail when the channel layer does."""
-    try:
-        publish(items)
-    except Exception:
-        # The change is committed; clients fill the gap from the log on reconnect.
-        log.exception("could not broadcast %s", what)
-
-
-def user_sockets_recheck(user_id: int) -> None:
-    """Ask each open socket of the user to re-check the session it was opened with."""
-    try:
-        _group_send({"type": fanout.SESSION_CHECK, "user": user_id})
-    except Exception:
-        # Not fatal for the request that caused it; the sockets stay open meanwhile.
-        log.exception("could not ask the sockets of user %s to re-check their sessions", user_id)
-
-
-async def apublish(items: list[Item]) -> None:
-    """`publish` from async code (events that are never stored: typing, presence)."""
-    payload = {"type": fanout.EVENTS, "events": items}
-    await get_channel_layer().group_send(fanout.FANOUT_GROUP, payload)
 
 
 def message_retry_text(message: Message) -> str:

@@ -19,6 +19,7 @@ class Frame:
     id: int | None = None
     emoji: str | None = None
     state: str | None = None
+    users: tuple[str, ...] | None = None
 
 
 class FrameError(ChatError):
@@ -38,15 +39,34 @@ _FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
     "read": (("room", str), ("id", int)),
     "typing": (("room", str),),
     "presence": (("state", str),),
+    "presence_sub": (("users", list),),
 }
 FRAME_TYPES = frozenset(_FIELDS)
 PRESENCE_STATES = frozenset({"active", "away"})
 _MAX_ID = 2**63 - 1
 _SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}\Z")
+# The most people one socket may follow the presence of.
+MAX_PRESENCE_USERS = 1000
+# What a username can be (accounts.models.UsernameValidator); anything else names nobody.
+_USERNAME = re.compile(r"[A-Za-z0-9._-]{1,150}\Z")
+
+
+def slug_is_valid(value: str) -> bool:
+    """Whether `value` could be a room slug at all (anything else never reaches a query)."""
+    return _SLUG.match(value) is not None
 
 
 def _field(frame: dict[str, Any], name: str, kind: type, nonce: str | None) -> Any:
     value = frame.get(name)
+    if kind is list:
+        if not isinstance(value, list) or len(value) > MAX_PRESENCE_USERS:
+            raise FrameError(
+                "invalid", f"{name} must be a list of at most {MAX_PRESENCE_USERS} names.", nonce
+            )
+        if not all(isinstance(item, str) for item in value):
+            raise FrameError("invalid", f"{name} must be a list of usernames.", nonce)
+        # A name that no account can have names nobody: left out, never looked up.
+        return tuple(dict.fromkeys(item for item in value if _USERNAME.match(item)))
     if kind is int:
         # bool is an int in Python, not in the protocol.
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
@@ -82,7 +102,7 @@ def parse_frame(text: str) -> Frame:
 
     values = {name: _field(frame, name, field_type, nonce) for name, field_type in fields}
     room = values.get("room")
-    if room is not None and not _SLUG.match(room):
+    if room is not None and not slug_is_valid(room):
         # Names no room, and must not reach a query (NUL, broken Unicode).
         raise FrameError("no_such_room", f"There is no room #{room[:64]!r}.", nonce)
     for name in ("emoji", "state"):

@@ -106,6 +106,23 @@ def room_ids_of_member(user_id: int) -> list[int]:
     return list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
 
 
+def rooms_of_members(user_ids: set[int]) -> dict[int, list[tuple[int, str, bool, bool]]]:
+    """user id -> (id, slug, private, archived) of each room they belong to. One query."""
+    rooms: dict[int, list[tuple[int, str, bool, bool]]] = {user_id: [] for user_id in user_ids}
+    for user_id, *room in Membership.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "room_id", "room__slug", "room__is_private", "room__is_archived"
+    ):
+        rooms[user_id].append(tuple(room))  # type: ignore[arg-type]
+    return rooms
+
+
+def active_users_named(names: set[str]) -> dict[int, str]:
+    """user id -> username of the active users with these (exact) names. One query."""
+    return dict(
+        User.objects.filter(username__in=names, is_active=True).values_list("id", "username")
+    )
+
+
 def _messages(room: Room) -> QuerySet[Message]:
     return (
         Message.objects.filter(room=room, is_deleted=False)
@@ -245,6 +262,43 @@ def unread_counts(
         "room_id", "last_read_id", "unread", "mentions"
     )
     return {room_id: (marker, u, m) for room_id, marker, u, m in rows}
+
+
+def unread_counts_of(membership_ids: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    """membership id -> (user id, read marker, unread by others, of which mention them). One query.
+
+    `unread_counts` for the memberships of many users at once.
+    """
+    if not membership_ids:
+        return {}
+    unread = Message.objects.filter(
+        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
+    ).exclude(author_id=OuterRef("user_id"))
+    mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
+    rows = (
+        Membership.objects.filter(pk__in=membership_ids)
+        .annotate(unread=_count(unread), mentions=_count(mentioned))
+        .values_list("pk", "user_id", "last_read_id", "unread", "mentions")
+    )
+    return {pk: (user_id, marker, u, m) for pk, user_id, marker, u, m in rows}
+
+
+def read_markers(user_ids: set[int], room_ids: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """(user id, room id) -> (membership id, read marker), for these users and rooms. One query."""
+    rows = Membership.objects.filter(user_id__in=user_ids, room_id__in=room_ids).values_list(
+        "user_id", "room_id", "pk", "last_read_id"
+    )
+    return {(user_id, room_id): (pk, marker) for user_id, room_id, pk, marker in rows}
+
+
+def latest_message_ids(room_ids: set[int]) -> dict[int, int]:
+    """room id -> its newest message id (rooms without messages are left out). One query.
+
+    One index lookup per room (a subquery each), not a scan of the rooms' messages.
+    """
+    newest = Message.objects.filter(room_id=OuterRef("pk")).order_by("-id").values("id")[:1]
+    rows = Room.objects.filter(pk__in=room_ids).annotate(newest=Subquery(newest))
+    return {pk: newest for pk, newest in rows.values_list("pk", "newest") if newest is not None}
 
 
 def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:

@@ -2,20 +2,19 @@
 
 import logging
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
+from teamchat import metrics
 
 from . import events, selectors
+from .eventlog import Item, Op, logged_change, record
 from .formatting import mentions as mentioned_names
 from .formatting import render
 from .models import DEFAULT_ROOM_SLUG, Event, Membership, Mention, Message, Reaction, Room
@@ -75,64 +74,6 @@ def body_validate(body: str) -> None:
         raise ChatError("too_long", f"The message is longer than {BODY_MAX_CHARS} characters.")
     if _BODY_REFUSED.search(body):
         raise ChatError("invalid", "The message contains control characters or broken Unicode.")
-
-
-# Messages are committed and then published in one global order: each
-# socket must see a room's messages in id order, and ids must grow in commit
-# order. Across processes PostgreSQL's advisory lock provides that order; a
-# thread lock does it within one process (the only case on SQLite).
-_MESSAGE_ORDER_LOCK_KEY = 0x7E43_0001
-_local_order = threading.Lock()
-
-
-@contextmanager
-def _commit_and_publish_in_order() -> Iterator[None]:
-    if connection.in_atomic_block:
-        # An outer transaction would commit (and publish) after the lock is gone.
-        raise RuntimeError(
-            "Messages are committed by the service itself; call it outside a transaction."
-        )
-    with _local_order:
-        if connection.vendor != "postgresql":
-            yield
-            return
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [_MESSAGE_ORDER_LOCK_KEY])
-        try:
-            yield
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_MESSAGE_ORDER_LOCK_KEY])
-
-
-@contextmanager
-def _logged_change() -> Iterator[list[events.Item]]:
-    """Commit a change and the events it logs, then publish them, in the one global order.
-
-    The caller appends fan-out items to the yielded list; they are published
-    only if the transaction commits, before the next change may commit.
-    """
-    items: list[events.Item] = []
-    with _commit_and_publish_in_order():
-        with transaction.atomic():
-            yield items
-        events.publish_quietly(items, f"{len(items)} event(s)")
-
-
-def _log(
-    kind: str,
-    data: dict[str, Any],
-    *,
-    room: Room | None = None,
-    user: User | None = None,
-    to_room: bool = True,
-    op: list[Any] | None = None,
-) -> events.Item:
-    """Record one event and return its fan-out item (room members and/or one user)."""
-    event = Event.objects.create(kind=kind, room=room if to_room else None, user=user, data=data)
-    text = events.encode(events.stored_event(kind, data, event.seq))
-    rooms = [room.id] if room is not None and to_room else []
-    return [rooms, user.pk if user is not None else None, event.seq, text, op]
 
 
 # --- Messages ---------------------------------------------------------------
@@ -196,8 +137,7 @@ def message_send_many(requests: list[SendRequest]) -> list[SendResult | ChatErro
             allowed.append((i, found[0]))
 
     if allowed:
-        with _commit_and_publish_in_order():
-            _store(requests, allowed, results)
+        _store(requests, allowed, results)
     return results  # type: ignore[return-value]
 
 
@@ -211,74 +151,78 @@ def _mentions_resolve(wanted: dict[int, set[str]]) -> dict[int, dict[str, User]]
     return found
 
 
+@dataclass
+class _Draft:
+    """A message ready to insert: rendered, its mentions resolved."""
+
+    index: int
+    message: Message
+    room_slug: str
+    mentioned: list[User]
+
+
+def _drafts(requests: list[SendRequest], allowed: list[tuple[int, Room]]) -> list[_Draft]:
+    """Render and resolve mentions for the batch; needs no order, so runs before the lock."""
+    drafts = [
+        _Draft(i, Message(room=room, author=requests[i].author, body=requests[i].body,
+                          nonce=requests[i].nonce), room.slug, [])
+        for i, room in allowed
+    ]  # fmt: skip
+    # Mentions: only bodies with an "@" cost anything, and one query covers the batch.
+    named = [mentioned_names(d.message.body) if "@" in d.message.body else set() for d in drafts]
+    wanted: dict[int, set[str]] = {}
+    for draft, names in zip(drafts, named, strict=True):
+        if names:
+            wanted.setdefault(draft.message.room_id, set()).update(names)
+    members = _mentions_resolve(wanted)
+    for draft, names in zip(drafts, named, strict=True):
+        in_room = members.get(draft.message.room_id, {})
+        draft.mentioned = [in_room[n] for n in sorted(names) if n in in_room]
+        lowered = frozenset(u.username.lower() for u in draft.mentioned)
+        draft.message.html = render(draft.message.body, lowered)
+    return drafts
+
+
 def _store(
     requests: list[SendRequest],
     allowed: list[tuple[int, Room]],
     results: list[SendResult | ChatError | None],
 ) -> None:
-    nonces = {(requests[i].author.pk, requests[i].nonce) for i, _ in allowed if requests[i].nonce}
-    stored = selectors.messages_by_nonce(nonces)
-    to_create: list[tuple[int, Message, str]] = []
-    in_batch: dict[tuple[int, str], int] = {}
-    repeats: list[tuple[int, int]] = []
-    for i, room in allowed:
-        req = requests[i]
-        key = (req.author.pk, req.nonce) if req.nonce else None
-        if key in stored:
-            message = stored[key]
-            results[i] = SendResult(message, message.room.slug, created=False)
-        elif key is not None and key in in_batch:
-            repeats.append((i, in_batch[key]))
-        else:
-            if key is not None:
-                in_batch[key] = i
-            message = Message(room=room, author=req.author, body=req.body, nonce=req.nonce)
-            to_create.append((i, message, room.slug))
-
-    # Mentions: only bodies with an "@" cost anything, and one query covers the batch.
-    named: list[set[str]] = [
-        mentioned_names(m.body) if "@" in m.body else set() for _, m, _ in to_create
-    ]
-    wanted: dict[int, set[str]] = {}
-    for (_, m, _), names in zip(to_create, named, strict=True):
-        if names:
-            wanted.setdefault(m.room_id, set()).update(names)
-    members = _mentions_resolve(wanted)
-    mentioned: list[list[User]] = []
-    for (_, m, _), names in zip(to_create, named, strict=True):
-        in_room = members.get(m.room_id, {})
-        users = [in_room[n] for n in sorted(names) if n in in_room]
-        mentioned.append(users)
-        m.html = render(m.body, frozenset(u.username.lower() for u in users))
-
-    with transaction.atomic():
-        Message.objects.bulk_create([message for _, message, _ in to_create])
+    drafts = _drafts(requests, allowed)
+    nonces = {(d.message.author_id, d.message.nonce) for d in drafts if d.message.nonce}
+    with logged_change() as items:
+        # Inside the order: a retry committed by another process just before
+        # is found here rather than stored twice.
+        stored = selectors.messages_by_nonce(nonces)
+        to_create: list[_Draft] = []
+        in_batch: dict[tuple[int, str], int] = {}
+        repeats: list[tuple[int, int]] = []
+        for draft in drafts:
+            message = draft.message
+            key = (message.author_id, message.nonce) if message.nonce else None
+            if key in stored:
+                found = stored[key]
+                results[draft.index] = SendResult(found, found.room.slug, created=False)
+            elif key is not None and key in in_batch:
+                repeats.append((draft.index, in_batch[key]))
+            else:
+                if key is not None:
+                    in_batch[key] = draft.index
+                to_create.append(draft)
+        Message.objects.bulk_create([d.message for d in to_create])
         logged = Event.objects.bulk_create(
-            [Event(kind="message", room_id=m.room_id, message=m) for _, m, _ in to_create]
+            [Event(kind="message", room_id=d.message.room_id, message=d.message) for d in to_create]
         )
         Mention.objects.bulk_create(
-            [
-                Mention(message=m, user=u)
-                for (_, m, _), users in zip(to_create, mentioned, strict=True)
-                for u in users
-            ]
+            [Mention(message=d.message, user=u) for d in to_create for u in d.mentioned]
         )
-        created = [SendResult(message, slug, created=True) for _, message, slug in to_create]
-        items = [
-            [
-                [m.room_id],
-                None,
-                event.seq,
-                events.encode(
-                    events.message_event(m, slug, event.seq, mentions=[u.username for u in users])
-                ),
-                None,
-            ]
-            for (_, m, slug), event, users in zip(to_create, logged, mentioned, strict=True)
-        ]
-        transaction.on_commit(lambda: events.publish_quietly(items, f"{len(items)} message(s)"))
-    for (i, _, _), result in zip(to_create, created, strict=True):
-        results[i] = result
+        for draft, event in zip(to_create, logged, strict=True):
+            names = [u.username for u in draft.mentioned]
+            data = events.message_event(draft.message, draft.room_slug, event.seq, mentions=names)
+            items.append(Item(events.encode(data), (draft.message.room_id,), seq=event.seq))
+    metrics.MESSAGES_STORED.inc(len(to_create))
+    for draft in to_create:
+        results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
     for i, first in repeats:
         original = results[first]
         assert isinstance(original, SendResult)
@@ -317,7 +261,7 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
     message.body = body
     message.html = render(body, frozenset(u.username.lower() for u in users))
     message.edited = timezone.now()
-    with _logged_change() as items:
+    with logged_change() as items:
         message.save(update_fields=["body", "html", "edited"])
         Mention.objects.filter(message=message).delete()
         Mention.objects.bulk_create([Mention(message=message, user=u) for u in users])
@@ -327,7 +271,7 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
                 message, message.room.slug, event.seq, [u.username for u in users]
             )
         )
-        items.append([[message.room_id], None, event.seq, text, None])
+        items.append(Item(text, (message.room_id,), seq=event.seq))
     return message
 
 
@@ -342,12 +286,12 @@ def message_delete(*, actor: User, message_id: int) -> None:
         raise ChatError("forbidden", "You can only delete your own messages.")
     if message.author_id == actor.pk:
         _writable(message, is_member)
-    with _logged_change() as items:
+    with logged_change() as items:
         Message.objects.filter(pk=message.pk).update(is_deleted=True, body="", html="")
         Reaction.objects.filter(message=message).delete()
         Mention.objects.filter(message=message).delete()
         data = {"room": message.room.slug, "id": message.pk}
-        items.append(_log("message_deleted", data, room=message.room))
+        items.append(record("message_deleted", data, room=message.room))
 
 
 EMOJI_MAX_CHARS = 32
@@ -362,37 +306,119 @@ def reaction_toggle(*, actor: User, message_id: int, emoji: str) -> list[str]:
         raise ChatError("invalid", f"emoji must be an emoji (1 to {EMOJI_MAX_CHARS} characters).")
     message, is_member = _message_for_change(actor, message_id)
     _writable(message, is_member)
-    with _logged_change() as items:
+    with logged_change() as items:
         removed, _ = Reaction.objects.filter(message=message, user=actor, emoji=emoji).delete()
         if not removed:
             Reaction.objects.create(message=message, user=actor, emoji=emoji)
         users = selectors.reaction_users(message.pk, emoji)
         data = {"room": message.room.slug, "id": message.pk, "emoji": emoji, "users": users}
-        items.append(_log("reaction", data, room=message.room))
+        items.append(record("reaction", data, room=message.room))
     return users
 
 
 # --- Read markers -----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReadRequest:
+    user: User
+    room: str
+    message_id: int
+
+
 def read_marker_set(*, user: User, room: str, message_id: int) -> dict[str, Any]:
     """Move `user`'s read marker in `room` to `message_id` (back too: "unread from here").
 
-    Tells every socket of the user (other tabs and devices) the new marker and
-    the server's unread and mention counts. Nothing is logged when the marker
-    does not move.
+    Returns the marker and the server's unread and mention counts. When the
+    marker moves, every socket of the user (other tabs and devices) is told;
+    when it does not, nothing is locked, logged or sent.
     """
-    found, membership = _room_for_member(user, room)
-    with _logged_change() as items:
-        latest = Message.objects.filter(room=found).aggregate(m=Max("id"))["m"] or 0
-        marker = min(message_id, latest)
-        moved = Membership.objects.filter(pk=membership.pk).exclude(last_read_id=marker)
-        changed = moved.update(last_read_id=marker)
-        unread, mentions = selectors.unread_counts(user.pk, [found.id]).get(found.id, (0, 0, 0))[1:]
-        data = {"room": found.slug, "last_read_id": marker, "unread": unread, "mentions": mentions}
-        if changed:
-            items.append(_log("read", data, room=found, user=user, to_room=False))
-    return data
+    [result] = read_markers_set([ReadRequest(user, room, message_id)])
+    if isinstance(result, ChatError):
+        raise result
+    if result is None:  # unchanged: the counts as they are
+        found, _ = _room_for_member(user, room)
+        marker, unread, mentions = selectors.unread_counts(user.pk, [found.id])[found.id]
+        return {"room": found.slug, "last_read_id": marker, "unread": unread, "mentions": mentions}
+    return result
+
+
+def read_markers_set(requests: list[ReadRequest]) -> list[dict[str, Any] | ChatError | None]:
+    """`read_marker_set` for a batch; the last request per user and room wins.
+
+    Each request gets the `read` event's data if its marker moved, None if it
+    did not move (or a later request in the batch for the same marker took
+    its place), or a ChatError. Markers that do not move cost two queries and
+    no lock; those that do move are written, counted and logged together, in
+    one logged change with a constant number of queries.
+    """
+    results: list[dict[str, Any] | ChatError | None] = [None] * len(requests)
+    last: dict[tuple[int, str], int] = {}
+    for i, req in enumerate(requests):
+        last[(req.user.pk, req.room)] = i
+    access = selectors.room_access_many(set(last))
+    wanted: dict[tuple[int, int], tuple[int, Room, int]] = {}  # (user, room id) -> (i, room, id)
+    for key, i in last.items():
+        found = access.get(key)
+        if found is None:
+            results[i] = ChatError("no_such_room", f"There is no room #{key[1][:64]}.")
+        elif not found[1]:
+            results[i] = ChatError("not_member", f"You are not a member of #{found[0].slug}.")
+        else:
+            wanted[(key[0], found[0].id)] = (i, found[0], requests[i].message_id)
+    if not wanted:
+        return results
+    current = selectors.read_markers({user_id for user_id, _ in wanted}, {r for _, r in wanted})
+    latest = selectors.latest_message_ids({room_id for _, room_id in wanted})
+    moves: dict[int, int] = {}  # membership id -> new marker
+    movers: dict[int, tuple[int, Room]] = {}  # membership id -> (request index, room)
+    for (user_id, room_id), (i, room, message_id) in wanted.items():
+        membership_id, marker = current[(user_id, room_id)]
+        new = min(message_id, latest.get(room_id, 0))
+        if new != marker:
+            moves[membership_id] = new
+            movers[membership_id] = (i, room)
+    metrics.READ_MARKERS.labels("unchanged").inc(len(requests) - len(moves))
+    if not moves:
+        return results
+    with logged_change() as items:
+        moved = _markers_move(moves)
+        counts = selectors.unread_counts_of(moved)
+        logged = []
+        for membership_id in moved:
+            i, room = movers[membership_id]
+            user_id, marker, unread, mentions = counts[membership_id]
+            data = {"room": room.slug, "last_read_id": marker}
+            data.update(unread=unread, mentions=mentions)
+            logged.append((i, user_id, room, data))
+        rows = Event.objects.bulk_create(
+            [Event(kind="read", user_id=user_id, data=data) for _, user_id, _, data in logged]
+        )
+        for (i, user_id, _, data), row in zip(logged, rows, strict=True):
+            text = events.encode(events.stored_event("read", data, row.seq))
+            items.append(Item(text, user=user_id, seq=row.seq))
+            results[i] = data
+    metrics.READ_MARKERS.labels("moved").inc(len(moved))
+    return results
+
+
+def _markers_move(moves: dict[int, int]) -> list[int]:
+    """Set these memberships' read markers; the ids of those that changed. One query.
+
+    A marker another process moved to the same place meanwhile does not count
+    as moved, so it is not announced twice.
+    """
+    table = Membership._meta.db_table
+    rows = ", ".join(["(%s, %s)"] * len(moves))
+    sql = (
+        f"WITH v(id, marker) AS (VALUES {rows}) "  # noqa: S608  (placeholders only)
+        f"UPDATE {table} SET last_read_id = v.marker FROM v "
+        f"WHERE {table}.id = v.id AND {table}.last_read_id <> v.marker "
+        f"RETURNING {table}.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for pair in moves.items() for value in pair])
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 # --- Rooms and membership -------------------------------------------------------
@@ -421,19 +447,21 @@ def _latest_message_id(room: Room) -> int:
 
 def _member_add(
     room: Room, user: User, action: str, by: User, *, to_room: bool = True
-) -> events.Item:
+) -> Item:
     """Make `user` a member (read up to now) and log it; the caller holds a logged change."""
     Membership.objects.create(room=room, user=user, last_read_id=_latest_message_id(room))
     data = {"room": events.room_data(room), "user": user.username, "action": action}
     data["by"] = by.username
-    return _log("member", data, room=room, user=user, to_room=to_room, op=["sub", room.id])
+    return record(
+        "member", data, room=room, user_id=user.pk, to_room=to_room, op=Op.SUBSCRIBE, arg=room.id
+    )
 
 
-def _member_drop(room: Room, user: User, action: str, by: User) -> events.Item:
+def _member_drop(room: Room, user: User, action: str, by: User) -> Item:
     Membership.objects.filter(room=room, user=user).delete()
     data = {"room": events.room_data(room), "user": user.username, "action": action}
     data["by"] = by.username
-    return _log("member", data, room=room, user=user, op=["unsub", room.id])
+    return record("member", data, room=room, user_id=user.pk, op=Op.UNSUBSCRIBE, arg=room.id)
 
 
 ROOM_NAME_MAX = 80
@@ -469,7 +497,7 @@ def room_create(
         raise ChatError("invalid", "Choose a name or slug with letters or digits.")
     room = Room(slug=slug, name=name, topic=topic, is_private=bool(private), created_by=actor)
     try:
-        with _logged_change() as items:
+        with logged_change() as items:
             room.save()
             items.append(_member_add(room, actor, "joined", actor))
     except IntegrityError:
@@ -495,11 +523,16 @@ def room_update(
         found.name = _room_name_validate(name)
     if topic is not None:
         found.topic = _room_topic_validate(topic)
+    was_archived = found.is_archived
     if archived is not None:
         found.is_archived = bool(archived)
-    with _logged_change() as items:
+    with logged_change() as items:
         found.save(update_fields=["name", "topic", "is_archived"])
-        items.append(_log("room", {"room": events.room_data(found)}, room=found))
+        op = Op.NONE
+        if archived is not None and bool(archived) != was_archived:
+            op = Op.ARCHIVE if found.is_archived else Op.UNARCHIVE
+        data = {"room": events.room_data(found)}
+        items.append(record("room", data, room=found, op=op, arg=found.id))
     return found
 
 
@@ -512,7 +545,7 @@ def room_join(*, actor: User, room: str) -> Room:
         raise ChatError("no_such_room", f"There is no room #{room[:64]}.")
     if found.is_archived:
         raise ChatError("forbidden", f"#{found.slug} is archived (read-only).")
-    with _logged_change() as items:
+    with logged_change() as items:
         items.append(_member_add(found, actor, "joined", actor))
     return found
 
@@ -522,7 +555,7 @@ def room_leave(*, actor: User, room: str) -> None:
     found, _ = _room_for_member(actor, room)
     if found.slug == DEFAULT_ROOM_SLUG:
         raise ChatError("forbidden", f"Everyone is a member of #{DEFAULT_ROOM_SLUG}.")
-    with _logged_change() as items:
+    with logged_change() as items:
         items.append(_member_drop(found, actor, "left", actor))
 
 
@@ -541,7 +574,7 @@ def room_invite(*, actor: User, room: str, username: str) -> User:
     if found.is_archived:
         raise ChatError("forbidden", f"#{found.slug} is archived (read-only).")
     invitee = _active_user(username)
-    with _logged_change() as items:
+    with logged_change() as items:
         if Membership.objects.filter(room=found, user=invitee).exists():
             return invitee
         items.append(_member_add(found, invitee, "invited", actor))
@@ -561,7 +594,7 @@ def room_member_remove(*, actor: User, room: str, username: str) -> None:
     member = User.objects.filter(username=username).first()
     if member is None or not Membership.objects.filter(room=found, user=member).exists():
         raise ChatError("not_found", "No such member.")
-    with _logged_change() as items:
+    with logged_change() as items:
         items.append(_member_drop(found, member, "removed", actor))
 
 
@@ -587,7 +620,7 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
         # Someone who left the conversation and opens it again is back in it.
         if not Membership.objects.filter(room=existing, user=actor).exists():
             try:
-                with _logged_change() as items:
+                with logged_change() as items:
                     items.append(_member_add(existing, actor, "joined", actor))
             except IntegrityError:  # back at the same moment from elsewhere
                 pass
@@ -601,7 +634,7 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
         created_by=actor,
     )
     try:
-        with _logged_change() as items:
+        with logged_change() as items:
             room.save()
             # Each person is told only of their own arrival: the fan-out subscribes
             # them one event at a time, so an event to the room would reach the

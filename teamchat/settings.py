@@ -182,10 +182,9 @@ AUTH_USER_MODEL = "accounts.User"
 SESSION_ENGINE = "accounts.session_store"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=60 * 60 * 24 * 14)
 
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-]
+# One backend: allauth's (sign in with username or email; Django's permissions
+# come with it), which also takes the users socket handshakes read ahead.
+AUTHENTICATION_BACKENDS = ["accounts.backends.AuthenticationBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -292,11 +291,30 @@ USE_TZ = True
 # Per-user send rate: a token bucket refilled at RATE per second, holding BURST.
 CHAT_RATE_LIMIT = env.float("CHAT_RATE_LIMIT", default=10.0)
 CHAT_RATE_BURST = env.int("CHAT_RATE_BURST", default=20)
+# Read markers and typing hints have buckets of their own, generous for a page
+# (which moves its marker every few messages and types in bursts) and a bound
+# on what one account can make the server do.
+CHAT_READ_RATE_LIMIT = env.float("CHAT_READ_RATE_LIMIT", default=20.0)
+CHAT_READ_RATE_BURST = env.int("CHAT_READ_RATE_BURST", default=50)
+CHAT_TYPING_RATE_LIMIT = env.float("CHAT_TYPING_RATE_LIMIT", default=5.0)
+CHAT_TYPING_RATE_BURST = env.int("CHAT_TYPING_RATE_BURST", default=20)
 # Open sockets one account may hold at once (tabs, devices, bots).
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
+# Presence changes are gathered and announced at most this often (seconds);
+# going offline is announced only after the grace period, so a reconnect or a
+# reloaded tab does not show its user offline for a moment.
+CHAT_PRESENCE_ANNOUNCE_SECONDS = env.float("CHAT_PRESENCE_ANNOUNCE_SECONDS", default=1.0)
+CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = env.float("CHAT_PRESENCE_OFFLINE_GRACE_SECONDS", default=5.0)
 # How often an open socket re-checks that its session is still valid, so a
 # session that simply expires closes its sockets too.
 CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=60)
+
+# --- Operations -----------------------------------------------------------
+# /metrics answers loopback clients, and others that present this token as
+# `Authorization: Bearer <token>` (unset: loopback only).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Scrapers and probes speak plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # --- Logging --------------------------------------------------------------
 # Everything goes to the console, every record cut to LOG_MAX_MESSAGE_CHARS

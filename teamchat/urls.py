@@ -2,11 +2,14 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from . import ops
+
 # The admin's own login form would skip allauth's rate limits and two-factor
 # step; send it to the allauth login page instead.
 admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
+    path("metrics", ops.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),

@@ -13,21 +13,27 @@ from django.conf import settings
 from accounts.models import User
 from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
+from teamchat import metrics
 
 from .. import events, selectors, services
-from ..protocol import Frame, FrameError, parse_frame
-from . import presence
+from ..eventlog import Item, Op, apublish
+from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
+from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .ratelimit import SendRateLimiter
 from .transport import PreparedMessage, SocketOutput
-from .writer import message_writer
+from .writer import message_writer, read_marker_writer
 
 log = logging.getLogger(__name__)
 
 CLOSE_SESSION_ENDED = 4401
 CLOSE_RETRY = 4500
 
+# Per user, in this process: sends and other writes; read markers; typing hints.
 send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
+read_limiter = SendRateLimiter(settings.CHAT_READ_RATE_LIMIT, settings.CHAT_READ_RATE_BURST)
+typing_limiter = SendRateLimiter(settings.CHAT_TYPING_RATE_LIMIT, settings.CHAT_TYPING_RATE_BURST)
+RATE_LIMITED = "You are sending too fast; nothing was stored."
 # Sends a socket may have queued for storage before it stops reading frames.
 MAX_SENDS_IN_FLIGHT = 32
 # Events read from the log per query while a reconnecting socket catches up.
@@ -84,6 +90,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     sends_in_flight = 0
     admitted = False
+    # When this socket last forwarded typing, by room id (made on first use).
+    typing_sent: dict[int, float] | None = None
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections through the
@@ -99,12 +107,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         login_id = session.get(LOGIN_ID_KEY) if session is not None else None
         if user is None or not user.is_authenticated or not user.is_active or not login_id:
+            metrics.HANDSHAKES.labels("refused_unauthenticated").inc()
             await self.close()  # before accept: the handshake gets HTTP 403
             return
         self.user_id = user.pk
         self.login_id = login_id
         if not await presence.local_presence().admit(user.pk, settings.CHAT_MAX_SOCKETS_PER_USER):
             log.warning("user %s is at the cap of open sockets; handshake refused", user.pk)
+            metrics.HANDSHAKES.labels("refused_socket_cap").inc()
             await self.close()  # before accept: HTTP 403
             return
         self.admitted = True
@@ -114,19 +124,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.replaying = True
         self.replayed_upto = 0
         self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
-        self.typing_sent: dict[int, float] = {}
         self.output = SocketOutput(self.base_send)
         # Registered before the rooms are read: a membership change committed
         # after the read is then applied to this socket, whenever it lands.
         fanout = local_fanout()
         await fanout.register(self)
-        room_ids, watched = await database_sync_to_async(_socket_rooms)(user, watch)
-        self.watched = watched
-        fanout.set_rooms(self, room_ids + watched)
+        rooms = await handshake.rooms_of(user.pk)
+        fanout.remember_rooms(rooms)
+        self.watched = ()
+        if watch is not None and not any(slug == watch for _, slug, _, _ in rooms):
+            self.watched = await database_sync_to_async(_watched_room)(user, watch)
+        fanout.set_rooms(self, [room[0] for room in rooms] + list(self.watched))
         await self.accept()
+        metrics.HANDSHAKES.labels("accepted").inc()
+        metrics.OPEN_SOCKETS.inc()
         self.output.start()
         self.user = _shed_handshake_state(self.scope)
-        presence.local_presence().update(self, "active", set(room_ids))
+        presence.local_presence().update(self, "active")
         if resume_from is not None:
             _track(asyncio.create_task(self._replay(resume_from)))
         else:
@@ -147,7 +161,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             presence.local_presence().release(self.user_id)
         fanout = local_fanout()
         if self in fanout.rooms_of:
-            presence.local_presence().update(self, None, fanout.rooms_of[self])
+            metrics.OPEN_SOCKETS.dec()
+            presence.local_presence().closed(self)
         fanout.unregister(self)
 
     async def _replay(self, after: int, notice: str | None = None) -> None:
@@ -189,22 +204,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
+            metrics.FRAMES_IN.labels("binary").inc()
             await self._send_error("binary_not_supported", "Binary frames are not supported.")
             return
         try:
             frame = parse_frame(text_data)
         except FrameError as exc:
+            metrics.FRAMES_IN.labels("refused").inc()
             await self._send_error(exc.code, exc.detail, exc.nonce)
             return
+        metrics.FRAMES_IN.labels(frame.type).inc()
         if frame.type == "send":
             await self._receive_send(frame)
-        elif frame.type in ("typing", "presence"):
-            await self._receive_ephemeral(frame)
+        elif frame.type == "typing":
+            await self._receive_typing(frame)
+        elif frame.type == "read":
+            await self._receive_read(frame)
+        elif frame.type == "presence":
+            presence.local_presence().update(self, frame.state)
+        elif frame.type == "presence_sub":
+            await self._receive_presence_sub(frame)
         else:
-            if frame.type != "read" and not send_limiter.allow(self.user_id):
-                await self._send_error(
-                    "rate_limited", "You are sending too fast; nothing was stored.", frame.nonce
-                )
+            if not send_limiter.allow(self.user_id):
+                await self._rate_limited(frame)
                 return
             try:
                 await database_sync_to_async(_apply)(self.user, frame)
@@ -214,33 +236,96 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 log.exception("%s from user %s failed", frame.type, self.user_id)
                 await self._send_error("unavailable", "That could not be done; retry.", frame.nonce)
 
-    async def _receive_ephemeral(self, frame: Frame) -> None:
-        if frame.type == "presence":
-            rooms = local_fanout().rooms_of.get(self, set())
-            presence.local_presence().update(self, frame.state, rooms)
+    async def _rate_limited(self, frame: Frame) -> None:
+        metrics.RATE_LIMITED.labels(frame.type).inc()
+        await self._send_error("rate_limited", RATE_LIMITED, frame.nonce)
+
+    async def _receive_typing(self, frame: Frame) -> None:
+        """Forward a typing hint to the room's other members: no query once the room is known.
+
+        The per-user bucket bounds what a client can ask for; the room is
+        checked against this process's memory of the socket's rooms.
+        """
+        if not typing_limiter.allow(self.user_id):
+            await self._rate_limited(frame)
             return
-        try:
-            room = await database_sync_to_async(_typing_room)(self.user, frame.room)
-        except services.ChatError as exc:
-            await self._send_error(exc.code, exc.detail, frame.nonce)
+        slug = frame.room or ""
+        fanout = local_fanout()
+        room = fanout.rooms_by_slug.get(slug)
+        if room is None:  # a room no socket here has carried yet
+            try:
+                found = await database_sync_to_async(_room_ref)(self.user, slug)
+            except services.ChatError as exc:
+                await self._send_error(exc.code, exc.detail, frame.nonce)
+                return
+            fanout.remember_rooms([found])
+            room = fanout.rooms_by_slug[slug]
+        if room.id not in fanout.rooms_of.get(self, ()) or room.id in self.watched:
+            if room.private:
+                code, detail = "no_such_room", f"There is no room #{slug}."
+            else:
+                code, detail = "not_member", f"You are not a member of #{slug}."
+            await self._send_error(code, detail, frame.nonce)
+            return
+        if room.id in fanout.archived:
+            await self._send_error("forbidden", f"#{slug} is archived (read-only).", frame.nonce)
             return
         now = time.monotonic()
-        if now - self.typing_sent.get(room.id, 0.0) < TYPING_EVERY_SECONDS:
+        if self.typing_sent is None:
+            self.typing_sent = {}
+        sent = self.typing_sent
+        if now - sent.get(room.id, -TYPING_EVERY_SECONDS) < TYPING_EVERY_SECONDS:
             return  # throttled: typing is a hint, never stored
-        self.typing_sent[room.id] = now
-        event = {"type": "typing", "room": room.slug, "user": self.user.username, "seq": None}
+        sent[room.id] = now
+        event = {"type": "typing", "room": slug, "user": self.user.username, "seq": None}
+        item = Item(events.encode(event), (room.id,), op=Op.SKIP_USER, arg=self.user_id)
         try:
-            item = [[room.id], None, None, events.encode(event), ["except", self.user_id]]
-            await events.apublish([item])
+            await apublish([item])
         except Exception:
             # A hint, not worth an error: the live path's state is told by `status`.
             log.warning("could not forward a typing hint: the channel layer failed")
 
+    async def _receive_read(self, frame: Frame) -> None:
+        """Queue a read-marker move; only a refusal is answered (a move reaches every tab)."""
+        if not read_limiter.allow(self.user_id):
+            await self._rate_limited(frame)
+            return
+        request = services.ReadRequest(self.user, frame.room or "", frame.id or 0)
+        future = read_marker_writer().submit(request)
+        future.add_done_callback(lambda done: self._read_done(done, frame.nonce))
+
+    def _read_done(self, future: "asyncio.Future[dict | None]", nonce: str | None) -> None:
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is None:
+            return
+        if isinstance(exc, services.ChatError):
+            _track(asyncio.ensure_future(self._send_error(exc.code, exc.detail, nonce)))
+        else:
+            log.error("read marker of user %s failed: %r", self.user_id, exc)
+            detail = "The read marker could not be saved; retry."
+            _track(asyncio.ensure_future(self._send_error("unavailable", detail, nonce)))
+
+    async def _receive_presence_sub(self, frame: Frame) -> None:
+        """Follow the presence of these people (replacing the list); answered with their states."""
+        if not send_limiter.allow(self.user_id):
+            await self._rate_limited(frame)
+            return
+        local = presence.local_presence()
+        names = set(frame.users or ())
+        users = await database_sync_to_async(selectors.active_users_named)(names) if names else {}
+        local.watch(self, frozenset(users))
+        try:
+            states = await local.current(users) if users else {}
+        except Exception:
+            log.warning("could not read presence for a subscription")
+            states = {}
+        await self.deliver(events.encode({"type": "presence", "users": states, "seq": None}))
+
     async def _receive_send(self, frame: Frame) -> None:
         if not send_limiter.allow(self.user_id):
-            await self._send_error(
-                "rate_limited", "You are sending too fast; nothing was stored.", frame.nonce
-            )
+            await self._rate_limited(frame)
             return
         request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)
         # The next frame is read while this one is being stored, so a client
@@ -299,39 +384,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 
 def _resume_params(query_string: bytes) -> tuple[int | None, str | None]:
-    """`?seq=<n>&watch=<slug>` from the socket URL; a malformed seq is ignored."""
+    """`?seq=<n>&watch=<slug>` from the socket URL; a malformed seq or slug is ignored."""
     query = parse_qs(query_string.decode("latin-1"))
     seq = query.get("seq", [""])[0]
-    watch = query.get("watch", [""])[0] or None
+    watch = query.get("watch", [""])[0]
     resume_from = int(seq) if seq.isascii() and seq.isdigit() and len(seq) <= 18 else None
-    return resume_from, watch
+    return resume_from, watch if slug_is_valid(watch) else None
 
 
-def _socket_rooms(user: User, watch: str | None) -> tuple[list[int], list[int]]:
-    """The rooms a socket carries: the user's, and a public room they are only viewing."""
-    room_ids = selectors.room_ids_of_member(user.pk)
-    watched: list[int] = []
-    if watch:
-        try:
-            room, membership = selectors.room_and_membership(user, watch)
-        except selectors.RoomNotFound:
-            pass
-        else:
-            if membership is None:
-                watched.append(room.id)
-    return room_ids, watched
-
-
-def _typing_room(user: User, slug: str | None):
+def _watched_room(user: User, slug: str) -> tuple[int, ...]:
+    """The public room `slug` if the user may read it without being a member, as a 1-tuple."""
     try:
-        room, membership = selectors.room_and_membership(user, slug or "")
+        room, membership = selectors.room_and_membership(user, slug)
     except selectors.RoomNotFound:
-        raise services.ChatError("no_such_room", "There is no such room.") from None
-    if membership is None:
-        raise services.ChatError("not_member", f"You are not a member of #{room.slug}.")
-    if room.is_archived:
-        raise services.ChatError("forbidden", f"#{room.slug} is archived (read-only).")
-    return room
+        return ()
+    return (room.id,) if membership is None else ()
+
+
+def _room_ref(user: User, slug: str) -> tuple[int, str, bool, bool]:
+    """(id, slug, private, archived) of a room the user may see, else ChatError."""
+    try:
+        room, _ = selectors.room_and_membership(user, slug)
+    except selectors.RoomNotFound:
+        raise services.ChatError("no_such_room", f"There is no room #{slug}.") from None
+    return room.id, room.slug, room.is_private, room.is_archived
 
 
 def _apply(user: User, frame: Frame) -> None:
@@ -343,7 +419,5 @@ def _apply(user: User, frame: Frame) -> None:
             services.message_delete(actor=user, message_id=frame.id)
         elif frame.type == "react":
             services.reaction_toggle(actor=user, message_id=frame.id, emoji=frame.emoji)
-        elif frame.type == "read":
-            services.read_marker_set(user=user, room=frame.room, message_id=frame.id)
     except selectors.RoomNotFound:
         raise services.ChatError("no_such_room", "There is no such room.") from None

@@ -10,25 +10,24 @@ the local sockets of its room from memory.
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from teamchat import metrics
+
+from ..eventlog import EVENTS, FANOUT_GROUP, PRESENCE, SESSION_CHECK, Item, Op, PresenceChange
 from ..selectors import latest_seq
 from .perloop import per_event_loop
 from .transport import PreparedMessage, prepare
 
 log = logging.getLogger(__name__)
 
-FANOUT_GROUP = "teamchat.fanout"
 # Channel layers forget group members after `group_expiry` (a day by default).
 REJOIN_SECONDS = 600.0
-
-# Channel-layer message types.
-EVENTS = "fanout.events"
-SESSION_CHECK = "fanout.session_check"
 
 
 STATUS_DEGRADED = '{"type":"status","live":false,"seq":null}'
@@ -48,6 +47,14 @@ class Subscriber(Protocol):
     def catch_up_soon(self, after: int) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    """What a process keeps about a room its sockets carry, to check frames without a query."""
+
+    id: int
+    private: bool
+
+
 class Fanout:
     """The sockets of this process by room and by user, fed from one layer channel."""
 
@@ -55,6 +62,10 @@ class Fanout:
         self.by_room: dict[int, set[Subscriber]] = {}
         self.by_user: dict[int, set[Subscriber]] = {}
         self.rooms_of: dict[Subscriber, set[int]] = {}
+        # Rooms by slug (slugs never change) and the archived ones among them,
+        # kept current by the events that change them.
+        self.rooms_by_slug: dict[str, RoomRef] = {}
+        self.archived: set[int] = set()
         # Sockets registered whose rooms are still being read: changes meanwhile.
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
@@ -227,34 +238,58 @@ class Fanout:
             if (sock.login_id, sock.user_id) not in valid:
                 sock.session_ended()
 
+    def remember_rooms(self, rooms: "list[tuple[int, str, bool, bool]]") -> None:
+        """Note (id, slug, private, archived) of rooms read from the database."""
+        for room_id, slug, private, archived in rooms:
+            self.rooms_by_slug[slug] = RoomRef(room_id, private)
+            if archived:
+                self.archived.add(room_id)
+            else:
+                self.archived.discard(room_id)
+
     async def handle(self, event: dict) -> None:
         kind = event.get("type")
         if kind == EVENTS:
-            for room_ids, user_id, seq, text, op in event["events"]:
-                if seq is not None and seq > self.last_seq:
-                    self.last_seq = seq
-                if op is not None and op[0] == "sub":
-                    self.subscribe(user_id, op[1])
-                if len(room_ids) == 1 and user_id is None:  # a room's event: the common case
-                    targets = self.by_room.get(room_ids[0])
-                else:
-                    targets = set(self.by_user.get(user_id, ()))
-                    for room_id in room_ids:
-                        targets |= self.by_room.get(room_id, set())
-                if op is not None and op[0] == "except" and targets:
-                    targets = targets - self.by_user.get(op[1], set())
-                if targets:
-                    prepared = prepare(text)
-                    for sock in tuple(targets):
-                        try:
-                            await sock.deliver(text, prepared, seq)
-                        except Exception:
-                            log.exception("delivery to a socket failed")
-                if op is not None and op[0] == "unsub":
-                    self.unsubscribe(user_id, op[1])
+            for wire in event["events"]:
+                await self.deliver(Item.from_wire(wire))
+        elif kind == PRESENCE:
+            from .presence import local_presence  # presence delivers through this module
+
+            changes = [PresenceChange.from_wire(wire) for wire in event["changes"]]
+            await local_presence().changes_received(changes)
         elif kind == SESSION_CHECK:
             for sock in tuple(self.by_user.get(event["user"], ())):
                 sock.session_check_soon()
+
+    async def deliver(self, item: Item) -> None:
+        """Write one event to the local sockets it is for, applying its membership change."""
+        seq, op = item.seq, item.op
+        if seq is not None and seq > self.last_seq:
+            self.last_seq = seq
+        if op is Op.SUBSCRIBE:
+            self.subscribe(item.user, item.arg)
+        elif op is Op.ARCHIVE:
+            self.archived.add(item.arg)
+        elif op is Op.UNARCHIVE:
+            self.archived.discard(item.arg)
+        if len(item.rooms) == 1 and item.user is None:  # a room's event: the common case
+            targets = self.by_room.get(item.rooms[0])
+        else:
+            targets = set(self.by_user.get(item.user, ()))
+            for room_id in item.rooms:
+                targets |= self.by_room.get(room_id, set())
+        if op is Op.SKIP_USER and targets:
+            targets = targets - self.by_user.get(item.arg, set())
+        if targets:
+            prepared = prepare(item.text)
+            for sock in tuple(targets):
+                try:
+                    await sock.deliver(item.text, prepared, seq)
+                except Exception:
+                    log.exception("delivery to a socket failed")
+            metrics.EVENTS_DELIVERED.inc(len(targets))
+        if op is Op.UNSUBSCRIBE:
+            self.unsubscribe(item.user, item.arg)
 
 
 def _log_failure(task: "asyncio.Future[None]") -> None:

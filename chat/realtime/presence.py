@@ -3,9 +3,22 @@
 Each server process knows the states of its own sockets. What a user is
 across processes lives in Redis (when configured) as one hash per user with a
 field per process, `state|expires|sockets`, which the process keeps renewing,
-so the entries of a process that died fade out by themselves. The socket
-counts serve the per-user cap. A change of a user's state is announced to the
-people who share a room with them; presence is never stored in the database.
+so the entries of a process that died fade out by themselves, and a version
+field that every write increments, so a newer reading always wins over an
+older one whatever order they arrive in. The socket counts serve the per-user
+cap. Presence is never stored in the database.
+
+Nobody is told about everyone: a socket names the people it shows
+(`presence_sub`: its DM list, an open member list) and hears about those
+only. A process gathers the changes of its users and announces them at most
+once per `CHAT_PRESENCE_ANNOUNCE_SECONDS`, in one channel-layer message; every process
+passes each socket one `presence` frame with the changes it asked for. A
+change that ends where it started (a reconnect, a tab reloaded) is never
+announced, and going offline is announced only after
+`CHAT_PRESENCE_OFFLINE_GRACE_SECONDS`,
+so a tab reconnecting after a restart does not flicker its user offline. N
+people connecting at once cost each watcher at most one frame per second, not
+one per arrival.
 
 The socket path talks to Redis with redis-py's asyncio client on the event
 loop (no thread hop, no connection per call); HTTP views read it with the
@@ -16,25 +29,40 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import redis
 import redis.asyncio
 from django.conf import settings
 
-from .. import events
+from teamchat import metrics
+
+from ..eventlog import PresenceChange, apublish_presence, encode
 from .perloop import per_event_loop
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 30.0
 ENTRY_SECONDS = 90.0
+# A version known for a user who is offline is forgotten after this long,
+# well before their hash can expire in Redis (and its version start again).
+FORGET_OFFLINE_SECONDS = 60.0
+# The most people one socket may follow.
+MAX_WATCHED = 1000
 ONLINE, AWAY, OFFLINE = "online", "away", "offline"
 _RANK = {ONLINE: 2, AWAY: 1, OFFLINE: 0}
+_VERSION = "~v"
 
-# Without Redis: key -> {process: entry}, shared by the one process's threads.
+# Without Redis: key -> {process: entry, "~v": version}, shared by the one process's threads.
 _memory: dict[str, dict[str, str]] = {}
 _sync_client: redis.Redis | None = None
+
+
+class Watcher(Protocol):
+    user_id: int
+
+    async def deliver(self, text: str, prepared: Any, seq: int | None) -> None: ...
 
 
 def _key(user_id: int) -> str:
@@ -45,14 +73,19 @@ def _entry(state: str, sockets: int) -> str:
     return f"{state}|{time.time() + ENTRY_SECONDS:.0f}|{sockets}"
 
 
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _parse(entries: dict[Any, Any] | None) -> list[tuple[str, str, float, int]]:
     """[(process, state, expires, sockets)] of the live entries."""
     now = time.time()
     parsed = []
     for process, value in (entries or {}).items():
-        process = process.decode() if isinstance(process, bytes) else process
-        value = value.decode() if isinstance(value, bytes) else value
-        state, expires, sockets = value.split("|")
+        process = _text(process)
+        if process == _VERSION:
+            continue
+        state, expires, sockets = _text(value).split("|")
         if float(expires) > now:
             parsed.append((process, state, float(expires), int(sockets)))
     return parsed
@@ -64,6 +97,13 @@ def _best(entries: dict[Any, Any] | None) -> str:
         if _RANK[state] > _RANK[best]:
             best = state
     return best
+
+
+def _version(entries: dict[Any, Any] | None) -> int:
+    for field, value in (entries or {}).items():
+        if _text(field) == _VERSION:
+            return int(value)
+    return 0
 
 
 def states(user_ids: list[int]) -> dict[int, str]:
@@ -80,13 +120,16 @@ def states(user_ids: list[int]) -> dict[int, str]:
 
 
 class LocalPresence:
-    """The presence of this process's sockets, by user, and its entries in the shared store."""
+    """This process's side of presence: its sockets' states, its announcements, its watchers."""
 
     def __init__(self) -> None:
         self.process = uuid.uuid4().hex
+        # user id -> {socket: "active" | "away"} for the sockets open here.
         self.sockets: dict[int, dict[Any, str]] = {}
         # Sockets counted against the per-user cap, from handshake to close.
         self.open: dict[int, int] = {}
+        # Usernames of the users with sockets here (announcements carry them).
+        self.names: dict[int, str] = {}
         self._client: redis.asyncio.Redis | None = None
         if settings.REDIS_URL:
             # A bounded pool: a burst of handshakes queues for a few
@@ -100,22 +143,58 @@ class LocalPresence:
         # Entries to write, gathered so that a burst of changes is one round trip.
         self._dirty: dict[int, tuple[str | None, int]] = {}
         self._flushing: asyncio.Task[None] | None = None
-        # Reads in flight by user: a burst of handshakes of one account shares one.
-        self._reads: dict[int, asyncio.Future[dict[Any, Any]]] = {}
+        # Reads wanted, gathered the same way: user id -> futures of the readers.
+        self._wanted: dict[int, list[asyncio.Future[dict[Any, Any]]]] = {}
+        self._reading: asyncio.Task[None] | None = None
+        # Users whose state here changed since the last announcement, and when.
+        self._changed: dict[int, float] = {}
+        self._announcing: asyncio.Task[None] | None = None
+        # The newest state heard for each user (state, version, when), online or lately.
+        self.known: dict[int, tuple[str, int, float]] = {}
+        # Who watches whom: user id -> sockets here, and each socket's list.
+        self.watchers: dict[int, set[Watcher]] = {}
+        self.watching: dict[Watcher, frozenset[int]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._pruned = 0.0
+        self._failing = False
 
     # --- the shared store ------------------------------------------------------
 
     async def _read(self, user_id: int) -> dict[Any, Any]:
+        """The user's hash; reads asked for at about the same time share one round trip."""
         if self._client is None:
             return dict(_memory.get(_key(user_id), {}))
-        pending = self._reads.get(user_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._client.hgetall(_key(user_id)))
-            self._reads[user_id] = pending
-            pending.add_done_callback(lambda _: self._reads.pop(user_id, None))
-        return await asyncio.shield(pending)
+        future: asyncio.Future[dict[Any, Any]] = asyncio.get_running_loop().create_future()
+        self._wanted.setdefault(user_id, []).append(future)
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._read_wanted())
+        return await future
+
+    async def _read_wanted(self) -> None:
+        await asyncio.sleep(0)  # let the rest of a burst of handshakes ask
+        while self._wanted:
+            batch, self._wanted = self._wanted, {}
+            try:
+                assert self._client is not None
+                pipe = self._client.pipeline(transaction=False)
+                for user_id in batch:
+                    pipe.hgetall(_key(user_id))
+                found = await pipe.execute()
+            except Exception as exc:
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for futures, entries in zip(batch.values(), found, strict=True):
+                for future in futures:
+                    if not future.done():
+                        future.set_result(entries)
+
+    async def _read_many(self, user_ids: Iterable[int]) -> dict[int, dict[Any, Any]]:
+        ids = list(user_ids)
+        found = await asyncio.gather(*(self._read(u) for u in ids))
+        return dict(zip(ids, found, strict=True))
 
     async def _write(self, entries: dict[int, tuple[str | None, int]]) -> None:
         """Set (or, for a None state, remove) this process's entry for each user."""
@@ -126,14 +205,17 @@ class LocalPresence:
                     found.pop(self.process, None)
                 else:
                     found[self.process] = _entry(state, sockets)
+                found[_VERSION] = str(int(found.get(_VERSION, "0")) + 1)
             return
         pipe = self._client.pipeline(transaction=False)
         for user_id, (state, sockets) in entries.items():
+            key = _key(user_id)
             if state is None:
-                pipe.hdel(_key(user_id), self.process)
+                pipe.hdel(key, self.process)
             else:
-                pipe.hset(_key(user_id), self.process, _entry(state, sockets))
-                pipe.expire(_key(user_id), int(ENTRY_SECONDS * 2))
+                pipe.hset(key, self.process, _entry(state, sockets))
+            pipe.hincrby(key, _VERSION, 1)
+            pipe.expire(key, int(ENTRY_SECONDS * 2))
         await pipe.execute()
 
     # --- sockets ----------------------------------------------------------------
@@ -177,11 +259,12 @@ class LocalPresence:
             return None
         return ONLINE if "active" in by_socket.values() else AWAY
 
-    def update(self, sock: Any, state: str | None, room_ids: set[int] | frozenset = frozenset()):
+    def update(self, sock: Any, state: str | None) -> None:
         """Record a socket's state ("active", "away", or None when it closed).
 
         Every change is written to the store (the socket count serves the
-        per-user cap); only a change of the user's state is announced.
+        per-user cap); a change of what the user is here is announced with
+        the next batch.
         """
         user_id = sock.user_id
         by_socket = self.sockets.setdefault(user_id, {})
@@ -192,16 +275,22 @@ class LocalPresence:
                 del self.sockets[user_id]
         else:
             by_socket[sock] = state
+            self.names[user_id] = sock.user.username
         after = self._local(self.sockets.get(user_id))
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.create_task(self._renew_forever())
         self._dirty[user_id] = (after, self.open.get(user_id, 0))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush())
-        if before != after and room_ids:
-            task = asyncio.create_task(self._announce(user_id, sock.user.username, set(room_ids)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if before != after:
+            self._changed.setdefault(user_id, time.monotonic())
+            if self._announcing is None or self._announcing.done():
+                self._announcing = asyncio.create_task(self._announce_forever())
+
+    def closed(self, sock: Any) -> None:
+        """The socket is gone: its state, and what it watched."""
+        self.update(sock, None)
+        self.watch(sock, frozenset())
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # let the rest of a burst of changes gather
@@ -212,15 +301,117 @@ class LocalPresence:
             except Exception:
                 log.warning("could not record presence for %s user(s)", len(batch))
 
-    async def _announce(self, user_id: int, username: str, rooms: set[int]) -> None:
+    # --- announcing -------------------------------------------------------------
+
+    async def _announce_forever(self) -> None:
+        while self._changed:
+            await asyncio.sleep(settings.CHAT_PRESENCE_ANNOUNCE_SECONDS)
+            try:
+                await self.announce()
+            except Exception:
+                if not self._failing:  # once per outage, not once a second
+                    log.warning("could not announce presence changes; retrying every second")
+                self._failing = True
+            else:
+                self._failing = False
+
+    async def announce(self, now: float | None = None) -> None:
+        """Tell every process the new states of the users that changed here, in one message.
+
+        A user whose state across all processes is what was last announced is
+        left out; one who went offline waits out the grace period first.
+        """
+        now = time.monotonic() if now is None else now
+        if self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
+        changed, self._changed = self._changed, {}
         try:
-            if self._flushing is not None:
-                await asyncio.shield(self._flushing)
-            overall = _best(await self._read(user_id))
-            event = {"type": "presence", "user": username, "state": overall, "seq": None}
-            await events.apublish([[sorted(rooms), None, None, events.encode(event), None]])
+            found = await self._read_many(changed)
         except Exception:
-            log.warning("could not announce the presence of user %s", user_id)
+            self._changed = {**changed, **self._changed}
+            raise
+        changes = []
+        for user_id, entries in found.items():
+            state, version = _best(entries), _version(entries)
+            grace = settings.CHAT_PRESENCE_OFFLINE_GRACE_SECONDS
+            if state == OFFLINE and now - changed[user_id] < grace:
+                self._changed.setdefault(user_id, changed[user_id])  # not yet
+                continue
+            known = self.known.get(user_id)
+            if known is not None and known[0] == state:
+                continue
+            if known is None and state == OFFLINE:
+                continue  # never seen online here: nothing to take back
+            name = self.names.get(user_id)
+            if name is not None:
+                changes.append(PresenceChange(user_id, name, state, version))
+            if state == OFFLINE and user_id not in self.sockets:
+                self.names.pop(user_id, None)
+        if changes:
+            await apublish_presence(changes)
+
+    async def changes_received(self, changes: list[PresenceChange]) -> None:
+        """Apply an announcement from any process and tell the sockets watching those users."""
+        now = time.monotonic()
+        frames: dict[Watcher, dict[str, str]] = {}
+        for change in changes:
+            known = self.known.get(change.user_id)
+            if known is not None and (change.version <= known[1] or change.state == known[0]):
+                if change.version > known[1]:
+                    self.known[change.user_id] = (change.state, change.version, now)
+                continue
+            self.known[change.user_id] = (change.state, change.version, now)
+            for sock in self.watchers.get(change.user_id, ()):
+                frames.setdefault(sock, {})[change.username] = change.state
+        for sock, users in frames.items():
+            await self._send(sock, users)
+        if len(self.known) > 1000 and now - self._pruned > FORGET_OFFLINE_SECONDS:
+            self._pruned = now
+            self.known = {
+                u: k
+                for u, k in self.known.items()
+                if k[0] != OFFLINE or now - k[2] < FORGET_OFFLINE_SECONDS
+            }
+
+    async def _send(self, sock: Watcher, users: dict[str, str]) -> None:
+        text = encode({"type": "presence", "users": users, "seq": None})
+        try:
+            await sock.deliver(text, None, None)
+        except Exception:
+            log.exception("presence delivery to a socket failed")
+            return
+        metrics.PRESENCE_FRAMES.inc()
+
+    # --- watching ---------------------------------------------------------------
+
+    def watch(self, sock: Watcher, user_ids: frozenset[int]) -> None:
+        """From now on `sock` hears about these users (and no others)."""
+        for user_id in self.watching.pop(sock, frozenset()) - user_ids:
+            watchers = self.watchers.get(user_id)
+            if watchers is not None:
+                watchers.discard(sock)
+                if not watchers:
+                    del self.watchers[user_id]
+        if user_ids:
+            self.watching[sock] = user_ids
+            for user_id in user_ids:
+                self.watchers.setdefault(user_id, set()).add(sock)
+
+    async def current(self, users: dict[int, str]) -> dict[str, str]:
+        """username -> state now, for these users (id -> username): one round trip.
+
+        A newer state already heard wins over the store's, so a reply never
+        takes a socket back behind an announcement it was sent.
+        """
+        found = await self._read_many(users)
+        result = {}
+        for user_id, entries in found.items():
+            state, version = _best(entries), _version(entries)
+            known = self.known.get(user_id)
+            if known is not None and known[1] > version:
+                state = known[0]
+            result[users[user_id]] = state
+        return result
 
     async def _renew_forever(self) -> None:
         while self.sockets:

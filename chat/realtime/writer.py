@@ -1,4 +1,4 @@
-"""Group commit for socket sends.
+"""Group commit for socket sends and read markers.
 
 Sends from every socket of the process queue here; one task stores them in
 batches, each batch in one transaction (`services.message_send_many`), so the
@@ -13,8 +13,10 @@ from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
+from teamchat import metrics
+
 from .. import services
-from ..services import SendRequest, SendResult
+from ..services import ReadRequest, SendRequest, SendResult
 from .perloop import per_event_loop
 
 MAX_BATCH = 500
@@ -48,7 +50,9 @@ class MessageWriter:
 
     @classmethod
     async def _write(cls, batch: list[tuple[SendRequest, asyncio.Future[SendResult]]]) -> None:
-        results = await cls._write_results([request for request, _ in batch])
+        metrics.COMMIT_BATCH.observe(len(batch))
+        with metrics.COMMIT_SECONDS.time():
+            results = await cls._write_results([request for request, _ in batch])
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # the socket went away meanwhile
                 continue
@@ -90,3 +94,46 @@ def _send_each(requests: list[SendRequest]) -> list[SendResult | BaseException]:
 
 # This process's (this event loop's) writer.
 message_writer = per_event_loop(MessageWriter)
+
+
+class ReadMarkerWriter:
+    """Read markers from every socket of the process, written in batches, the last one winning.
+
+    A tab reading a busy room asks to move its marker every few messages,
+    and every tab of a user may ask at once; only where each marker ends up
+    matters. Requests that queue while a batch is written form the next one
+    (`services.read_markers_set`): a marker that does not move costs no lock
+    and no event, and those that move share one commit.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[ReadRequest, asyncio.Future[dict | None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, request: ReadRequest) -> "asyncio.Future[dict | None]":
+        """Queue one request; the future gives the `read` event data, None, or raises ChatError."""
+        future: asyncio.Future[dict | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        return future
+
+    async def _run(self) -> None:
+        await asyncio.sleep(0)  # let the frames already read join this batch
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            requests = [request for request, _ in batch]
+            try:
+                results = await database_sync_to_async(services.read_markers_set)(requests)
+            except Exception as exc:
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
+read_marker_writer = per_event_loop(ReadMarkerWriter)

@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from accounts.models import User
-from chat import events
+from chat import eventlog
 from chat.models import Room
 from tests.chat.sockets import Socket, connect
 from tests.factories import MembershipFactory, RoomFactory, UserFactory
@@ -104,7 +104,7 @@ class TeamSocket(Socket):
 async def _settle(sock: Socket, user_id: int) -> None:
     token = uuid.uuid4().hex
     barrier = json.dumps({"type": BARRIER, "token": token})
-    await events.apublish([[[], user_id, None, barrier, None]])
+    await eventlog.apublish([eventlog.Item(barrier, user=user_id)])
     while True:
         event = json.loads(await sock.comm.receive_from(timeout=5))
         if event == {"type": BARRIER, "token": token}:
@@ -142,4 +142,5 @@ def _fresh_send_buckets():
     # Token buckets live in process memory across tests; every test starts full.
     from chat.realtime import consumers
 
-    consumers.send_limiter._buckets.clear()
+    for limiter in (consumers.send_limiter, consumers.read_limiter, consumers.typing_limiter):
+        limiter._buckets.clear()

@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import services
-from chat.models import Event, Membership, Message
+from chat.models import Event, Message
 from chat.services import ChatError
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -433,67 +433,145 @@ async def test_typing_is_refused_for_non_members(people, channel, sockets, room)
 # --- presence ------------------------------------------------------------------------
 
 
-async def presence_of_others(sock, me: str) -> dict:
-    """The next event, leaving out presence changes of the socket's own user."""
-    while True:
-        event = await sock.receive(skip=())
-        if not (event["type"] == "presence" and event["user"] == me):
-            return event
+@pytest.fixture
+async def presence_by_hand(settings):
+    """Announcements only when the test calls `announce()`, offline at once; reset after."""
+    from chat.realtime.presence import local_presence
+
+    settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
+    settings.CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = 0
+    local = local_presence()
+    yield local
+    if local._announcing is not None:
+        local._announcing.cancel()
+    local._changed.clear()
 
 
-async def test_connecting_and_disconnecting_is_announced_to_people_sharing_a_room(
-    people, channel, sockets
+async def next_presence(sock) -> dict:
+    event = await sock.receive(skip=())
+    assert event["type"] == "presence", event
+    assert event["seq"] is None
+    return event["users"]
+
+
+async def test_a_socket_hears_the_presence_of_the_people_it_follows(
+    people, sockets, presence_by_hand
 ):
-    alice, bob = await people("alice", "bob")
-    await sync_to_async(channel)("design", alice, bob)
-    a = await sockets(alice)
-    b = await sockets(bob)
-    assert await presence_of_others(a, "alice") == {
-        "type": "presence",
-        "user": "bob",
-        "state": "online",
-        "seq": None,
-    }
-    members = (await sync_to_async(alice.get)("/api/rooms/design/members/")).json()["members"]
-    assert members == [
-        {"username": "alice", "presence": "online"},
-        {"username": "bob", "presence": "online"},
-    ]
-    # A second tab changes nothing; closing one of two changes nothing either.
-    b2 = await sockets(bob)
-    await b2.close()
-    await b.send({"type": "presence", "state": "away"})
-    assert await presence_of_others(a, "alice") == {
-        "type": "presence",
-        "user": "bob",
-        "state": "away",
-        "seq": None,
-    }
-    await b.close()
-    assert await presence_of_others(a, "alice") == {
-        "type": "presence",
-        "user": "bob",
-        "state": "offline",
-        "seq": None,
-    }
-    members = (await sync_to_async(alice.get)("/api/rooms/design/members/")).json()["members"]
-    assert members == [
-        {"username": "alice", "presence": "online"},
-        {"username": "bob", "presence": "offline"},
-    ]
-
-
-async def test_presence_is_not_announced_to_people_who_share_no_room(people, channel, sockets):
     alice, bob, carol = await people("alice", "bob", "carol")
-    # Carol is in #club only, with alice; bob shares nothing with her.
-    await sync_to_async(Membership.objects.filter(user=carol.user).delete)()
-    await sync_to_async(channel)("club", alice, carol)
-    c = await sockets(carol)
+    a = await sockets(alice)
+    await a.send({"type": "presence_sub", "users": ["bob", "carol", "nobody", "<not a name>"]})
+    # At once, everyone named who exists, as they are now.
+    assert await next_presence(a) == {"bob": "offline", "carol": "offline"}
+
     b = await sockets(bob)
+    await presence_by_hand.announce()
+    assert await next_presence(a) == {"bob": "online"}
+    await b.send({"type": "presence", "state": "away"})
+    await presence_by_hand.announce()
+    assert await next_presence(a) == {"bob": "away"}
     await b.close()
-    await sync_to_async(say)(alice, "club", "marker")
-    event = await presence_of_others(c, "carol")
-    assert (event["type"], event["body"]) == ("message", "marker")
+    await presence_by_hand.announce()
+    assert await next_presence(a) == {"bob": "offline"}
+    members = (await sync_to_async(alice.get)("/api/rooms/general/members/")).json()["members"]
+    assert {m["username"]: m["presence"] for m in members} == {
+        "alice": "online",
+        "bob": "offline",
+        "carol": "offline",
+    }
+
+
+async def test_many_arrivals_reach_a_follower_as_one_frame(people, sockets, presence_by_hand):
+    names = [f"user{i}" for i in range(6)]
+    alice, *others = await people("alice", *names)
+    a = await sockets(alice)
+    await a.send({"type": "presence_sub", "users": names})
+    assert await next_presence(a) == dict.fromkeys(names, "offline")
+    for other in others:
+        await sockets(other)
+    await presence_by_hand.announce()
+    assert await next_presence(a) == dict.fromkeys(names, "online")
+    # Nothing more: a marker message is the next thing alice hears.
+    await sync_to_async(say)(others[0], "general", "marker")
+    assert (await a.receive(skip=()))["body"] == "marker"
+
+
+async def test_presence_reaches_only_those_who_follow(people, sockets, presence_by_hand):
+    alice, bob, carol = await people("alice", "bob", "carol")
+    c = await sockets(carol)  # shares #general with bob, follows nobody
+    a = await sockets(alice)
+    await a.send({"type": "presence_sub", "users": ["bob"]})
+    assert await next_presence(a) == {"bob": "offline"}
+    await a.send({"type": "presence_sub", "users": []})  # and now stops following
+    assert await next_presence(a) == {}
+    b = await sockets(bob)
+    await b.send({"type": "presence", "state": "away"})
+    await b.close()
+    await presence_by_hand.announce()
+    await sync_to_async(say)(bob, "general", "marker")
+    assert (await c.receive(skip=()))["body"] == "marker"
+    assert (await a.receive(skip=()))["body"] == "marker"
+
+
+async def test_a_quick_reconnect_or_a_second_tab_is_not_announced(people, sockets, settings):
+    from chat.realtime.presence import local_presence
+
+    settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
+    alice, bob = await people("alice", "bob")
+    local = local_presence()
+    try:
+        a = await sockets(alice)
+        await a.send({"type": "presence_sub", "users": ["bob"]})
+        assert await next_presence(a) == {"bob": "offline"}
+        first = await sockets(bob)
+        await local.announce()
+        assert await next_presence(a) == {"bob": "online"}
+        # A second tab, the first one closed, the page reloaded: bob stays online.
+        second = await sockets(bob)
+        await first.close()
+        await second.close()
+        await sockets(bob)
+        await local.announce()
+        await sync_to_async(say)(bob, "general", "marker")
+        assert (await a.receive(skip=()))["body"] == "marker"
+    finally:
+        if local._announcing is not None:
+            local._announcing.cancel()
+        local._changed.clear()
+
+
+async def test_going_offline_is_announced_after_the_grace_period(people, sockets, settings):
+    import time
+
+    from chat.realtime.presence import local_presence
+
+    settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
+    settings.CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = 30
+    alice, bob = await people("alice", "bob")
+    local = local_presence()
+    try:
+        a = await sockets(alice)
+        await a.send({"type": "presence_sub", "users": ["bob"]})
+        assert await next_presence(a) == {"bob": "offline"}
+        b = await sockets(bob)
+        await local.announce()
+        assert await next_presence(a) == {"bob": "online"}
+        await b.close()
+        await local.announce()  # within the grace period: not yet
+        await local.announce(now=time.monotonic() + 31)
+        assert await next_presence(a) == {"bob": "offline"}
+    finally:
+        if local._announcing is not None:
+            local._announcing.cancel()
+        local._changed.clear()
+
+
+async def test_presence_sub_is_checked_like_any_frame(people, sockets):
+    alice = (await people("alice"))[0]
+    a = await sockets(alice)
+    for users in ("bob", [1, 2], ["x"] * 1001, None):
+        await a.send({"type": "presence_sub", "users": users, "nonce": "p"})
+        error = await a.receive(skip=())
+        assert (error["type"], error["code"], error["nonce"]) == ("error", "invalid", "p")
 
 
 @pytest.mark.parametrize("word", ["items", "ok", "+1", "a\U0001f44d"])

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from chat import events, services
+from chat import eventlog, services
 from chat.models import Message
 from chat.services import ChatError, SendRequest, message_send, message_send_many
 from tests.factories import MembershipFactory, RoomFactory, UserFactory
@@ -19,10 +19,10 @@ def published(monkeypatch):
     calls: list[list[tuple[int, str]]] = []
 
     def record(items):
-        decoded = [json.loads(text) for _, _, _, text, _ in items]
+        decoded = [json.loads(item.text) for item in items]
         calls.append([(e["id"], e["body"]) for e in decoded if e["type"] == "message"])
 
-    monkeypatch.setattr(events, "publish", record)
+    monkeypatch.setattr(eventlog, "publish", record)
     return calls
 
 
@@ -82,7 +82,7 @@ def test_broadcast_failure_keeps_the_stored_message(monkeypatch):
     def broken(created):
         raise ConnectionError("layer down")
 
-    monkeypatch.setattr(events, "publish", broken)
+    monkeypatch.setattr(eventlog, "publish", broken)
     result = message_send(author=UserFactory(), room="general", body="kept", nonce="k")
     assert Message.objects.get(nonce="k").id == result.message.id
 

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import Session
-from chat import events, services
+from chat import eventlog, services
 from chat.realtime.fanout import local_fanout
 from tests.chat.sockets import connect, open_socket
 from tests.factories import UserFactory
@@ -80,7 +80,7 @@ async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_return
     def layer_down(items):
         raise ConnectionError("channel layer unreachable")
 
-    monkeypatch.setattr(events, "_group_send", layer_down)
+    monkeypatch.setattr(eventlog, "_group_send", layer_down)
     result = await sync_to_async(services.message_send)(
         author=alice[0], room="general", body="sent while degraded", nonce="d-1"
     )
@@ -118,22 +118,22 @@ async def test_malformed_frame_floods_leave_the_log_alone(alice, caplog):
 async def test_an_invitation_landing_while_a_socket_opens_still_reaches_it(
     alice, login_cookie, monkeypatch
 ):
+    from chat import selectors
     from chat.models import Room
-    from chat.realtime import consumers
 
     bob = await sync_to_async(UserFactory)(username="bob")
     await sync_to_async(Room.objects.create)(slug="late", name="late", is_private=True)
-    read_rooms = consumers._socket_rooms
+    read_rooms = selectors.rooms_of_members
 
-    def rooms_then_invite(user, watch):
-        found = read_rooms(user, watch)  # read before the invitation commits
+    def rooms_then_invite(user_ids):
+        found = read_rooms(user_ids)  # read before the invitation commits
         from chat.models import Membership
 
         Membership.objects.create(room=Room.objects.get(slug="late"), user=bob)
         services.room_invite(actor=bob, room="late", username="alice")
         return found
 
-    monkeypatch.setattr(consumers, "_socket_rooms", rooms_then_invite)
+    monkeypatch.setattr(selectors, "rooms_of_members", rooms_then_invite)
     sock = await connect(alice[1])
     monkeypatch.undo()
 

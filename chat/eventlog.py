@@ -1,0 +1,232 @@
+"""The event log: the one ordering lock, logged changes, and publishing them.
+
+Every change a client must know about is a row in `chat.Event`, written in
+the same transaction as the change, and published to every server process
+after the commit. Commits and publishes happen one at a time in one global
+order (`ordered`), so a socket sees events in `seq` order and message ids grow
+in commit order. Every writer goes through here: the message writer's batches,
+and every other service through `logged_change`.
+
+What crosses processes has a type: `Item` (an event for some sockets) and
+`PresenceChange`, each with `to_wire`/`from_wire`, carried by one of the
+channel-layer messages whose `type` is below.
+"""
+
+import enum
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+from teamchat import metrics
+
+from .models import Event, Room
+
+log = logging.getLogger(__name__)
+
+# The group every server process's fan-out channel belongs to.
+FANOUT_GROUP = "teamchat.fanout"
+# Channel-layer message types.
+EVENTS = "fanout.events"
+SESSION_CHECK = "fanout.session_check"
+PRESENCE = "fanout.presence"
+
+
+class Op(enum.IntEnum):
+    """What a process does besides delivering an item's text."""
+
+    NONE = 0
+    # The user's sockets carry room `arg` from now on (applied before delivery).
+    SUBSCRIBE = 1
+    # The user's sockets stop carrying room `arg` (applied after delivery).
+    UNSUBSCRIBE = 2
+    # The sockets of user `arg` are left out (a typing hint is not echoed).
+    SKIP_USER = 3
+    # Room `arg` became read-only, or writable again.
+    ARCHIVE = 4
+    UNARCHIVE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One encoded event, and the sockets it goes to: members of `rooms` and/or `user`'s."""
+
+    text: str
+    rooms: tuple[int, ...] = ()
+    user: int | None = None
+    seq: int | None = None
+    op: Op = Op.NONE
+    arg: int | None = None
+
+    def to_wire(self) -> list[Any]:
+        return [self.text, list(self.rooms), self.user, self.seq, int(self.op), self.arg]
+
+    @classmethod
+    def from_wire(cls, wire: list[Any]) -> "Item":
+        text, rooms, user, seq, op, arg = wire
+        return cls(text, tuple(rooms), user, seq, Op(op), arg)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A user's state across all processes, as read at `version` (higher is newer)."""
+
+    user_id: int
+    username: str
+    state: str
+    version: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.user_id, self.username, self.state, self.version]
+
+    @classmethod
+    def from_wire(cls, wire: list[Any]) -> "PresenceChange":
+        user_id, username, state, version = wire
+        return cls(user_id, username, state, version)
+
+
+# --- the one order ------------------------------------------------------------
+
+# Across processes PostgreSQL's advisory lock provides the order; a thread lock
+# does it within one process (the only case on SQLite).
+_ORDER_LOCK_KEY = 0x7E43_0001
+_local_order = threading.Lock()
+
+
+@contextmanager
+def ordered() -> Iterator[None]:
+    """Hold the global order: what commits and publishes inside comes before the next one.
+
+    Keep inside only what must be ordered (the transaction and the publish);
+    validation, rendering and reads that need no order go before it.
+    """
+    if connection.in_atomic_block:
+        # An outer transaction would commit (and publish) after the lock is gone.
+        raise RuntimeError("Logged changes commit themselves; call them outside a transaction.")
+    asked = time.perf_counter()
+    with _local_order:
+        if connection.vendor != "postgresql":
+            _held(asked)
+            try:
+                yield
+            finally:
+                _released()
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_ORDER_LOCK_KEY])
+        _held(asked)
+        try:
+            yield
+        finally:
+            _released()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_ORDER_LOCK_KEY])
+
+
+_held_since = threading.local()
+
+
+def _held(asked: float) -> None:
+    now = time.perf_counter()
+    metrics.ORDER_LOCK_WAIT.observe(now - asked)
+    _held_since.at = now
+
+
+def _released() -> None:
+    metrics.ORDER_LOCK_HELD.observe(time.perf_counter() - _held_since.at)
+
+
+@contextmanager
+def logged_change() -> Iterator[list[Item]]:
+    """Commit a change and the events it logs, then publish them, in the one global order.
+
+    The caller appends items (from `record`) to the yielded list; they are
+    published only if the transaction commits, before the next change may
+    commit. A change that logs nothing publishes nothing.
+    """
+    items: list[Item] = []
+    with ordered():
+        with transaction.atomic():
+            yield items
+        publish_quietly(items, f"{len(items)} event(s)")
+
+
+def record(
+    kind: str,
+    data: dict[str, Any],
+    *,
+    room: Room | None = None,
+    user_id: int | None = None,
+    to_room: bool = True,
+    op: Op = Op.NONE,
+    arg: int | None = None,
+) -> Item:
+    """Write one event row (inside `logged_change`) and return its item.
+
+    It goes to the members of `room` (unless `to_room` is false) and to the
+    sockets of `user_id`; its payload is stored as sent.
+    """
+    event = Event.objects.create(
+        kind=kind, room=room if to_room else None, user_id=user_id, data=data
+    )
+    text = encode({"type": kind, **data, "seq": event.seq})
+    rooms = (room.id,) if room is not None and to_room else ()
+    return Item(text, rooms, user_id, event.seq, op, arg)
+
+
+def encode(event: dict[str, Any]) -> str:
+    """An event as the JSON text every socket gets, encoded once."""
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- publishing -----------------------------------------------------------------
+
+
+def _group_send(payload: dict[str, Any]) -> None:
+    async_to_sync(get_channel_layer().group_send)(FANOUT_GROUP, payload)
+
+
+def publish(items: Iterable[Item]) -> None:
+    """Deliver committed events, in order, to the sockets they are for, in every process."""
+    wire = [item.to_wire() for item in items]
+    if wire:
+        _group_send({"type": EVENTS, "events": wire})
+        metrics.EVENTS_PUBLISHED.inc(len(wire))
+
+
+def publish_quietly(items: Iterable[Item], what: str) -> None:
+    """`publish` for callers that must not fail when the channel layer does."""
+    try:
+        publish(items)
+    except Exception:
+        # The change is committed; clients fill the gap from the log on reconnect.
+        log.exception("could not broadcast %s", what)
+
+
+async def apublish(items: list[Item]) -> None:
+    """`publish` from async code, for events that are never stored (typing)."""
+    payload = {"type": EVENTS, "events": [item.to_wire() for item in items]}
+    await get_channel_layer().group_send(FANOUT_GROUP, payload)
+
+
+async def apublish_presence(changes: list[PresenceChange]) -> None:
+    """Tell every process these users' new states (presence is never stored)."""
+    payload = {"type": PRESENCE, "changes": [change.to_wire() for change in changes]}
+    await get_channel_layer().group_send(FANOUT_GROUP, payload)
+
+
+def user_sockets_recheck(user_id: int) -> None:
+    """Ask each open socket of the user to re-check the session it was opened with."""
+    try:
+        _group_send({"type": SESSION_CHECK, "user": user_id})
+    except Exception:
+        # Not fatal for the request that caused it; the sockets stay open meanwhile.
+        log.exception("could not ask the sockets of user %s to re-check their sessions", user_id)
