@@ -593,6 +593,11 @@ class OrgBench:
         catch_up = [x for r in finished for x in r["catch_up_s"]]
         clients = summary["sockets"]
         out.update(summary)
+        queries = out["metrics_new_server"].get("teamchat_db_queries_total")
+        reconnects = out["attempts"].get("ok")
+        out["queries_per_reconnect"] = (
+            round(queries / reconnects, 2) if queries and reconnects else None
+        )
         out.update(
             send_lateness_ms=percentiles([x for r in acts for x in r["lateness"]], 1000),
             caught_up=len(catch_up),
