@@ -175,9 +175,9 @@ def _flood_section(entries: list[dict[str, Any]], plan: dict[str, Any]) -> list[
         "the unloaded one, nothing lost.",
         "",
         "| Phase | Senders | Round trip p50 / p99 ms | Fan-out p99 ms | Lost | Flood sent read/s "
-        "+ typing/s | Answers to the flooder | Server CPU % | Gen CPU % | Queries per message "
-        "| Notes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "+ typing/s | Answers to the flooder | Server CPU % | Gen CPU % | Machine CPU % "
+        "| Queries per message | Notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in entries:
         if "baseline" not in r or "flood" not in r:
@@ -192,7 +192,8 @@ def _flood_section(entries: list[dict[str, Any]], plan: dict[str, Any]) -> list[
                 f"{fmt(x['latency_ms']['p99'])} | {x['lost']} | "
                 f"{x['flood_read_per_s']:g} + {x['flood_typing_per_s']:g} | {answers} | "
                 f"{fmt(x['server'].get('cpu_pct'), 0)} | {fmt(x['generator_cpu_pct'], 0)} | "
-                f"{_queries(x.get('metrics'))} | {_marks({**x, 'errors': None})} |"
+                f"{fmt(x.get('machine_cpu_pct'), 0)} | {_queries(x.get('metrics'))} | "
+                f"{_marks({**x, 'errors': None})} |"
             )
         lines += [
             "",
