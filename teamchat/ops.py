@@ -6,7 +6,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 # Headers a reverse proxy adds: a request carrying one came from elsewhere,
 # even though the proxy itself connects from loopback.
@@ -30,4 +30,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, to loopback clients or with `Bearer $METRICS_TOKEN`; else 404."""
     if not _may_read_metrics(request):
         raise Http404
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_PLAIN_0_0_4)

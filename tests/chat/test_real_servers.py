@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import random
 
 import pytest
 import websockets
@@ -33,7 +34,7 @@ def connect(server, cookie, origin=None):
 
 
 async def next_event(ws) -> dict:
-    """The next event, leaving out presence changes (they come whenever people connect)."""
+    """The next event, leaving out presence changes (for tests that follow someone)."""
     while True:
         event = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
         if event["type"] != "presence":
@@ -206,7 +207,7 @@ def test_a_thousand_clients_connecting_at_once_all_connect_and_hear(
 ):
     # The stock design's channels-redis pool runs out during a burst like this
     # and kills consumers; here a connect makes no channel-layer traffic of its
-    # own (the first socket of an account announces its presence once).
+    # own, and the handshakes share their database reads.
     server, other = two_roomy_servers
     cookie = login_cookie(UserFactory())
     speaker = login_cookie(UserFactory(username="speaker"))
@@ -232,3 +233,166 @@ def test_a_thousand_clients_connecting_at_once_all_connect_and_hear(
             await asyncio.gather(*(s.close() for s in sockets))
 
     assert asyncio.run(scenario()) == ["all here?"] * clients
+
+
+def test_presence_seen_from_two_processes_ends_in_the_right_state(login_cookie):
+    quick = {"CHAT_PRESENCE_ANNOUNCE_SECONDS": "0.1", "CHAT_PRESENCE_OFFLINE_GRACE_SECONDS": "0.3"}
+    servers = [start_server(**quick), start_server(**quick)]
+    a, b = servers
+    bob = UserFactory(username="bob")
+    bob_a, bob_b = login_cookie(bob), login_cookie(bob)
+    carol, dave = login_cookie(UserFactory(username="carol")), login_cookie(UserFactory())
+
+    class Watcher:
+        """Follows bob; `state` is the last state it was told."""
+
+        def __init__(self, ws):
+            self.ws = ws
+            self.state = None
+
+        async def follow(self):
+            await self.ws.send(json.dumps({"type": "presence_sub", "users": ["bob"]}))
+            await self.until("offline")
+
+        async def until(self, state):
+            while self.state != state:
+                event = json.loads(await asyncio.wait_for(self.ws.recv(), timeout=10))
+                if event["type"] == "presence":
+                    assert set(event["users"]) <= {"bob"}, event
+                    self.state = event["users"].get("bob", self.state)
+
+    async def scenario():
+        async with connect(a, carol) as wa, connect(b, dave) as wb:
+            watchers = [Watcher(wa), Watcher(wb)]
+            for watcher in watchers:
+                await watcher.follow()
+
+            async def everyone_sees(state):
+                await asyncio.gather(*(w.until(state) for w in watchers))
+
+            tab_a = await connect(a, bob_a)
+            await everyone_sees("online")
+            tab_b = await connect(b, bob_b)
+            await tab_a.send(json.dumps({"type": "presence", "state": "away"}))
+            await tab_b.send(json.dumps({"type": "presence", "state": "away"}))
+            await everyone_sees("away")  # every tab of his, on either process, is away
+            await tab_a.send(json.dumps({"type": "presence", "state": "active"}))
+            await everyone_sees("online")
+            await tab_a.close()
+            await everyone_sees("away")  # the tab left open on the other process is away
+            await tab_b.close()
+            await everyone_sees("offline")
+            # And it stays so: the next thing each watcher hears is a message.
+            await wa.send(json.dumps({"type": "send", "room": "general", "body": "end"}))
+            for watcher in watchers:
+                assert (await next_event(watcher.ws))["body"] == "end"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_clients_resuming_after_a_restart_get_every_message_once(login_cookie):
+    """A server restarts under its clients while another keeps sending: nothing lost or doubled.
+
+    The clients reconnect at once, each after a jittered delay as the page does,
+    resuming from the last `seq` they saw.
+    """
+    roomy = {"CHAT_MAX_SOCKETS_PER_USER": "100", "CHAT_RATE_LIMIT": "1000"}
+    servers = [start_server(**roomy)]
+    sender_server = start_server(**roomy)
+    cookies = [login_cookie(UserFactory()) for _ in range(40)]
+    speaker = login_cookie(UserFactory(username="speaker"))
+    clients_per_user, total = 3, 150
+
+    class Client:
+        def __init__(self, cookie):
+            self.cookie = cookie
+            self.ids: list[int] = []
+            self.seqs: list[int] = []
+            self.resumes = 0
+
+        async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None):
+            attempt = 0
+            while not stop.is_set():
+                server = servers[-1]
+                query = f"?seq={self.seqs[-1] if self.seqs else 0}" if self.resumes else ""
+                try:
+                    ws = await websockets.connect(
+                        server.ws_url + query,
+                        additional_headers={"Cookie": self.cookie, "Origin": server.http_url},
+                        open_timeout=20,
+                    )
+                except (OSError, websockets.InvalidHandshake, TimeoutError):
+                    attempt += 1
+                    await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.75, 1.25))
+                    continue
+                attempt = 0
+                self.resumes += 1
+                if ready is not None:
+                    ready.set()
+                    ready = None
+                try:
+                    async for raw in ws:
+                        event = json.loads(raw)
+                        # `resumed` names a position in the log, not an event of its own.
+                        if event.get("seq") is not None and event["type"] != "resumed":
+                            self.seqs.append(event["seq"])
+                        if event["type"] == "message":
+                            self.ids.append(event["id"])
+                except websockets.ConnectionClosed:
+                    pass
+                # Cut off: come back after a jittered moment, as the page does.
+                await asyncio.sleep(0.05 * random.uniform(0.75, 1.25))
+
+    async def scenario():
+        stop = asyncio.Event()
+        clients = [Client(c) for c in cookies for _ in range(clients_per_user)]
+        ready = [asyncio.Event() for _ in clients]
+        tasks = [asyncio.create_task(c.run(stop, r)) for c, r in zip(clients, ready, strict=True)]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), timeout=30)
+        sent: list[int] = []
+        while_down: list[int] = []
+
+        async def restart():
+            await asyncio.to_thread(servers[-1].stop)
+            down_from = len(sent)
+            servers.append(await asyncio.to_thread(start_server, **roomy))
+            while_down.extend(sent[down_from:])
+
+        restarting = None
+        async with connect(sender_server, speaker) as ws:
+            for i in range(total):
+                if i == total // 4:
+                    restarting = asyncio.create_task(restart())
+                await ws.send(json.dumps({"type": "send", "room": "general", "body": f"m{i}"}))
+                while True:
+                    event = await next_event(ws)
+                    if event["type"] == "message" and event["user"] == "speaker":
+                        sent.append(event["id"])
+                        break
+                await asyncio.sleep(0.02)
+        await restarting
+        assert while_down, "no message was sent while the server was down"
+        deadline = asyncio.get_running_loop().time() + 60
+        while not all(set(sent) <= set(c.ids) for c in clients):
+            assert asyncio.get_running_loop().time() < deadline, "not every client caught up"
+            await asyncio.sleep(0.1)
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return clients, sent
+
+    try:
+        clients, sent = asyncio.run(scenario())
+    finally:
+        for server in [*servers, sender_server]:
+            server.stop()
+    for client in clients:
+        mine = [i for i in client.ids if i in set(sent)]
+        assert mine == sent  # every one, once, in order
+        assert client.seqs == sorted(set(client.seqs))
+    assert all(client.resumes >= 2 for client in clients)
