@@ -798,12 +798,19 @@ class LoadGenerator:
         total: int | None = None,
         first_sender: int = 0,
         sampler: ProcessSampler | None = None,
+        lead: float | None = None,
     ) -> dict[str, Any]:
-        """One measured run on the open sockets: `rate` msg/s in total for `duration` s."""
+        """One measured run on the open sockets: `rate` msg/s in total for `duration` s.
+
+        The first send is due `lead` s from now (by default enough for every
+        worker to get the command and set up, with room to spare).
+        """
         total = total if total is not None else max(1, round(rate * duration))
         duration = max(duration, (total - 1) / rate)
         token = secrets.token_hex(4)
-        t0 = time.time() + 0.5 + 0.0005 * self.size / self.workers
+        if lead is None:
+            lead = 0.5 + 0.0005 * self.size / self.workers
+        t0 = time.time() + lead
         stop_at = t0 + duration + max(10.0, duration / 2)
         loads = self.call(
             {

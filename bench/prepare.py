@@ -40,20 +40,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(ROOT))
-    os.chdir(ROOT)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "teamchat.settings")
-    import django
-
-    django.setup()
-
-    from django.contrib.auth.hashers import make_password
+    setup_django()
     from django.core.management import call_command
-    from django.db import transaction
 
-    from accounts.models import Session, User
-    from accounts.selectors import login_session_is_valid
-    from accounts.session_store import LOGIN_ID_KEY, SessionStore
     from chat.models import Membership, Room
 
     started = time.monotonic()
@@ -61,20 +50,7 @@ def main() -> None:
     migrated = time.monotonic()
 
     names = [USERNAME.format(i) for i in range(args.users)]
-    existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
-    password = make_password(secrets.token_urlsafe(16))
-    with transaction.atomic():
-        User.objects.bulk_create(
-            [
-                User(username=name, email=f"{name}@bench.invalid", password=password)
-                for name in names
-                if name not in existing
-            ],
-            batch_size=2000,
-        )
-    by_name = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
-    users = {u.pk: u for u in User.objects.filter(pk__in=by_name.values())}
-    ordered = [users[by_name[name]] for name in names]
+    ordered, created = create_users(names)
 
     for slug, members in args.room:
         room, _ = Room.objects.get_or_create(slug=slug, defaults={"name": slug})
@@ -96,6 +72,64 @@ def main() -> None:
             Membership.objects.filter(room=room).exclude(user=user).delete()
             Membership.objects.get_or_create(room=room, user=user)
         solo[prefix] = count
+
+    keys = create_sessions(ordered)
+    args.out.write_text(json.dumps(keys))
+    print(
+        json.dumps(
+            {
+                "users": len(ordered),
+                "created_users": created,
+                "rooms": dict(args.room),
+                "solo_rooms": solo,
+                "sessions": len(keys),
+                "migrate_s": round(migrated - started, 2),
+                "total_s": round(time.monotonic() - started, 2),
+            }
+        )
+    )
+
+
+def setup_django() -> None:
+    """Django with the project's settings, from the environment (as the server has it)."""
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "teamchat.settings")
+    import django
+
+    django.setup()
+
+
+def create_users(names: list[str]) -> tuple[list, int]:
+    """The users named (created in bulk where missing, one password hash), in that order."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+
+    from accounts.models import User
+
+    existing = set(User.objects.filter(username__in=names).values_list("username", flat=True))
+    password = make_password(secrets.token_urlsafe(16))
+    with transaction.atomic():
+        User.objects.bulk_create(
+            [
+                User(username=name, email=f"{name}@bench.invalid", password=password)
+                for name in names
+                if name not in existing
+            ],
+            batch_size=2000,
+        )
+    by_name = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+    users = {u.pk: u for u in User.objects.filter(pk__in=by_name.values())}
+    return [users[by_name[name]] for name in names], len(names) - len(existing)
+
+
+def create_sessions(ordered: list) -> list[str]:
+    """One logged-in session per user, as the login signal leaves it; the session keys."""
+    from django.db import transaction
+
+    from accounts.models import Session
+    from accounts.selectors import login_session_is_valid
+    from accounts.session_store import LOGIN_ID_KEY, SessionStore
 
     rows = []
     keys = []
@@ -120,21 +154,7 @@ def main() -> None:
         loaded = SessionStore(keys[index]).load()
         assert loaded.get("_auth_user_id") == str(ordered[index].pk), "session not stored"
         assert login_session_is_valid(login_id=loaded[LOGIN_ID_KEY], user_id=ordered[index].pk)
-
-    args.out.write_text(json.dumps(keys))
-    print(
-        json.dumps(
-            {
-                "users": len(ordered),
-                "created_users": len(names) - len(existing),
-                "rooms": dict(args.room),
-                "solo_rooms": solo,
-                "sessions": len(keys),
-                "migrate_s": round(migrated - started, 2),
-                "total_s": round(time.monotonic() - started, 2),
-            }
-        )
-    )
+    return keys
 
 
 def solo_slug(prefix: str, index: int) -> str:

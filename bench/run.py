@@ -29,6 +29,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import org
+import orgreport
 from loadgen import LoadGenerator, ProcessSampler, Target, raise_fd_limit
 from prepare import solo_slug
 
@@ -81,7 +83,9 @@ SCENARIO_TARGETS = {
     "D": ["teamchat-sqlite", "teamchat-pg-redis", "reference"],
     "E": ["teamchat-pg-redis", "reference-redis"],
     "F": ["teamchat-sqlite", "teamchat-pg-redis"],
+    **{letter: [org.TARGET] for letter in org.ORG_SCENARIOS},  # bench/org.py
 }
+ALL = "".join(SCENARIO_TARGETS)
 # Scenario F's rate goal applies to these targets; the others are reported only.
 F_GOAL_TARGETS = ("teamchat-pg-redis",)
 
@@ -168,10 +172,12 @@ class Server:
 
     quiet: dict[str, Any]
 
-    def __init__(self, spec: TargetSpec, tag: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, spec: TargetSpec, tag: str, env: dict[str, str], port: int | None = None
+    ) -> None:
         self.spec = spec
         self.quiet = {}
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.log_path = TMP / "logs" / f"{tag}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if spec.kind == "teamchat":
@@ -373,17 +379,32 @@ class Bench:
         self.run_id = secrets.token_hex(3)
         self.starts = 0
 
-    def _server(self, spec: TargetSpec, tag: str) -> Server:
+    def new_prefix(self) -> str:
         self.starts += 1
-        prefix = f"bench{self.run_id}n{self.starts}"
-        quiet = wait_quiet(self.plan.quiet_wait_s)
-        if quiet["machine_busy_pct"] >= QUIET_BUSY_PCT:
-            log(
-                f"  machine still {quiet['machine_busy_pct']:.0f}% busy before {tag}: "
-                + "; ".join(quiet.get("busiest", []))
-            )
-        server = Server(spec, tag, server_env(spec, self.secret, prefix))
-        server.quiet = quiet
+        return f"bench{self.run_id}n{self.starts}"
+
+    def _server(
+        self,
+        spec: TargetSpec,
+        tag: str,
+        *,
+        prefix: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        quiet: bool = True,
+    ) -> Server:
+        """A fresh server once the machine is quiet; `env` overrides (e.g. DATABASE_URL)."""
+        prefix = prefix or self.new_prefix()
+        found: dict[str, Any] = {}
+        if quiet:
+            found = wait_quiet(self.plan.quiet_wait_s)
+            if found["machine_busy_pct"] >= QUIET_BUSY_PCT:
+                log(
+                    f"  machine still {found['machine_busy_pct']:.0f}% busy before {tag}: "
+                    + "; ".join(found.get("busiest", []))
+                )
+        server = Server(spec, tag, {**server_env(spec, self.secret, prefix), **(env or {})}, port)
+        server.quiet = found
         return server
 
     def _generator(self, spec: TargetSpec, server: Server, room: str, n: int) -> LoadGenerator:
@@ -406,8 +427,14 @@ class Bench:
         senders: int,
         rate: float,
         duration: float,
+        storm: bool = False,
     ) -> dict[str, Any]:
-        """Connect `members` sockets, warm up with one message, then a measured run."""
+        """Connect `members` sockets, warm up with one message, then a measured run.
+
+        With `storm`, every handshake starts at the same instant and the
+        measured run starts as soon as all are open: no warm-up message, no
+        settling time (scenario B: the room right after everyone connected).
+        """
         server = self._server(spec, tag)
         sampler = ProcessSampler(server.pid)
         gen = None
@@ -415,8 +442,18 @@ class Bench:
         try:
             out["server_rss_start_mib"] = mib(sampler.rss_now())
             gen = self._generator(spec, server, room, members)
-            out["connect"] = gen.connect(concurrency=50, open_timeout=30, phase_timeout=300)
-            out["warmup"] = probe_summary(gen.measure(senders=1, rate=10, duration=0, total=1))
+            lead = None
+            if storm:
+                out["connect"] = gen.connect(
+                    concurrency=None,
+                    open_timeout=30,
+                    phase_timeout=60,
+                    start_at=time.time() + 1.0,
+                )
+                lead = STORM_MEASURE_LEAD_S
+            else:
+                out["connect"] = gen.connect(concurrency=50, open_timeout=30, phase_timeout=300)
+                out["warmup"] = probe_summary(gen.measure(senders=1, rate=10, duration=0, total=1))
             out["run"] = gen.measure(
                 senders=senders,
                 rate=rate,
@@ -424,6 +461,7 @@ class Bench:
                 drain=self.plan.drain_s,
                 body_size=self.plan.body_size,
                 sampler=sampler,
+                lead=lead,
             )
             out["after"] = gen.status()
             gen.close_sockets()
@@ -461,6 +499,7 @@ class Bench:
             senders=p.b_senders,
             rate=p.b_rate,
             duration=p.b_duration,
+            storm=True,
         )
         out["pass"] = passed(out, p.b_p99_ms)
         out["goal"] = f"0% loss, p99 <= {p.b_p99_ms:g} ms"
@@ -679,6 +718,9 @@ class Bench:
 
 
 QUIET_BUSY_PCT = 15.0
+# Scenario B: the first measured send is due this long after the last socket
+# opened; just enough for the load command to reach every generator process.
+STORM_MEASURE_LEAD_S = 0.2
 
 
 def wait_quiet(max_wait: float) -> dict[str, Any]:
@@ -885,6 +927,7 @@ def _code_digest() -> str:
 
 def write_reports(report: dict[str, Any], name: str) -> list[Path]:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    report["name"] = name
     json_path = RESULTS / f"{name}.json"
     md_path = RESULTS / f"{name}.md"
     png_path = RESULTS / (
@@ -896,6 +939,7 @@ def write_reports(report: dict[str, Any], name: str) -> list[Path]:
     if report["scenarios"].get("C"):
         plot_saturation(report, png_path)
         written.append(png_path)
+    written += orgreport.plot_all(report, RESULTS, name)
     return written
 
 
@@ -918,6 +962,9 @@ def _marks(run: dict[str, Any]) -> list[str]:
         marks.append(f"{run['duplicates']} dups")
     if run.get("order_violations"):
         marks.append(f"{run['order_violations']} out of order")
+    presence = (run.get("other_frame_types") or {}).get("presence")
+    if presence:
+        marks.append(f"{presence} presence frames")
     if run["sent"] < run["planned"]:
         marks.append(f"sent {run['sent']}/{run['planned']}")
     return marks
@@ -1045,6 +1092,7 @@ def render_markdown(report: dict[str, Any], png_name: str) -> str:
         lines.append("")
     if sc.get("F"):
         lines += _f_section(sc["F"], plan)
+    lines += orgreport.render_sections(report)
     lines += ["## Server logs", "", "| Run | Errors | Warnings | Tracebacks | Most frequent |"]
     lines.append("|---|---|---|---|---|")
     for key, entry in _all_runs(sc):
@@ -1153,6 +1201,9 @@ def _all_runs(sc: dict[str, list[dict[str, Any]]]) -> list[tuple[str, dict[str, 
                     runs.append((f"{key} {entry['target']} {fmt(rate, 0)}/s", step))
                 if entry.get("error"):
                     runs.append((f"{key} {entry['target']}", entry))
+            elif "sizes" in entry:  # org scenarios G and K: one run per organization size
+                for size in entry["sizes"]:
+                    runs.append((f"{key} {entry['target']} {size.get('users')} users", size))
             else:
                 runs.append((f"{key} {entry['target']}", entry))
     return runs
@@ -1220,7 +1271,7 @@ def _on_signal(signum: int, _frame: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke-test version")
-    parser.add_argument("--scenarios", default="ABCDEF", help="subset, e.g. AB (default ABCDEF)")
+    parser.add_argument("--scenarios", default=ALL, help=f"subset, e.g. AB (default {ALL})")
     parser.add_argument("--targets", help="comma-separated subset of: " + ", ".join(TARGETS))
     parser.add_argument("--workers", type=int, default=max(2, min(4, os.cpu_count() or 2)))
     parser.add_argument("--idle-sockets", type=int, help="scenario D socket count")
@@ -1228,7 +1279,8 @@ def main() -> None:
     parser.add_argument("--f-window", type=int, help="scenario F sends in flight per sender")
     parser.add_argument("--f-duration", type=float, help="scenario F measured seconds")
     parser.add_argument("--name", help="output name in bench/results (latest, or quick)")
-    parser.add_argument("--budget-min", type=float, default=60, help="stop starting new runs")
+    parser.add_argument("--budget-min", type=float, default=90, help="stop starting new runs")
+    org.add_arguments(parser)
     args = parser.parse_args()
     name = args.name or ("quick" if args.quick else "latest")
     scenarios = [s for s in args.scenarios.upper() if s in SCENARIO_TARGETS]
@@ -1240,6 +1292,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     fd_limit = raise_fd_limit(65536)
     plan = Plan.make(args)
+    org_plan = org.OrgPlan.make(args)
     began = time.monotonic()
     deadline = began + args.budget_min * 60
     TMP.mkdir(parents=True, exist_ok=True)
@@ -1247,6 +1300,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "machine": machine_info(fd_limit),
         "plan": plan.__dict__,
+        "org_plan": org_plan.__dict__,
         "targets": {k: v.__dict__ for k, v in TARGETS.items()},
         "scenarios": {},
     }
@@ -1255,11 +1309,13 @@ def main() -> None:
         needed = {
             TARGETS[t].database
             for s in scenarios
+            if s not in org.ORG_SCENARIOS  # each org run prepares its own database
             for t in SCENARIO_TARGETS[s]
             if t in wanted and TARGETS[t].database
         }
         keys = {db: prepare(db, plan, secret) for db in sorted(needed)}
         bench = Bench(plan, secret, keys)
+        org_bench = org.OrgBench(bench, org_plan, server_env=server_env, pg_admin=PG_ADMIN)
         for scenario in scenarios:
             results = report["scenarios"].setdefault(scenario, [])
             for target_name in SCENARIO_TARGETS[scenario]:
@@ -1271,14 +1327,17 @@ def main() -> None:
                     continue
                 spec = TARGETS[target_name]
                 log(f"scenario {scenario} on {spec.label}")
+                method = f"scenario_{scenario.lower()}"
                 try:
-                    out = getattr(bench, f"scenario_{scenario.lower()}")(spec)
+                    out = (getattr(bench, method, None) or getattr(org_bench, method))(spec)
                 except (RuntimeError, TimeoutError, OSError) as exc:
                     log(f"  failed: {exc}")
                     results.append({"target": target_name, "error": f"{type(exc).__name__}: {exc}"})
                     continue
                 results.append(out)
-                if "stored_per_s" in out:
+                if scenario in org.ORG_SCENARIOS:
+                    log(f"  {org.summary_line(scenario, out)}")
+                elif "stored_per_s" in out:
                     log(f"  {f_line(out)}")
                 elif "run" in out:
                     log(f"  {one_line(out)}")
