@@ -625,9 +625,12 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
             except IntegrityError:  # back at the same moment from elsewhere
                 pass
         return existing
+    name = ", ".join(sorted(u.username for u in people))
+    if len(name) > ROOM_NAME_MAX:  # pages label a conversation by its people, not by this
+        name = name[: ROOM_NAME_MAX - 1] + "…"
     room = Room(
         slug=f"dm-{selectors.dm_slug_suffix(key)}",
-        name=", ".join(sorted(u.username for u in people)),
+        name=name,
         kind=Room.Kind.DIRECT,
         is_private=True,
         dm_key=key,

@@ -323,7 +323,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.warning("could not read presence for a subscription")
             states = {}
-        await self.deliver(events.encode({"type": "presence", "users": states, "seq": None}))
+        await self.deliver_now(events.encode({"type": "presence", "users": states, "seq": None}))
 
     async def _receive_send(self, frame: Frame) -> None:
         if not send_limiter.allow(self.user_id):
@@ -370,6 +370,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.held.append((text, prepared, seq))
         elif seq is None or seq > self.replayed_upto:
             await self.output.write(text, prepared)
+
+    async def deliver_now(self, text: str) -> None:
+        """An ephemeral event (no seq): it need not wait for a catch-up in progress."""
+        await self.output.write(text, None)
 
     def session_check_soon(self) -> None:
         _track(asyncio.create_task(self._check_session()))

@@ -62,7 +62,7 @@ _sync_client: redis.Redis | None = None
 class Watcher(Protocol):
     user_id: int
 
-    async def deliver(self, text: str, prepared: Any, seq: int | None) -> None: ...
+    async def deliver_now(self, text: str) -> None: ...
 
 
 def _key(user_id: int) -> str:
@@ -376,7 +376,7 @@ class LocalPresence:
     async def _send(self, sock: Watcher, users: dict[str, str]) -> None:
         text = encode({"type": "presence", "users": users, "seq": None})
         try:
-            await sock.deliver(text, None, None)
+            await sock.deliver_now(text)
         except Exception:
             log.exception("presence delivery to a socket failed")
             return

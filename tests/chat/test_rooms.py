@@ -381,6 +381,15 @@ def test_a_group_conversation_holds_up_to_eight_people(person):
     assert Room.objects.filter(kind="dm").count() == 1
 
 
+def test_a_conversation_of_eight_long_names_opens(person):
+    alice = person("alice.with.a.long.name")
+    others = [person(f"someone.with.a.name.{i:02d}").name for i in range(7)]
+    response = alice.post("/api/dms/", {"users": others})
+    assert response.status_code == 200, response.content
+    room = Room.objects.get(slug=response.json()["room"]["slug"])
+    assert room.memberships.count() == 8
+
+
 @pytest.mark.parametrize(
     ("users", "status", "code"),
     [
