@@ -394,8 +394,11 @@ class OrgBench:
             out["sizes"].append(run)
         done = [r for r in out["sizes"] if "presence_frames" in r]
         if len(done) >= 2:
-            per_user = [r["presence_frames_per_user"] for r in done]
-            low, high = min(per_user), max(per_user)
+            # Linear growth in people means frames per person do not grow with the
+            # crowd (batching may make them fall: more arrivals share a frame).
+            ordered = sorted(done, key=lambda r: r["users"])
+            low = ordered[0]["presence_frames_per_user"]
+            high = ordered[-1]["presence_frames_per_user"]
             out["presence_frames_per_user_spread"] = round(high / low, 2) if low else None
             out["linear"] = bool(low and high / low <= 1.5)
         out["pass"] = (
@@ -403,7 +406,7 @@ class OrgBench:
         )
         out["goal"] = (
             "all open within 1.5 s (1,000) .. 10 s (5,000), none refused or closed; "
-            "presence frames per user within 1.5x across sizes"
+            "presence frames per user at the largest size <= 1.5x those at the smallest"
         )
         return out
 

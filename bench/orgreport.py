@@ -110,7 +110,7 @@ def _storm_section(entries: list[dict[str, Any]], plan: dict[str, Any]) -> list[
         if "presence_frames_per_user_spread" in g:
             lines += [
                 "",
-                f"Presence frames per user, largest / smallest across sizes: "
+                f"Presence frames per user at the largest size / at the smallest: "
                 f"**{g['presence_frames_per_user_spread']}** "
                 f"({'linear' if g.get('linear') else 'NOT linear'}: the goal is <= 1.5).",
             ]
