@@ -356,10 +356,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not result.created:
             # A retried nonce: only this socket hears about it, nothing is re-broadcast.
             text = await database_sync_to_async(events.message_retry_text)(result.message)
-            await self.send(text_data=text)
+            await self.deliver_now(text)
 
     async def _send_error(self, code: str, detail: str, nonce: str | None = None) -> None:
-        await self.send(text_data=events.encode(events.error_event(code, detail, nonce)))
+        # Straight to the socket, like events: a flood of refused frames must
+        # not cost each answer a trip through Twisted's write queue.
+        await self.deliver_now(events.encode(events.error_event(code, detail, nonce)))
 
     # --- called by the fan-out ---------------------------------------------
 
