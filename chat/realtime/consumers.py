@@ -223,6 +223,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif frame.type == "read":
             await self._receive_read(frame)
         elif frame.type == "presence":
+            if not send_limiter.allow(self.user_id):
+                await self._rate_limited(frame)
+                return
             presence.local_presence().update(self, frame.state)
         elif frame.type == "presence_sub":
             await self._receive_presence_sub(frame)

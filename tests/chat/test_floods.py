@@ -181,3 +181,32 @@ def test_the_last_request_per_marker_in_a_batch_wins(person):
     assert (results[1]["last_read_id"], results[1]["unread"]) == (ids[0], 2)
     assert isinstance(results[2], services.ChatError) and results[2].code == "no_such_room"
     assert Event.objects.filter(kind="read", user=alice.user).count() == 1
+
+
+async def test_a_tab_flipping_its_presence_is_limited_and_announced_as_one_change(
+    people, sockets, settings, monkeypatch
+):
+    from chat.realtime.presence import local_presence
+
+    monkeypatch.setattr(consumers, "send_limiter", SendRateLimiter(0.001, 20))
+    settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
+    alice, bob = await people("alice", "bob")
+    local = local_presence()
+    try:
+        a = await sockets(alice)
+        await a.send({"type": "presence_sub", "users": ["bob"]})
+        assert (await a.receive(skip=()))["users"] == {"bob": "offline"}
+        b = await sockets(bob)
+        for i in range(200):
+            await b.send({"type": "presence", "state": ("away", "active")[i % 2], "nonce": f"p{i}"})
+        refused = [await b.receive() for _ in range(200 - 20)]
+        assert {(e["type"], e["code"]) for e in refused} == {("error", "rate_limited")}
+        await local.announce()
+        # Bob ended where the 20 accepted frames left him (active), announced once.
+        assert (await a.receive(skip=()))["users"] == {"bob": "online"}
+        await sync_to_async(say)(bob, "general", "marker")
+        assert (await a.receive(skip=()))["body"] == "marker"
+    finally:
+        if local._announcing is not None:
+            local._announcing.cancel()
+        local._changed.clear()
