@@ -5,17 +5,19 @@ writes go through the same services as socket frames, so their events reach
 every open socket the same way.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import events, selectors, services
 from .models import Room
+from .protocol import TooDeep, json_loads
 from .realtime import presence
 
 STATUS = {
@@ -69,7 +71,14 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"{}")
+        raw = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+        raise services.ChatError("too_long", f"The request body is over {limit} KiB.") from None
+    try:
+        data = json_loads(raw or b"{}")
+    except TooDeep as exc:
+        raise services.ChatError("invalid", str(exc)) from None
     except ValueError:
         raise services.ChatError("invalid", "The request body is not valid JSON.") from None
     if not isinstance(data, dict):

@@ -77,10 +77,40 @@ def _field(frame: dict[str, Any], name: str, kind: type, nonce: str | None) -> A
     return value
 
 
+# No frame or request body of the protocol nests deeper than a few levels.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NESTING = re.compile(r"[\[\]{}]")
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than MAX_JSON_DEPTH: refused before it is parsed."""
+
+
+def json_loads(text: str | bytes) -> Any:
+    """json.loads, refusing (TooDeep) nesting deeper than any request of ours needs.
+
+    Python's parser recurses: a body nested a hundred thousand deep would
+    otherwise end in a RecursionError, here or in whatever walks the result.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        depth = deepest = 0
+        for bracket in _JSON_NESTING.findall(_JSON_STRING.sub("", text)):
+            depth += 1 if bracket in "[{" else -1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise TooDeep(f"JSON nested deeper than {MAX_JSON_DEPTH} levels.")
+    return json.loads(text)
+
+
 def parse_frame(text: str) -> Frame:
     """Turn a text frame into a command, or raise FrameError with the protocol's code."""
     try:
-        frame = json.loads(text)
+        frame = json_loads(text)
+    except TooDeep:
+        raise FrameError("invalid", f"A frame nests at most {MAX_JSON_DEPTH} levels.") from None
     except (ValueError, RecursionError):
         raise FrameError("invalid_json", "The frame is not valid JSON.") from None
     if not isinstance(frame, dict):

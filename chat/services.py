@@ -22,6 +22,8 @@ from .models import DEFAULT_ROOM_SLUG, Event, Membership, Mention, Message, Reac
 log = logging.getLogger(__name__)
 
 BODY_MAX_CHARS = 10_000
+# The whole body as sent, surrounding whitespace included (protocol v2).
+BODY_MAX_RAW_CHARS = 12_000
 NONCE_MAX_CHARS = 64
 # Line breaks and tabs are text; every other control character is refused.
 # Lone surrogates (JSON can carry them as escapes) are not text: the database
@@ -72,6 +74,11 @@ def body_validate(body: str) -> None:
         raise ChatError("invalid", "The message is empty.")
     if length > BODY_MAX_CHARS:
         raise ChatError("too_long", f"The message is longer than {BODY_MAX_CHARS} characters.")
+    if len(body) > BODY_MAX_RAW_CHARS:
+        raise ChatError(
+            "too_long",
+            f"The message, spaces included, is longer than {BODY_MAX_RAW_CHARS} characters.",
+        )
     if _BODY_REFUSED.search(body):
         raise ChatError("invalid", "The message contains control characters or broken Unicode.")
 

@@ -288,6 +288,10 @@ USE_I18N = True
 USE_TZ = True
 
 # --- Chat -----------------------------------------------------------------
+# A request body (not counting file uploads) is at most what a socket frame
+# may be (teamchat.server.MAX_FRAME_BYTES): room for a 12,000-character
+# message however it is escaped, and nothing like the 2.5 MB Django allows.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 128 * 1024
 # Per-user send rate: a token bucket refilled at RATE per second, holding BURST.
 CHAT_RATE_LIMIT = env.float("CHAT_RATE_LIMIT", default=10.0)
 CHAT_RATE_BURST = env.int("CHAT_RATE_BURST", default=20)

@@ -126,6 +126,30 @@ async def test_body_limit_counts_code_points_without_surrounding_whitespace(alic
     assert await sync_to_async(Message.objects.count)() == 1
 
 
+async def test_the_whole_body_padding_included_is_at_most_12000_characters(alice):
+    a = await connect(alice[1])
+    await a.send({"type": "send", "room": "general", "body": "x" + " " * 11_999})
+    assert (await a.receive())["body"] == "x" + " " * 11_999
+    for padded in ("x" + " " * 12_000, " " * 120_000 + "x"):
+        await a.send({"type": "send", "room": "general", "body": padded, "nonce": "pad"})
+        error = await a.receive()
+        assert (error["type"], error["code"], error["nonce"]) == ("error", "too_long", "pad")
+    message = (await sync_to_async(list)(Message.objects.all()))[-1]
+    await a.send({"type": "edit", "id": message.id, "body": "y" + " " * 24_000, "nonce": "e"})
+    error = await a.receive()
+    assert (error["type"], error["code"], error["nonce"]) == ("error", "too_long", "e")
+    assert await sync_to_async(Message.objects.count)() == 1
+
+
+async def test_deeply_nested_frames_are_refused_before_parsing(alice):
+    a = await connect(alice[1])
+    await a.send_text("[" * 100_000)
+    error = await a.receive()
+    assert (error["type"], error["code"]) == ("error", "invalid")
+    await a.send({"type": "send", "room": "general", "body": "still here", "x": [[[[1]]]]})
+    assert (await a.receive())["body"] == "still here"
+
+
 async def test_retried_nonce_is_stored_once_and_not_broadcast_again(alice, bob):
     a, b = await connect(alice[1]), await connect(bob[1])
     frame = {"type": "send", "room": "general", "body": "once", "nonce": "retry-me"}

@@ -40,6 +40,25 @@ def test_an_author_edits_their_message(person):
     assert seen == message
 
 
+def test_an_edit_padded_past_12000_characters_is_refused_over_http(person):
+    alice = person("alice")
+    mid = say(alice, "general", "short")
+    response = alice.patch(f"/api/messages/{mid}/", {"body": "y" + " " * 12_000})
+    assert (response.status_code, response.json()["error"]) == (400, "too_long")
+    # Far bigger than any message could be: refused before it is parsed.
+    response = alice.patch(f"/api/messages/{mid}/", {"body": "y" + " " * 2_400_000})
+    assert (response.status_code, response.json()["error"]) == (400, "too_long")
+    assert Message.objects.get(pk=mid).body == "short"
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"users": ' + "[" * 950 + "]" * 950 + "}"])
+def test_deeply_nested_json_is_a_400_not_a_crash(person, body):
+    alice = person("alice")
+    for path in ("/api/rooms/", "/api/dms/"):
+        response = alice.client.post(path, body, content_type="application/json")
+        assert (response.status_code, response.json()["error"]) == (400, "invalid"), path
+
+
 @pytest.mark.parametrize("role", ["member", "moderator", "admin"])
 def test_nobody_edits_someone_elses_message(person, role):
     alice, other = person("alice"), person("other", role=role)
