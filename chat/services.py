@@ -209,6 +209,13 @@ def _store(
             key = (message.author_id, message.nonce) if message.nonce else None
             if key in stored:
                 found = stored[key]
+                if found.room_id != message.room_id:
+                    # The retry of a message in another room: answering it with that
+                    # message would show a room the sender may no longer read.
+                    results[draft.index] = ChatError(
+                        "invalid", "This nonce was already used in another room; use a new one."
+                    )
+                    continue
                 results[draft.index] = SendResult(found, found.room.slug, created=False)
             elif key is not None and key in in_batch:
                 repeats.append((draft.index, in_batch[key]))
@@ -496,20 +503,34 @@ def _room_topic_validate(topic: object) -> str:
 def room_create(
     *, actor: User, name: str, slug: str = "", topic: str = "", private: bool = False
 ) -> Room:
-    """Create a channel; its creator is its first member. Slugs are unique."""
+    """Create a channel; its creator is its first member. Slugs are unique.
+
+    A slug taken by a room the actor can see is refused (`room_exists`); one
+    taken by a private room they cannot see is not revealed: the room gets
+    the next free slug (`slug-2`, `slug-3`, ...), which the answer carries.
+    """
     name = _room_name_validate(name)
     topic = _room_topic_validate(topic)
-    slug = slugify(slug or name)[:64].strip("-")
-    if not slug or slug.startswith("dm-"):
+    wanted = slugify(slug or name)[:60].strip("-")
+    if not wanted or wanted.startswith("dm-"):
         raise ChatError("invalid", "Choose a name or slug with letters or digits.")
-    room = Room(slug=slug, name=name, topic=topic, is_private=bool(private), created_by=actor)
-    try:
-        with logged_change() as items:
-            room.save()
-            items.append(_member_add(room, actor, "joined", actor))
-    except IntegrityError:
-        raise ChatError("room_exists", f"There is already a room #{slug}.") from None
-    return room
+    for attempt in range(1, 50):
+        candidate = wanted if attempt == 1 else f"{wanted}-{attempt}"
+        room = Room(
+            slug=candidate, name=name, topic=topic, is_private=bool(private), created_by=actor
+        )
+        try:
+            with logged_change() as items:
+                room.save()
+                items.append(_member_add(room, actor, "joined", actor))
+        except IntegrityError:
+            try:
+                selectors.room_for_reader(actor, candidate)
+            except selectors.RoomNotFound:
+                continue  # someone else's private room: say nothing, take another slug
+            raise ChatError("room_exists", f"There is already a room #{candidate}.") from None
+        return room
+    raise ChatError("room_exists", f"There is already a room #{wanted}.")
 
 
 def room_update(

@@ -45,12 +45,21 @@ def test_a_taken_slug_is_refused_with_room_exists(person):
     assert alice.post("/api/rooms/", {"name": "Design"}).status_code == 201
     again = bob.post("/api/rooms/", {"name": "Other name", "slug": "design"})
     assert again.status_code == 400 and again.json()["error"] == "room_exists"
-    # A private room's slug is taken too, and so is #general.
-    alice.post("/api/rooms/", {"name": "Hidden", "private": True})
-    assert bob.post("/api/rooms/", {"name": "hidden"}).json()["error"] == "room_exists"
     assert bob.post("/api/rooms/", {"name": "General"}).json()["error"] == "room_exists"
     assert Room.objects.filter(slug="design").get().created_by == alice.user
     assert not Membership.objects.filter(user=bob.user, room__slug="design").exists()
+
+
+def test_a_slug_taken_by_a_private_room_you_cannot_see_is_not_revealed(person):
+    alice, bob = person("alice"), person("bob")
+    alice.post("/api/rooms/", {"name": "Hidden", "private": True})
+    # Bob gets his room, under the next free slug: nothing says #hidden exists.
+    created = bob.post("/api/rooms/", {"name": "hidden"})
+    assert created.status_code == 201
+    assert created.json()["room"]["slug"] == "hidden-2"
+    assert bob.history("hidden-2") == []
+    # Alice, who can see hers, is told it exists.
+    assert alice.post("/api/rooms/", {"name": "hidden"}).json()["error"] == "room_exists"
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 81, "two\nlines", "!!!", None, 5])

@@ -92,3 +92,23 @@ def test_service_refusals_raise_chat_errors(published):
         message_send(author=UserFactory(), room="nowhere", body="x", nonce=None)
     assert refused.value.code == "no_such_room"
     assert services.BODY_MAX_CHARS == 10_000
+
+
+def test_a_nonce_used_in_another_room_is_refused_not_answered_with_that_room(published):
+    from chat.models import Reaction
+
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    secret = RoomFactory(slug="secret", is_private=True)
+    MembershipFactory(room=secret, user=alice)
+    MembershipFactory(room=secret, user=bob)
+    first = message_send(author=alice, room="secret", body="classified", nonce="n1")
+    Reaction.objects.create(message=first.message, user=bob, emoji="👍")
+    secret.memberships.filter(user=alice).delete()  # alice is removed
+    with pytest.raises(ChatError) as refused:
+        message_send(author=alice, room="general", body="hello", nonce="n1")
+    assert refused.value.code == "invalid"
+    assert "classified" not in str(refused.value.detail)
+    # The same retry in the same room is still the stored message.
+    MembershipFactory(room=secret, user=alice)
+    again = message_send(author=alice, room="secret", body="classified", nonce="n1")
+    assert (again.created, again.message.id) == (False, first.message.id)
