@@ -7,15 +7,15 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from chat.realtime.handshake import SessionPreloadMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from teamchat.security import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SameOriginValidator(
             # Reads the sessions of concurrent handshakes together; the
             # AuthMiddlewareStack below puts the user in the scope as usual.
             SessionPreloadMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

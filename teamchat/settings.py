@@ -22,8 +22,19 @@ if (BASE_DIR / ".env").is_file():
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 
+# The placeholder in .env.example: a copied file must not start a server.
+_EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # noqa: S105  (refused, not used)
+
+
 def _secret_key() -> str:
     key = env.str("DJANGO_SECRET_KEY", default="")
+    if key and not DEBUG and (
+        key == _EXAMPLE_SECRET_KEY or len(key) < 50 or len(set(key)) < 5
+    ):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is the example's placeholder or too weak: use at least 50 "
+            "random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
     if key:
         return key
     if not DEBUG:

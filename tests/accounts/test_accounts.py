@@ -131,4 +131,14 @@ def test_missing_secret_key_with_debug_off_is_a_clear_startup_error():
 
 
 def test_settings_start_with_a_secret_key_and_debug_off():
-    assert _run_settings(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="x" * 50).returncode == 0
+    key = "k3y-" + "a1B2c3D4e5" * 5
+    assert _run_settings(DJANGO_DEBUG="false", DJANGO_SECRET_KEY=key).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "key", ["change-me-to-a-long-random-string", "short-but-random-Zx81", "x" * 60]
+)
+def test_a_placeholder_or_weak_secret_key_is_refused_with_debug_off(key):
+    result = _run_settings(DJANGO_DEBUG="false", DJANGO_SECRET_KEY=key)
+    assert result.returncode != 0
+    assert "placeholder or too weak" in result.stderr

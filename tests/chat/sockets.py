@@ -45,7 +45,7 @@ class Socket:
 
 async def open_socket(cookie: str | None, origin: str | None = ORIGIN, path: str = "/ws/chat/"):
     """Handshake; returns (connected, Socket). `path` may carry `?seq=` and `?watch=`."""
-    headers = []
+    headers = [(b"host", b"localhost")]
     if cookie:
         headers.append((b"cookie", cookie.encode()))
     if origin:

@@ -56,7 +56,10 @@ async def test_inactive_user_is_rejected(login_cookie):
     assert not connected
 
 
-@pytest.mark.parametrize("origin", [None, "http://evil.example", "null"])
+@pytest.mark.parametrize(
+    "origin",
+    [None, "http://evil.example", "null", "http://localhost:9999", "https://localhost"],
+)
 async def test_foreign_or_missing_origin_is_rejected(alice, origin):
     connected, _ = await open_socket(alice[1], origin=origin)
     assert not connected

@@ -106,6 +106,10 @@ def test_real_server_refuses_anonymous_and_foreign_origin_handshakes_with_403(
 
     assert asyncio.run(status_of("sessionid=none", None)) == 403
     assert asyncio.run(status_of(cookie, "http://evil.example")) == 403
+    # The same host on another port or scheme is another site.
+    assert asyncio.run(status_of(cookie, "http://127.0.0.1:9999")) == 403
+    assert asyncio.run(status_of(cookie, "https://127.0.0.1")) == 403
+    assert asyncio.run(status_of(cookie, f"https://127.0.0.1:{a.port}")) == 403
 
 
 def test_frames_up_to_128_kib_are_read_and_larger_ones_refused(two_servers, login_cookie):
