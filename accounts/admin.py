@@ -6,7 +6,11 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import Invite, Session, SignupPolicy, User
-from .services import user_deactivate, user_set_active
+from .services import user_deactivate, user_role_set, user_set_active
+
+# Fields of the user form that make someone more powerful than the person
+# editing: only a superuser may change them.
+_SUPERUSER_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
 @admin.register(User)
@@ -32,6 +36,38 @@ class UserAdmin(BaseUserAdmin):
         ("Role in TeamChat", {"fields": ("role",)}),
     )
     actions = ["activate_users", "deactivate_users"]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += _SUPERUSER_FIELDS
+        return readonly
+
+    def save_model(self, request, obj: User, form, change: bool) -> None:
+        """Role and activity change through accounts.services, with their rules.
+
+        A moderator with the admin's change permission could otherwise
+        deactivate an admin, or make themselves one, through the form.
+        """
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        before = User.objects.get(pk=obj.pk)
+        wanted_role, wanted_active = obj.role, obj.is_active
+        obj.role, obj.is_active = before.role, before.is_active
+        super().save_model(request, obj, form, change)
+        try:
+            if wanted_role != before.role:
+                user_role_set(actor=request.user, user=obj, role=wanted_role)
+            if wanted_active != before.is_active:
+                if wanted_active:
+                    if not request.user.is_moderator:
+                        raise PermissionDenied("Only moderators and admins may activate accounts.")
+                    user_set_active(obj, active=True)
+                else:
+                    user_deactivate(actor=request.user, user=obj)
+        except PermissionDenied as error:
+            self.message_user(request, f"{error} Not changed.", messages.ERROR)
 
     @admin.action(description="Activate selected users")
     def activate_users(self, request, queryset):

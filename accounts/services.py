@@ -78,6 +78,24 @@ def user_deactivate(*, actor: User, user: User) -> bool:
     return user_set_active(user, active=False)
 
 
+def user_role_set(*, actor: User, user: User, role: str) -> bool:
+    """Give `user` a role on behalf of `actor`: only admins may, and not their own.
+
+    Raises PermissionDenied otherwise. Returns whether anything changed.
+    """
+    if role not in User.Role.values:
+        raise PermissionDenied(f"No such role: {role}.")
+    if user.role == role:
+        return False
+    if not actor.is_chat_admin:
+        raise PermissionDenied("Only an admin may change roles.")
+    if user.pk == actor.pk:
+        raise PermissionDenied("You cannot change your own role.")
+    user.role = role
+    user.save(update_fields=["role"])
+    return True
+
+
 def invite_create(
     *,
     created_by: User | None,

@@ -1,34 +1,113 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest
 
+from . import services
 from .models import Membership, Message, Room
 
 
 class MembershipInline(admin.TabularInline):
+    """Who is in the room; joining, inviting and removing happen on the page (services)."""
+
     model = Membership
     extra = 0
-    raw_id_fields = ("user",)
+    fields = ("user", "joined", "last_read_id")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
+    """Rooms; a change of name, topic or archiving goes through chat.services.
+
+    So it reaches every open socket like a change made on the page, and
+    follows the same rules (the room's creator or a chat admin). A direct
+    message is private by its kind; its kind and privacy are never edited.
+    """
+
     list_display = ("slug", "name", "kind", "is_private", "is_archived", "created_by", "created")
     list_filter = ("kind", "is_private", "is_archived")
     list_select_related = ("created_by",)
     search_fields = ("slug", "name", "topic")
     prepopulated_fields = {"slug": ("name",)}
     raw_id_fields = ("created_by",)
-    readonly_fields = ("dm_key",)
     inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        if obj is None:
+            return ("dm_key",)
+        return ("slug", "kind", "is_private", "dm_key", "created_by", "created")
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj=None):
+        return {} if obj is not None else self.prepopulated_fields
+
+    def save_model(self, request: HttpRequest, obj: Room, form, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+
+        def update() -> None:
+            try:
+                services.room_update(
+                    actor=request.user,
+                    room=obj.slug,
+                    name=obj.name,
+                    topic=obj.topic,
+                    archived=obj.is_archived,
+                )
+            except services.ChatError as error:
+                self.message_user(request, f"{error.detail} Not changed.", messages.ERROR)
+
+        # The admin saves inside a transaction; a logged change commits (and
+        # publishes) on its own, so it runs once the admin's has committed.
+        transaction.on_commit(update)
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    """Messages can be read and deleted for everyone here, never edited.
+
+    A message's `html` is always what the server rendered from its body; an
+    edit here would bypass the sanitizer, and its author's words are theirs.
+    Deleting goes through chat.services, which tells every open socket.
+    """
+
     list_display = ("id", "room", "author", "created", "edited", "is_deleted", "short_body")
     list_filter = ("is_deleted", "room")
     list_select_related = ("room", "author")
     search_fields = ("body", "author__username")
-    raw_id_fields = ("author",)
     date_hierarchy = "created"
+    fields = ("room", "author", "body", "created", "edited", "is_deleted", "nonce")
+    readonly_fields = fields
+    actions = ["delete_for_everyone"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # a row's deletion would bypass the event log: use the action
+
+    @admin.action(description="Delete for everyone (as on the page)")
+    def delete_for_everyone(self, request: HttpRequest, queryset) -> None:
+        done, refused = 0, []
+        for message in queryset.filter(is_deleted=False):
+            try:
+                services.message_delete(actor=request.user, message_id=message.pk)
+                done += 1
+            except (services.ChatError, PermissionDenied):
+                refused.append(str(message.pk))
+        self.message_user(request, f"Deleted {done} message(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request,
+                "Only a moderator or an admin may delete others' messages. "
+                f"Not deleted: {', '.join(refused)}.",
+                messages.ERROR,
+            )
 
     @admin.display(description="body")
     def short_body(self, obj: Message) -> str:

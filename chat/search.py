@@ -28,7 +28,7 @@ from django.db.models.sql.compiler import SQLCompiler
 
 from accounts.models import User
 
-from . import selectors
+from . import access, selectors
 from .models import Membership, Message, Room
 
 QUERY_MIN_LENGTH = 2
@@ -113,16 +113,8 @@ def search_query_clean(query: str) -> str:
 
 
 def search_room_for(user: User, slug: str) -> Room:
-    """The room `slug` to limit a search to, or RoomNotFound when `user` may not read it.
-
-    Uses the shared access check; a direct-message room the user is not in is
-    not found either, even when it is not flagged private.
-    """
-    room = selectors.room_for_reader(user, slug)
-    if room.kind != Room.Kind.CHANNEL and not room.is_private:
-        if not Membership.objects.filter(room=room, user=user).exists():
-            raise selectors.RoomNotFound(slug)
-    return room
+    """The room `slug` to limit a search to, or RoomNotFound when `user` may not read it."""
+    return selectors.room_for_reader(user, slug)
 
 
 def _readable(user: User) -> Q:
@@ -130,7 +122,7 @@ def _readable(user: User) -> Q:
     # rooms or direct messages. Archived rooms stay readable. A subquery, not
     # a join on memberships, so a message of a public room is counted once.
     member_of = Membership.objects.filter(user=user).values("room_id")
-    return Q(room_id__in=member_of) | Q(room__kind=Room.Kind.CHANNEL, room__is_private=False)
+    return Q(room_id__in=member_of) | access.public(prefix="room__")
 
 
 def _like_pattern(query: str) -> str:

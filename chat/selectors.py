@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce, Lower
 
 from accounts.models import User
 
+from . import access
 from .models import Event, Membership, Mention, Message, Reaction, Room
 
 HISTORY_DEFAULT_LIMIT = 50
@@ -32,11 +33,7 @@ def room_for_reader(user: User, slug: str) -> Room:
     One query. Public rooms are readable by every signed-in user; private
     rooms only by their members.
     """
-    room = (
-        Room.objects.filter(slug=slug)
-        .filter(Q(is_private=False) | Q(memberships__user=user))
-        .first()
-    )
+    room = Room.objects.filter(slug=slug).filter(access.readable_by(user.pk)).first()
     if room is None:
         raise RoomNotFound(slug)
     return room
@@ -57,16 +54,16 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
             room__in=rooms.values(), user_id__in={user_id for user_id, _ in pairs}
         ).values_list("user_id", "room_id")
     )
-    access = {}
+    found = {}
     for user_id, slug in pairs:
         room = rooms.get(slug)
         if room is None:
             continue
         is_member = (user_id, room.id) in joined
-        if room.is_private and not is_member:
+        if not is_member and not access.is_public(room):
             continue
-        access[(user_id, slug)] = (room, is_member)
-    return access
+        found[(user_id, slug)] = (room, is_member)
+    return found
 
 
 def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
@@ -104,12 +101,18 @@ def room_ids_of_member(user_id: int) -> list[int]:
 
 
 def rooms_of_members(user_ids: set[int]) -> dict[int, list[tuple[int, str, bool, bool]]]:
-    """user id -> (id, slug, private, archived) of each room they belong to. One query."""
+    """user id -> (id, slug, private, archived) of each room they belong to. One query.
+
+    `private` is whether only members may read it (access.is_public, negated).
+    """
     rooms: dict[int, list[tuple[int, str, bool, bool]]] = {user_id: [] for user_id in user_ids}
-    for user_id, *room in Membership.objects.filter(user_id__in=user_ids).values_list(
-        "user_id", "room_id", "room__slug", "room__is_private", "room__is_archived"
+    for user_id, room_id, slug, kind, private, archived in Membership.objects.filter(
+        user_id__in=user_ids
+    ).values_list(
+        "user_id", "room_id", "room__slug", "room__kind", "room__is_private", "room__is_archived"
     ):
-        rooms[user_id].append(tuple(room))  # type: ignore[arg-type]
+        hidden = private or kind != Room.Kind.CHANNEL
+        rooms[user_id].append((room_id, slug, hidden, archived))
     return rooms
 
 
@@ -153,7 +156,7 @@ def room_and_membership(user: User, slug: str) -> tuple[Room, Membership | None]
     """
     room = (
         Room.objects.filter(slug=slug)
-        .filter(Q(is_private=False) | Q(memberships__user=user))
+        .filter(access.readable_by(user.pk))
         .annotate(
             membership_id=Subquery(
                 Membership.objects.filter(room=OuterRef("pk"), user=user).values("pk")[:1]
@@ -178,7 +181,7 @@ def message_for_reader(user: User, message_id: int) -> tuple[Message, bool]:
     """A live message in a room `user` may read, and whether they are a member of that room."""
     message = (
         Message.objects.filter(pk=message_id, is_deleted=False)
-        .filter(Q(room__is_private=False) | Q(room__memberships__user=user))
+        .filter(access.readable_by(user.pk, prefix="room__"))
         .select_related("room", "author")
         .annotate(is_member=Count("room__memberships", filter=Q(room__memberships__user=user)))
         .first()
@@ -326,7 +329,7 @@ def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
 def channels_to_browse(user: User) -> list[tuple[Room, bool, int]]:
     """Every public channel (archived included), whether `user` joined it, its member count."""
     rows = (
-        Room.objects.filter(kind=Room.Kind.CHANNEL, is_private=False)
+        Room.objects.filter(access.public())
         .annotate(
             members_count=Count("memberships"),
             joined=Count("memberships", filter=Q(memberships__user=user)),

@@ -15,7 +15,7 @@ from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
 from teamchat import metrics
 
-from .. import events, selectors, services
+from .. import access, events, selectors, services
 from ..eventlog import Item, Op, apublish
 from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
 from . import handshake, presence
@@ -418,7 +418,7 @@ def _room_ref(user: User, slug: str) -> tuple[int, str, bool, bool]:
         room, _ = selectors.room_and_membership(user, slug)
     except selectors.RoomNotFound:
         raise services.ChatError("no_such_room", f"There is no room #{slug}.") from None
-    return room.id, room.slug, room.is_private, room.is_archived
+    return room.id, room.slug, not access.is_public(room), room.is_archived
 
 
 def _apply(user: User, frame: Frame) -> None:

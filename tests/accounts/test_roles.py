@@ -130,3 +130,43 @@ def test_the_deactivate_action_follows_the_roles():
     member.refresh_from_db()
     admin.refresh_from_db()
     assert not member.is_active and admin.is_active
+
+
+def _form(user, **changes) -> dict:
+    data = {
+        "username": user.username,
+        "email": user.email,
+        "role": user.role,
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "10:00:00",
+    }
+    if user.is_active:
+        data["is_active"] = "on"
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_the_user_form_follows_the_roles_a_moderator_cannot_deactivate_an_admin():
+    admin = UserFactory(username="ada", role=Role.ADMIN)
+    browser = signed_in(staff_moderator())
+    response = browser.post(
+        f"/admin/accounts/user/{admin.pk}/change/", _form(admin, is_active=None), follow=True
+    )
+    assert "Only an admin may deactivate an admin. Not changed." in response.content.decode()
+    admin.refresh_from_db()
+    assert admin.is_active
+
+
+def test_the_user_form_gives_roles_only_through_an_admin():
+    moderator = staff_moderator()
+    browser = signed_in(moderator)
+    for target in (moderator, UserFactory(username="mike")):
+        response = browser.post(
+            f"/admin/accounts/user/{target.pk}/change/", _form(target, role="admin"), follow=True
+        )
+        assert "Only an admin may change roles. Not changed." in response.content.decode()
+        target.refresh_from_db()
+        assert target.role != Role.ADMIN
+    # Nor may a moderator make anyone staff or superuser through the form.
+    page = browser.get(f"/admin/accounts/user/{moderator.pk}/change/").content.decode()
+    assert 'name="is_superuser"' not in page and 'name="is_staff"' not in page

@@ -486,6 +486,9 @@ async def test_a_socket_hears_the_presence_of_the_people_it_follows(
     await presence_by_hand.announce()
     assert await next_presence(a) == {"bob": "online"}
     await b.send({"type": "presence", "state": "away"})
+    # A frame's answer means the ones before it were handled: bob is away here now.
+    await b.send({"type": "presence_sub", "users": []})
+    assert await next_presence(b) == {}
     await presence_by_hand.announce()
     assert await next_presence(a) == {"bob": "away"}
     await b.close()

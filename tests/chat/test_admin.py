@@ -1,0 +1,87 @@
+"""The Django admin: what staff may change goes through the services, and nothing renders raw."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from chat import services
+from chat.models import Room
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def staff(**fields):
+    user = UserFactory(is_staff=True, **fields)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_message", "change_message", "view_room", "change_room"]
+        )
+    )
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def test_a_messages_text_and_markup_cannot_be_edited_in_the_admin():
+    author = UserFactory()
+    message = services.message_send(author=author, room="general", body="hi", nonce=None).message
+    _, client = staff(role="admin")
+    page = client.get(f"/admin/chat/message/{message.pk}/change/").content.decode()
+    assert 'name="body"' not in page and 'name="html"' not in page
+    client.post(
+        f"/admin/chat/message/{message.pk}/change/",
+        {"body": "changed", "html": '<meta http-equiv="refresh" content="0;url=//evil">'},
+    )
+    message.refresh_from_db()
+    assert (message.body, message.html) == ("hi", "<p>hi</p>\n")
+
+
+def test_deleting_in_the_admin_is_the_services_deletion():
+    author = UserFactory()
+    message = services.message_send(author=author, room="general", body="oops", nonce=None).message
+    moderator, client = staff(role="moderator")
+    response = client.post(
+        "/admin/chat/message/",
+        {"action": "delete_for_everyone", "_selected_action": [message.pk]},
+        follow=True,
+    )
+    assert "Deleted 1 message(s)." in response.content.decode()
+    message.refresh_from_db()
+    assert message.is_deleted and message.body == ""
+
+
+def test_a_dm_is_private_by_its_kind_whatever_its_flag():
+    alice, bob, eve = (UserFactory(username=n) for n in ("alice", "bob", "eve"))
+    room = services.dm_open(actor=alice, usernames=["bob"])
+    services.message_send(author=alice, room=room.slug, body="between us", nonce=None)
+    Room.objects.filter(pk=room.pk).update(is_private=False)  # a careless edit
+    client = Client()
+    client.force_login(eve)
+    assert client.get(f"/api/rooms/{room.slug}/messages/").status_code == 404
+    assert client.get("/api/search/", {"q": "between"}).json()["results"] == []
+
+
+async def test_renaming_a_room_in_the_admin_reaches_open_sockets(people, sockets):
+    alice, bob = await people("alice", "bob")
+    room = await sync_to_async(services.room_create)(actor=alice.user, name="design")
+    await sync_to_async(services.room_invite)(actor=alice.user, room="design", username="bob")
+    sock = await sockets(bob)
+    _, client = await sync_to_async(staff)(role="admin")
+    response = await sync_to_async(client.post)(
+        f"/admin/chat/room/{room.pk}/change/",
+        {
+            "name": "Design team",
+            "topic": "pixels",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    event = await sock.receive()
+    assert (event["type"], event["room"]["name"], event["room"]["topic"]) == (
+        "room",
+        "Design team",
+        "pixels",
+    )
