@@ -25,9 +25,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Going offline is announced after a grace period (5 s by default) so that a
+# reconnect does not flicker; pages here close for good, so half a second will do.
+SERVER_ENV = {"CHAT_PRESENCE_OFFLINE_GRACE_SECONDS": "0.5"}
+
+
 @pytest.fixture
 def live_server_process(transactional_db):
-    server = start_server()
+    server = start_server(**SERVER_ENV)
     yield server
     server.stop()
 
