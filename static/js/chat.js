@@ -41,6 +41,8 @@
   const TYPING_EVERY_MS = 3000;
   const TYPING_SHOWN_MS = 5000;
   const IDLE_AFTER_MS = 5 * 60 * 1000;
+  const HINT_RETRY_MS = 2000;
+  const HINTS_KEPT = 64;
   const NOTIFY_BODY_CHARS = 200;
   const EMOJI = [
     ["👍", "thumbs up"],
@@ -116,6 +118,7 @@
   const rawBodies = new Map(); // message id -> body text, for editing
   const outbox = new Map(); // nonce -> {nonce, body, li, timer, sentOn}
   const pendingActions = new Map(); // nonce -> {kind, id, revert}
+  const hints = new Map(); // nonce -> what to do again when the server refused it as too many (or null)
   const typers = new Map(); // username -> time their indicator expires
   const presenceOf = new Map(); // username -> online | away | offline
   let members = null; // Set of usernames once the member list was loaded
@@ -144,6 +147,7 @@
   let readTimer = null;
   let autoReadPaused = false; // after "mark unread from here"
   let typingSentAt = 0;
+  let hintCount = 0;
   let typingTimer = null;
   let presenceSent = "active";
   let idle = false;
@@ -791,6 +795,25 @@
     }
   }
 
+  /*
+   * Frames the server answers only when it refuses them (typing, read markers,
+   * presence subscriptions) carry a nonce of their own, so that a refusal is
+   * recognized. One refused for its rate (`rate_limited`) is no news to the
+   * person: `again` (if any) sends what is still wanted a little later.
+   */
+  function sendHint(frame, again) {
+    hintCount += 1;
+    const nonce = "h-" + hintCount;
+    if (!sendFrame(Object.assign({}, frame, { nonce }))) {
+      return false;
+    }
+    hints.set(nonce, again || null);
+    if (hints.size > HINTS_KEPT) {
+      hints.delete(hints.keys().next().value); // refusals come at once: the oldest is long settled
+    }
+    return true;
+  }
+
   function transmit(entry) {
     clearTimeout(entry.timer);
     entry.timer = null;
@@ -1020,6 +1043,16 @@
   function onError(data) {
     const detail = typeof data.detail === "string" && data.detail ? data.detail : String(data.code);
     const nonce = typeof data.nonce === "string" ? data.nonce : null;
+    if (nonce && hints.has(nonce)) {
+      const again = hints.get(nonce);
+      hints.delete(nonce);
+      if (data.code === "rate_limited") {
+        if (again) {
+          setTimeout(again, HINT_RETRY_MS);
+        }
+        return;
+      }
+    }
     const entry = nonce ? outbox.get(nonce) : undefined;
     if (entry) {
       markFailed(entry, detail);
@@ -1458,7 +1491,13 @@
       }
       return;
     }
-    if (sendFrame({ type: "read", room: ROOM, id: target })) {
+    const again = () => {
+      if (readSentId === target) {
+        readSentId = 0;
+        scheduleRead();
+      }
+    };
+    if (sendHint({ type: "read", room: ROOM, id: target }, again)) {
       readSentId = target;
       readSentAt = Date.now();
     }
@@ -1474,9 +1513,18 @@
     }
   }
 
+  /* Move the marker back; refused as too many, again a little later unless the page read on since. */
+  function sendUnreadMarker(marker) {
+    return sendHint({ type: "read", room: ROOM, id: marker }, () => {
+      if (autoReadPaused) {
+        sendUnreadMarker(marker);
+      }
+    });
+  }
+
   function markUnreadFrom(li) {
     const id = Number(li.dataset.id);
-    if (!sendFrame({ type: "read", room: ROOM, id: id - 1 })) {
+    if (!sendUnreadMarker(id - 1)) {
       showNotice("Not connected. Try again when the connection is back.");
       return;
     }
@@ -1819,7 +1867,7 @@
       return;
     }
     const now = Date.now();
-    if (now - typingSentAt >= TYPING_EVERY_MS && socketReady() && sendFrame({ type: "typing", room: ROOM })) {
+    if (now - typingSentAt >= TYPING_EVERY_MS && socketReady() && sendHint({ type: "typing", room: ROOM })) {
       typingSentAt = now;
     }
   }

@@ -31,8 +31,10 @@ SERVER_ENV = {"CHAT_PRESENCE_OFFLINE_GRACE_SECONDS": "0.5"}
 
 
 @pytest.fixture
-def live_server_process(transactional_db):
-    server = start_server(**SERVER_ENV)
+def live_server_process(request, transactional_db):
+    """The server the pages talk to; `@pytest.mark.server_env(NAME="value")` adds settings."""
+    marker = request.node.get_closest_marker("server_env")
+    server = start_server(**{**SERVER_ENV, **(marker.kwargs if marker else {})})
     yield server
     server.stop()
 

@@ -338,6 +338,17 @@ def test_the_member_list_shows_presence_live(alice, bob, random_room, pages):
     expect(bob_row).to_have_attribute("data-presence", "offline")
 
 
+@pytest.mark.server_env(CHAT_TYPING_RATE_LIMIT="0.001", CHAT_TYPING_RATE_BURST="1")
+def test_a_typing_hint_refused_for_its_rate_shows_no_notice(alice, pages):
+    """A typing hint is a hint: one the server refuses as too many is no news to the typist."""
+    alice_page = pages.open(alice)
+    say(alice_page, "first")  # its typing hint takes the one the server allows
+    say(alice_page, "second")  # its typing hint is refused: rate_limited
+    # The socket answers in order: the refusal came before the message.
+    sent(alice_page, "alice", "second")
+    expect(alice_page.locator("#notice")).to_be_hidden()
+
+
 def snapshot(page: Page) -> dict:
     """What the person sees: the messages (id, author, text, edited, reactions) and the sidebar."""
     return page.evaluate(
