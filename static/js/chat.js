@@ -43,6 +43,8 @@
   const IDLE_AFTER_MS = 5 * 60 * 1000;
   const HINT_RETRY_MS = 2000;
   const HINTS_KEPT = 64;
+  const PRESENCE_STATES = new Set(["online", "away", "offline"]);
+  const PRESENCE_FOLLOW_MAX = 1000; // the most people one socket may follow
   const NOTIFY_BODY_CHARS = 200;
   const EMOJI = [
     ["👍", "thumbs up"],
@@ -120,7 +122,10 @@
   const pendingActions = new Map(); // nonce -> {kind, id, revert}
   const hints = new Map(); // nonce -> what to do again when the server refused it as too many (or null)
   const typers = new Map(); // username -> time their indicator expires
-  const presenceOf = new Map(); // username -> online | away | offline
+  const presenceOf = new Map(); // username -> online | away | offline (absent: not known)
+  let following = new Set(); // the usernames this socket follows, as last sent
+  let followingKey = null; // the same as sent (null: to be sent again, whatever it is)
+  let followTimer = null;
   let members = null; // Set of usernames once the member list was loaded
   let lastId = 0; // highest message id shown
   let oldestId = null; // smallest message id shown
@@ -984,6 +989,13 @@
       case "presence":
         onPresence(data);
         break;
+      case "status":
+        if (data.live === true) {
+          // Changes announced while the server's live path was down never came:
+          // ask again for the states of everyone followed (after `resumed`).
+          followingKey = null;
+        }
+        break;
       case "resumed":
         onResumed(data);
         break;
@@ -1093,6 +1105,7 @@
     // Each new socket starts out "active" on the server.
     presenceSent = "active";
     syncPresence();
+    followPresence();
     if (refreshAfterResume) {
       refreshAfterResume = false;
       setTimeout(reconnectNow, 0);
@@ -1156,6 +1169,8 @@
         attempt = 0;
       }, STABLE_AFTER_MS);
       catchingUp = true; // until `resumed`
+      following = new Set(); // a subscription belongs to its socket: this one follows nobody yet
+      followingKey = "";
       setStatus("connecting", "Syncing…");
     });
     sock.addEventListener("message", (event) => {
@@ -1767,6 +1782,7 @@
     const names = Array.from(members).sort((a, b) => a.localeCompare(b));
     els.memberHeading.textContent = "Members (" + names.length + ")";
     els.memberList.replaceChildren(...names.map(memberRow));
+    followPresence();
   }
 
   async function loadMembers() {
@@ -1776,7 +1792,10 @@
       members = new Set();
       (data.members || []).forEach((m) => {
         members.add(m.username);
-        presenceOf.set(m.username, m.presence);
+        // The socket's word is newer for the people it follows already.
+        if (!following.has(m.username) && PRESENCE_STATES.has(m.presence)) {
+          presenceOf.set(m.username, m.presence);
+        }
       });
       els.memberStatus.textContent = "";
       renderMembers();
@@ -1789,6 +1808,7 @@
     els.memberPanel.hidden = !open;
     els.membersButton.setAttribute("aria-expanded", open ? "true" : "false");
     els.app.classList.toggle("members-open", open);
+    followPresence();
     if (open) {
       loadMembers();
       els.memberClose.focus();
@@ -1818,17 +1838,75 @@
     }
   }
 
+  /* The people whose presence the page shows: the open member list, in its order, up to the cap. */
+  function followedNames() {
+    const names = new Set();
+    if (members && !els.memberPanel.hidden) {
+      for (const name of Array.from(members).sort((a, b) => a.localeCompare(b))) {
+        if (names.size >= PRESENCE_FOLLOW_MAX) {
+          break;
+        }
+        names.add(name);
+      }
+    }
+    return names;
+  }
+
+  /* Tell the server whom to follow once the current changes are made (and the socket is caught up). */
+  function followPresence() {
+    if (followTimer === null) {
+      followTimer = setTimeout(sendFollowing, 0);
+    }
+  }
+
+  function sendFollowing() {
+    followTimer = null;
+    if (!socketReady()) {
+      return; // `resumed` comes back here
+    }
+    const names = followedNames();
+    const users = Array.from(names).sort();
+    const key = users.join(" ");
+    if (key === followingKey) {
+      return;
+    }
+    const sock = socket;
+    const again = () => {
+      if (socket === sock) {
+        followingKey = null;
+        followPresence();
+      }
+    };
+    if (sendHint({ type: "presence_sub", users }, again)) {
+      following = names;
+      followingKey = key;
+    }
+  }
+
+  /* `users`: the states of people this socket follows, all of them (the answer to presence_sub) or the changes. */
   function onPresence(data) {
-    if (typeof data.user !== "string" || typeof data.state !== "string") {
+    const users = data.users;
+    if (!users || typeof users !== "object") {
       return;
     }
-    presenceOf.set(data.user, data.state);
-    if (!els.memberList) {
-      return;
+    const changed = new Set();
+    Object.keys(users).forEach((name) => {
+      if (PRESENCE_STATES.has(users[name])) {
+        presenceOf.set(name, users[name]);
+        changed.add(name);
+      }
+    });
+    if (changed.size) {
+      renderPresence(changed);
     }
-    for (const row of els.memberList.children) {
-      if (row.dataset.user === data.user) {
-        paintPresence(row, data.state);
+  }
+
+  function renderPresence(names) {
+    if (els.memberList) {
+      for (const row of els.memberList.children) {
+        if (names.has(row.dataset.user)) {
+          paintPresence(row, presenceOf.get(row.dataset.user));
+        }
       }
     }
   }

@@ -327,15 +327,19 @@ def test_a_link_to_an_old_message_loads_and_highlights_it(alice, bob, long_histo
 
 def test_the_member_list_shows_presence_live(alice, bob, random_room, pages):
     alice_page = pages.open(alice, "/r/random/")
-    bob_page = pages.open(bob, "/r/random/")
     alice_page.get_by_role("button", name="Members").click()
     panel = alice_page.locator("#member-panel")
     expect(panel.get_by_role("heading")).to_have_text("Members (2)")
     bob_row = panel.locator("li.member[data-user='bob']")
-    expect(bob_row).to_have_attribute("data-presence", "online")
+    expect(bob_row).to_have_attribute("data-presence", "offline")
     expect(bob_row.get_by_role("button", name="Remove bob from #random")).to_be_visible()
+
+    bob_page = pages.open(bob, "/r/random/")
+    expect(bob_row).to_have_attribute("data-presence", "online")
+    expect(bob_row.locator(".member-presence")).to_have_text(", online")  # for screen readers
     bob_page.close()
     expect(bob_row).to_have_attribute("data-presence", "offline")
+    expect(bob_row.locator(".member-presence")).to_have_text(", offline")
 
 
 @pytest.mark.server_env(CHAT_TYPING_RATE_LIMIT="0.001", CHAT_TYPING_RATE_BURST="1")
