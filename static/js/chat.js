@@ -241,13 +241,24 @@
     node.innerHTML = String(html).replace(/\s+$/, "");
   }
 
+  /* The other people in a conversation: as the server listed them, else as its name lists them. */
+  function dmOthers(room) {
+    if (Array.isArray(room.members)) {
+      return room.members;
+    }
+    return String(room.name || "")
+      .split(", ")
+      .filter((name) => name && name !== ME);
+  }
+
+  /* The other person of a 1:1 conversation (null for a group, or one left alone). */
+  function dmPartner(room) {
+    const others = room.kind === "dm" ? dmOthers(room) : [];
+    return others.length === 1 ? others[0] : null;
+  }
+
   function dmLabel(room) {
-    const others =
-      Array.isArray(room.members) && room.members.length
-        ? room.members
-        : String(room.name || "")
-            .split(", ")
-            .filter((name) => name && name !== ME);
+    const others = dmOthers(room);
     return others.length ? others.join(", ") : room.name;
   }
 
@@ -1345,6 +1356,7 @@
     icon.classList.toggle("dm-icon", entry.kind === "dm");
     if (entry.kind === "dm") {
       icon.textContent = firstLetter(dmLabel(entry));
+      renderDmPresence(link, entry);
     } else if (entry.private) {
       icon.appendChild(el("span", "lock-icon"));
     } else {
@@ -1411,7 +1423,7 @@
     }
     let entry = sidebar.get(data.slug);
     if (!entry) {
-      entry = { unread: 0, mentions: 0, last_read_id: 0, members: [] };
+      entry = { unread: 0, mentions: 0, last_read_id: 0 }; // a conversation's people: from its name
       sidebar.set(data.slug, entry);
     }
     const oldLabel = entry.slug ? roomLabel(entry) : null;
@@ -1420,6 +1432,11 @@
         entry[key] = data[key];
       }
     });
+    placeRoomLink(entry, oldLabel);
+    updateTitle();
+  }
+
+  function placeRoomLink(entry, oldLabel) {
     const link = roomLink(entry.slug);
     if (link && oldLabel !== roomLabel(entry)) {
       link.closest("li").remove(); // renamed: back in at its place in the order
@@ -1428,11 +1445,29 @@
       insertRoomLink(entry);
     }
     renderRoomLink(entry);
-    updateTitle();
+    followPresence();
+  }
+
+  /* Someone else joined or left a conversation in the sidebar: its label, and whom it shows. */
+  function updateDmMembers(slug, user, joined) {
+    const entry = sidebar.get(slug);
+    if (!entry || entry.kind !== "dm") {
+      return;
+    }
+    const oldLabel = roomLabel(entry);
+    const others = new Set(dmOthers(entry));
+    if (joined) {
+      others.add(user);
+    } else {
+      others.delete(user);
+    }
+    entry.members = Array.from(others).sort();
+    placeRoomLink(entry, oldLabel);
   }
 
   function removeRoom(slug) {
     sidebar.delete(slug);
+    followPresence();
     const link = roomLink(slug);
     if (link) {
       const list = link.closest("ul");
@@ -1703,13 +1738,16 @@
           loseMembership(data);
         }
       }
-    } else if (slug === ROOM && members && typeof data.user === "string") {
-      if (joined) {
-        members.add(data.user);
-      } else {
-        members.delete(data.user);
+    } else if (typeof data.user === "string") {
+      updateDmMembers(slug, data.user, joined);
+      if (slug === ROOM && members) {
+        if (joined) {
+          members.add(data.user);
+        } else {
+          members.delete(data.user);
+        }
+        renderMembers();
       }
-      renderMembers();
     }
   }
 
@@ -1838,9 +1876,16 @@
     }
   }
 
-  /* The people whose presence the page shows: the open member list, in its order, up to the cap. */
+  /* The people whose presence the page shows: the other person of each 1:1
+     conversation in the sidebar, then the open member list in its order, up to the cap. */
   function followedNames() {
     const names = new Set();
+    sidebar.forEach((entry) => {
+      const partner = dmPartner(entry);
+      if (partner && names.size < PRESENCE_FOLLOW_MAX) {
+        names.add(partner);
+      }
+    });
     if (members && !els.memberPanel.hidden) {
       for (const name of Array.from(members).sort((a, b) => a.localeCompare(b))) {
         if (names.size >= PRESENCE_FOLLOW_MAX) {
@@ -1909,6 +1954,47 @@
         }
       }
     }
+    if (els.dmList) {
+      for (const link of els.dmList.querySelectorAll("a.room-link")) {
+        const entry = sidebar.get(link.dataset.room);
+        if (entry && names.has(dmPartner(entry))) {
+          renderDmPresence(link, entry);
+        }
+      }
+    }
+  }
+
+  /*
+   * A 1:1 conversation's link shows the other person's state: a dot on its
+   * icon (full online, half away, empty offline; none while not known) and
+   * the same in words for screen readers, part of the link's name like its
+   * unread count (not announced as it changes).
+   */
+  function renderDmPresence(link, entry) {
+    const partner = dmPartner(entry);
+    const icon = link.querySelector(".room-hash");
+    let dot = icon.querySelector(".room-presence");
+    let words = link.querySelector(".room-presence-text");
+    if (!partner) {
+      if (dot) {
+        dot.remove();
+      }
+      if (words) {
+        words.remove();
+      }
+      return;
+    }
+    if (!dot) {
+      dot = el("span", "room-presence");
+      icon.appendChild(dot);
+    }
+    if (!words) {
+      words = el("span", "visually-hidden room-presence-text");
+      link.querySelector(".room-name").after(words);
+    }
+    const state = presenceOf.get(partner);
+    dot.dataset.presence = state || "unknown";
+    words.textContent = state ? ", " + state : "";
   }
 
   function wantedPresence() {
@@ -2828,6 +2914,15 @@
 
   function init() {
     (config.rooms || []).forEach((room) => sidebar.set(room.slug, Object.assign({}, room)));
+    if (els.dmList) {
+      // The server renders the dots as not known yet, whoever it is: the socket will say.
+      els.dmList.querySelectorAll("a.room-link").forEach((link) => {
+        const entry = sidebar.get(link.dataset.room);
+        if (entry) {
+          renderDmPresence(link, entry);
+        }
+      });
+    }
     adoptRenderedMessages();
     updateEmpty();
     if (isMember && config.lastReadId !== null && config.lastReadId !== undefined) {
