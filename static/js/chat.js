@@ -813,9 +813,10 @@
 
   /*
    * Frames the server answers only when it refuses them (typing, read markers,
-   * presence subscriptions) carry a nonce of their own, so that a refusal is
-   * recognized. One refused for its rate (`rate_limited`) is no news to the
-   * person: `again` (if any) sends what is still wanted a little later.
+   * this tab's presence, presence subscriptions) carry a nonce of their own,
+   * so that a refusal is recognized. One refused for its rate (`rate_limited`)
+   * is no news to the person: `again` (if any) sends what is still wanted a
+   * little later.
    */
   function sendHint(frame, again) {
     hintCount += 1;
@@ -2003,7 +2004,18 @@
 
   function syncPresence() {
     const state = wantedPresence();
-    if (state !== presenceSent && sendFrame({ type: "presence", state })) {
+    if (state === presenceSent) {
+      return;
+    }
+    const sock = socket;
+    const again = () => {
+      // Refused as too many: the server kept the state before. Say what is true now.
+      if (socket === sock && presenceSent === state) {
+        presenceSent = null;
+        syncPresence();
+      }
+    };
+    if (sendHint({ type: "presence", state }, again)) {
       presenceSent = state;
     }
   }

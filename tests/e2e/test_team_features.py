@@ -621,6 +621,20 @@ def test_a_direct_message_shows_the_other_persons_presence(alice, bob, carol, dm
     expect_presence(dm, "bob", "offline")
 
 
+@pytest.mark.server_env(CHAT_RATE_LIMIT="0.3", CHAT_RATE_BURST="1")
+def test_a_presence_change_refused_for_its_rate_is_said_again(alice, bob, dm_room, pages):
+    """A tab's away or active shares the bucket of writes: refused, it is sent again, quietly."""
+    pages.context_for(bob).add_init_script(TAB_VISIBILITY)
+    alice_page = pages.open(alice)
+    dm = room_link(alice_page, dm_room)
+    bob_page = pages.open(bob)  # his subscription (to alice) takes the one frame allowed
+    expect_presence(dm, "bob", "online")
+    set_tab_hidden(bob_page, True)  # refused until the bucket has refilled (about 3 s)
+    dot = dm.locator(".room-presence")
+    expect(dot).to_have_attribute("data-presence", "away", timeout=20_000)
+    expect(bob_page.locator("#notice")).to_be_hidden()  # a notice stays up 6 s
+
+
 def test_the_page_follows_presence_again_after_a_reconnect(alice, bob, dm_room, pages):
     links = []
     cut = {"on": False}
