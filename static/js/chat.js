@@ -41,6 +41,10 @@
   const TYPING_EVERY_MS = 3000;
   const TYPING_SHOWN_MS = 5000;
   const IDLE_AFTER_MS = 5 * 60 * 1000;
+  const HINT_RETRY_MS = 2000;
+  const HINTS_KEPT = 64;
+  const PRESENCE_STATES = new Set(["online", "away", "offline"]);
+  const PRESENCE_FOLLOW_MAX = 1000; // the most people one socket may follow
   const NOTIFY_BODY_CHARS = 200;
   const EMOJI = [
     ["👍", "thumbs up"],
@@ -116,8 +120,12 @@
   const rawBodies = new Map(); // message id -> body text, for editing
   const outbox = new Map(); // nonce -> {nonce, body, li, timer, sentOn}
   const pendingActions = new Map(); // nonce -> {kind, id, revert}
+  const hints = new Map(); // nonce -> what to do again when the server refused it as too many (or null)
   const typers = new Map(); // username -> time their indicator expires
-  const presenceOf = new Map(); // username -> online | away | offline
+  const presenceOf = new Map(); // username -> online | away | offline (absent: not known)
+  let following = new Set(); // the usernames this socket follows, as last sent
+  let followingKey = null; // the same as sent (null: to be sent again, whatever it is)
+  let followTimer = null;
   let members = null; // Set of usernames once the member list was loaded
   let lastId = 0; // highest message id shown
   let oldestId = null; // smallest message id shown
@@ -144,6 +152,7 @@
   let readTimer = null;
   let autoReadPaused = false; // after "mark unread from here"
   let typingSentAt = 0;
+  let hintCount = 0;
   let typingTimer = null;
   let presenceSent = "active";
   let idle = false;
@@ -232,13 +241,24 @@
     node.innerHTML = String(html).replace(/\s+$/, "");
   }
 
+  /* The other people in a conversation: as the server listed them, else as its name lists them. */
+  function dmOthers(room) {
+    if (Array.isArray(room.members)) {
+      return room.members;
+    }
+    return String(room.name || "")
+      .split(", ")
+      .filter((name) => name && name !== ME);
+  }
+
+  /* The other person of a 1:1 conversation (null for a group, or one left alone). */
+  function dmPartner(room) {
+    const others = room.kind === "dm" ? dmOthers(room) : [];
+    return others.length === 1 ? others[0] : null;
+  }
+
   function dmLabel(room) {
-    const others =
-      Array.isArray(room.members) && room.members.length
-        ? room.members
-        : String(room.name || "")
-            .split(", ")
-            .filter((name) => name && name !== ME);
+    const others = dmOthers(room);
     return others.length ? others.join(", ") : room.name;
   }
 
@@ -791,6 +811,26 @@
     }
   }
 
+  /*
+   * Frames the server answers only when it refuses them (typing, read markers,
+   * this tab's presence, presence subscriptions) carry a nonce of their own,
+   * so that a refusal is recognized. One refused for its rate (`rate_limited`)
+   * is no news to the person: `again` (if any) sends what is still wanted a
+   * little later.
+   */
+  function sendHint(frame, again) {
+    hintCount += 1;
+    const nonce = "h-" + hintCount;
+    if (!sendFrame(Object.assign({}, frame, { nonce }))) {
+      return false;
+    }
+    hints.set(nonce, again || null);
+    if (hints.size > HINTS_KEPT) {
+      hints.delete(hints.keys().next().value); // refusals come at once: the oldest is long settled
+    }
+    return true;
+  }
+
   function transmit(entry) {
     clearTimeout(entry.timer);
     entry.timer = null;
@@ -961,6 +1001,13 @@
       case "presence":
         onPresence(data);
         break;
+      case "status":
+        if (data.live === true) {
+          // Changes announced while the server's live path was down never came:
+          // ask again for the states of everyone followed (after `resumed`).
+          followingKey = null;
+        }
+        break;
       case "resumed":
         onResumed(data);
         break;
@@ -1020,6 +1067,16 @@
   function onError(data) {
     const detail = typeof data.detail === "string" && data.detail ? data.detail : String(data.code);
     const nonce = typeof data.nonce === "string" ? data.nonce : null;
+    if (nonce && hints.has(nonce)) {
+      const again = hints.get(nonce);
+      hints.delete(nonce);
+      if (data.code === "rate_limited") {
+        if (again) {
+          setTimeout(again, HINT_RETRY_MS);
+        }
+        return;
+      }
+    }
     const entry = nonce ? outbox.get(nonce) : undefined;
     if (entry) {
       markFailed(entry, detail);
@@ -1060,6 +1117,7 @@
     // Each new socket starts out "active" on the server.
     presenceSent = "active";
     syncPresence();
+    followPresence();
     if (refreshAfterResume) {
       refreshAfterResume = false;
       setTimeout(reconnectNow, 0);
@@ -1123,6 +1181,8 @@
         attempt = 0;
       }, STABLE_AFTER_MS);
       catchingUp = true; // until `resumed`
+      following = new Set(); // a subscription belongs to its socket: this one follows nobody yet
+      followingKey = "";
       setStatus("connecting", "Syncing…");
     });
     sock.addEventListener("message", (event) => {
@@ -1297,6 +1357,7 @@
     icon.classList.toggle("dm-icon", entry.kind === "dm");
     if (entry.kind === "dm") {
       icon.textContent = firstLetter(dmLabel(entry));
+      renderDmPresence(link, entry);
     } else if (entry.private) {
       icon.appendChild(el("span", "lock-icon"));
     } else {
@@ -1363,7 +1424,7 @@
     }
     let entry = sidebar.get(data.slug);
     if (!entry) {
-      entry = { unread: 0, mentions: 0, last_read_id: 0, members: [] };
+      entry = { unread: 0, mentions: 0, last_read_id: 0 }; // a conversation's people: from its name
       sidebar.set(data.slug, entry);
     }
     const oldLabel = entry.slug ? roomLabel(entry) : null;
@@ -1372,6 +1433,11 @@
         entry[key] = data[key];
       }
     });
+    placeRoomLink(entry, oldLabel);
+    updateTitle();
+  }
+
+  function placeRoomLink(entry, oldLabel) {
     const link = roomLink(entry.slug);
     if (link && oldLabel !== roomLabel(entry)) {
       link.closest("li").remove(); // renamed: back in at its place in the order
@@ -1380,11 +1446,29 @@
       insertRoomLink(entry);
     }
     renderRoomLink(entry);
-    updateTitle();
+    followPresence();
+  }
+
+  /* Someone else joined or left a conversation in the sidebar: its label, and whom it shows. */
+  function updateDmMembers(slug, user, joined) {
+    const entry = sidebar.get(slug);
+    if (!entry || entry.kind !== "dm") {
+      return;
+    }
+    const oldLabel = roomLabel(entry);
+    const others = new Set(dmOthers(entry));
+    if (joined) {
+      others.add(user);
+    } else {
+      others.delete(user);
+    }
+    entry.members = Array.from(others).sort();
+    placeRoomLink(entry, oldLabel);
   }
 
   function removeRoom(slug) {
     sidebar.delete(slug);
+    followPresence();
     const link = roomLink(slug);
     if (link) {
       const list = link.closest("ul");
@@ -1458,7 +1542,13 @@
       }
       return;
     }
-    if (sendFrame({ type: "read", room: ROOM, id: target })) {
+    const again = () => {
+      if (readSentId === target) {
+        readSentId = 0;
+        scheduleRead();
+      }
+    };
+    if (sendHint({ type: "read", room: ROOM, id: target }, again)) {
       readSentId = target;
       readSentAt = Date.now();
     }
@@ -1474,9 +1564,18 @@
     }
   }
 
+  /* Move the marker back; refused as too many, again a little later unless the page read on since. */
+  function sendUnreadMarker(marker) {
+    return sendHint({ type: "read", room: ROOM, id: marker }, () => {
+      if (autoReadPaused) {
+        sendUnreadMarker(marker);
+      }
+    });
+  }
+
   function markUnreadFrom(li) {
     const id = Number(li.dataset.id);
-    if (!sendFrame({ type: "read", room: ROOM, id: id - 1 })) {
+    if (!sendUnreadMarker(id - 1)) {
       showNotice("Not connected. Try again when the connection is back.");
       return;
     }
@@ -1640,13 +1739,16 @@
           loseMembership(data);
         }
       }
-    } else if (slug === ROOM && members && typeof data.user === "string") {
-      if (joined) {
-        members.add(data.user);
-      } else {
-        members.delete(data.user);
+    } else if (typeof data.user === "string") {
+      updateDmMembers(slug, data.user, joined);
+      if (slug === ROOM && members) {
+        if (joined) {
+          members.add(data.user);
+        } else {
+          members.delete(data.user);
+        }
+        renderMembers();
       }
-      renderMembers();
     }
   }
 
@@ -1719,6 +1821,7 @@
     const names = Array.from(members).sort((a, b) => a.localeCompare(b));
     els.memberHeading.textContent = "Members (" + names.length + ")";
     els.memberList.replaceChildren(...names.map(memberRow));
+    followPresence();
   }
 
   async function loadMembers() {
@@ -1728,7 +1831,10 @@
       members = new Set();
       (data.members || []).forEach((m) => {
         members.add(m.username);
-        presenceOf.set(m.username, m.presence);
+        // The socket's word is newer for the people it follows already.
+        if (!following.has(m.username) && PRESENCE_STATES.has(m.presence)) {
+          presenceOf.set(m.username, m.presence);
+        }
       });
       els.memberStatus.textContent = "";
       renderMembers();
@@ -1741,6 +1847,7 @@
     els.memberPanel.hidden = !open;
     els.membersButton.setAttribute("aria-expanded", open ? "true" : "false");
     els.app.classList.toggle("members-open", open);
+    followPresence();
     if (open) {
       loadMembers();
       els.memberClose.focus();
@@ -1770,19 +1877,125 @@
     }
   }
 
-  function onPresence(data) {
-    if (typeof data.user !== "string" || typeof data.state !== "string") {
-      return;
-    }
-    presenceOf.set(data.user, data.state);
-    if (!els.memberList) {
-      return;
-    }
-    for (const row of els.memberList.children) {
-      if (row.dataset.user === data.user) {
-        paintPresence(row, data.state);
+  /* The people whose presence the page shows: the other person of each 1:1
+     conversation in the sidebar, then the open member list in its order, up to the cap. */
+  function followedNames() {
+    const names = new Set();
+    sidebar.forEach((entry) => {
+      const partner = dmPartner(entry);
+      if (partner && names.size < PRESENCE_FOLLOW_MAX) {
+        names.add(partner);
+      }
+    });
+    if (members && !els.memberPanel.hidden) {
+      for (const name of Array.from(members).sort((a, b) => a.localeCompare(b))) {
+        if (names.size >= PRESENCE_FOLLOW_MAX) {
+          break;
+        }
+        names.add(name);
       }
     }
+    return names;
+  }
+
+  /* Tell the server whom to follow once the current changes are made (and the socket is caught up). */
+  function followPresence() {
+    if (followTimer === null) {
+      followTimer = setTimeout(sendFollowing, 0);
+    }
+  }
+
+  function sendFollowing() {
+    followTimer = null;
+    if (!socketReady()) {
+      return; // `resumed` comes back here
+    }
+    const names = followedNames();
+    const users = Array.from(names).sort();
+    const key = users.join(" ");
+    if (key === followingKey) {
+      return;
+    }
+    const sock = socket;
+    const again = () => {
+      if (socket === sock) {
+        followingKey = null;
+        followPresence();
+      }
+    };
+    if (sendHint({ type: "presence_sub", users }, again)) {
+      following = names;
+      followingKey = key;
+    }
+  }
+
+  /* `users`: the states of people this socket follows, all of them (the answer to presence_sub) or the changes. */
+  function onPresence(data) {
+    const users = data.users;
+    if (!users || typeof users !== "object") {
+      return;
+    }
+    const changed = new Set();
+    Object.keys(users).forEach((name) => {
+      if (PRESENCE_STATES.has(users[name])) {
+        presenceOf.set(name, users[name]);
+        changed.add(name);
+      }
+    });
+    if (changed.size) {
+      renderPresence(changed);
+    }
+  }
+
+  function renderPresence(names) {
+    if (els.memberList) {
+      for (const row of els.memberList.children) {
+        if (names.has(row.dataset.user)) {
+          paintPresence(row, presenceOf.get(row.dataset.user));
+        }
+      }
+    }
+    if (els.dmList) {
+      for (const link of els.dmList.querySelectorAll("a.room-link")) {
+        const entry = sidebar.get(link.dataset.room);
+        if (entry && names.has(dmPartner(entry))) {
+          renderDmPresence(link, entry);
+        }
+      }
+    }
+  }
+
+  /*
+   * A 1:1 conversation's link shows the other person's state: a dot on its
+   * icon (full online, half away, empty offline; none while not known) and
+   * the same in words for screen readers, part of the link's name like its
+   * unread count (not announced as it changes).
+   */
+  function renderDmPresence(link, entry) {
+    const partner = dmPartner(entry);
+    const icon = link.querySelector(".room-hash");
+    let dot = icon.querySelector(".room-presence");
+    let words = link.querySelector(".room-presence-text");
+    if (!partner) {
+      if (dot) {
+        dot.remove();
+      }
+      if (words) {
+        words.remove();
+      }
+      return;
+    }
+    if (!dot) {
+      dot = el("span", "room-presence");
+      icon.appendChild(dot);
+    }
+    if (!words) {
+      words = el("span", "visually-hidden room-presence-text");
+      link.querySelector(".room-name").after(words);
+    }
+    const state = presenceOf.get(partner);
+    dot.dataset.presence = state || "unknown";
+    words.textContent = state ? ", " + state : "";
   }
 
   function wantedPresence() {
@@ -1791,7 +2004,18 @@
 
   function syncPresence() {
     const state = wantedPresence();
-    if (state !== presenceSent && sendFrame({ type: "presence", state })) {
+    if (state === presenceSent) {
+      return;
+    }
+    const sock = socket;
+    const again = () => {
+      // Refused as too many: the server kept the state before. Say what is true now.
+      if (socket === sock && presenceSent === state) {
+        presenceSent = null;
+        syncPresence();
+      }
+    };
+    if (sendHint({ type: "presence", state }, again)) {
       presenceSent = state;
     }
   }
@@ -1819,7 +2043,7 @@
       return;
     }
     const now = Date.now();
-    if (now - typingSentAt >= TYPING_EVERY_MS && socketReady() && sendFrame({ type: "typing", room: ROOM })) {
+    if (now - typingSentAt >= TYPING_EVERY_MS && socketReady() && sendHint({ type: "typing", room: ROOM })) {
       typingSentAt = now;
     }
   }
@@ -2702,6 +2926,15 @@
 
   function init() {
     (config.rooms || []).forEach((room) => sidebar.set(room.slug, Object.assign({}, room)));
+    if (els.dmList) {
+      // The server renders the dots as not known yet, whoever it is: the socket will say.
+      els.dmList.querySelectorAll("a.room-link").forEach((link) => {
+        const entry = sidebar.get(link.dataset.room);
+        if (entry) {
+          renderDmPresence(link, entry);
+        }
+      });
+    }
     adoptRenderedMessages();
     updateEmpty();
     if (isMember && config.lastReadId !== null && config.lastReadId !== undefined) {

@@ -25,9 +25,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Going offline is announced after a grace period (5 s by default) so that a
+# reconnect does not flicker; pages here close for good, so half a second will do.
+SERVER_ENV = {"CHAT_PRESENCE_OFFLINE_GRACE_SECONDS": "0.5"}
+
+
 @pytest.fixture
-def live_server_process(transactional_db):
-    server = start_server()
+def live_server_process(request, transactional_db):
+    """The server the pages talk to; `@pytest.mark.server_env(NAME="value")` adds settings."""
+    marker = request.node.get_closest_marker("server_env")
+    server = start_server(**{**SERVER_ENV, **(marker.kwargs if marker else {})})
     yield server
     server.stop()
 

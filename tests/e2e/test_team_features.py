@@ -8,7 +8,17 @@ from playwright.sync_api import Page, expect
 from chat import services
 from chat.models import Message
 from tests.e2e.conftest import off_the_loop
-from tests.e2e.helpers import message, message_menu, online, room_link, say, sent
+from tests.e2e.helpers import (
+    TAB_VISIBILITY,
+    expect_presence,
+    message,
+    message_menu,
+    online,
+    room_link,
+    say,
+    sent,
+    set_tab_hidden,
+)
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -114,12 +124,15 @@ def test_a_direct_message_through_the_picker_reaches_the_other_sidebar(alice, bo
         return alice_page.url
 
     first = start_dm_with_bob()
+    slug = first.rstrip("/").rsplit("/", 1)[1]
     expect(alice_page.locator("#room-name")).to_have_text("bob")
+    expect_presence(room_link(alice_page, slug), "bob", "online")  # rendered by the server
     say(alice_page, "a quiet word")
 
     dm = bob_page.locator("#dm-list a.room-link", has_text="alice")
     expect(dm).to_be_visible()
     expect(dm.locator(".unread-count")).to_have_text("1")
+    expect_presence(dm, "alice", "online")  # added by the page as it happened
     expect(bob_page).to_have_title("(1) #general · TeamChat")
     assert still_same_document(bob_page)
 
@@ -131,9 +144,7 @@ def test_a_direct_message_through_the_picker_reaches_the_other_sidebar(alice, bo
     dm.click()
     online(bob_page)
     expect(message(bob_page, "alice", "a quiet word")).to_have_count(1)
-    expect(
-        room_link(bob_page, first.rstrip("/").rsplit("/", 1)[1]).locator(".unread-count")
-    ).to_have_count(0)
+    expect(room_link(bob_page, slug).locator(".unread-count")).to_have_count(0)
 
 
 def test_an_edit_shows_on_the_other_page_with_an_edited_marker(alice, bob, pages):
@@ -327,15 +338,30 @@ def test_a_link_to_an_old_message_loads_and_highlights_it(alice, bob, long_histo
 
 def test_the_member_list_shows_presence_live(alice, bob, random_room, pages):
     alice_page = pages.open(alice, "/r/random/")
-    bob_page = pages.open(bob, "/r/random/")
     alice_page.get_by_role("button", name="Members").click()
     panel = alice_page.locator("#member-panel")
     expect(panel.get_by_role("heading")).to_have_text("Members (2)")
     bob_row = panel.locator("li.member[data-user='bob']")
-    expect(bob_row).to_have_attribute("data-presence", "online")
+    expect(bob_row).to_have_attribute("data-presence", "offline")
     expect(bob_row.get_by_role("button", name="Remove bob from #random")).to_be_visible()
+
+    bob_page = pages.open(bob, "/r/random/")
+    expect(bob_row).to_have_attribute("data-presence", "online")
+    expect(bob_row.locator(".member-presence")).to_have_text(", online")  # for screen readers
     bob_page.close()
     expect(bob_row).to_have_attribute("data-presence", "offline")
+    expect(bob_row.locator(".member-presence")).to_have_text(", offline")
+
+
+@pytest.mark.server_env(CHAT_TYPING_RATE_LIMIT="0.001", CHAT_TYPING_RATE_BURST="1")
+def test_a_typing_hint_refused_for_its_rate_shows_no_notice(alice, pages):
+    """A typing hint is a hint: one the server refuses as too many is no news to the typist."""
+    alice_page = pages.open(alice)
+    say(alice_page, "first")  # its typing hint takes the one the server allows
+    say(alice_page, "second")  # its typing hint is refused: rate_limited
+    # The socket answers in order: the refusal came before the message.
+    sent(alice_page, "alice", "second")
+    expect(alice_page.locator("#notice")).to_be_hidden()
 
 
 def snapshot(page: Page) -> dict:
@@ -527,10 +553,6 @@ FAKE_NOTIFICATIONS = """
     }
   }
   window.Notification = FakeNotification;
-  Object.defineProperty(document, "visibilityState", {
-    get: () => (window.__hidden ? "hidden" : "visible"),
-  });
-  Object.defineProperty(document, "hidden", { get: () => !!window.__hidden });
 })();
 """
 
@@ -545,13 +567,12 @@ def test_notifications_for_mentions_and_dms_in_a_hidden_tab(alice, bob, dm_room,
     alice_page = pages.open(alice)
     bob_context = pages.context_for(bob)
     bob_context.add_init_script(FAKE_NOTIFICATIONS)
+    bob_context.add_init_script(TAB_VISIBILITY)
     bob_page = pages.open(bob)
 
     bob_page.get_by_role("button", name="Enable notifications").click()
     expect(bob_page.get_by_role("button", name="Enable notifications")).to_be_hidden()
-    bob_page.evaluate(
-        "window.__hidden = true; document.dispatchEvent(new Event('visibilitychange'))"
-    )
+    set_tab_hidden(bob_page, True)
 
     say(alice_page, "nobody in particular")
     say(alice_page, "@bob see <b>this</b> " + "x" * 300)
@@ -578,6 +599,75 @@ def test_notifications_for_mentions_and_dms_in_a_hidden_tab(alice, bob, dm_room,
     expect(bob_page).to_have_url(f"{pages.base}/r/{dm_room}/?m={dm_mid}#m-{dm_mid}")
     expect(bob_page.locator(f"#m-{dm_mid}")).to_have_class(re.compile(r"\bis-target\b"))
     expect(bob_page).to_have_title("alice · TeamChat")
+
+
+def test_a_direct_message_shows_the_other_persons_presence(alice, bob, carol, dm_room, pages):
+    group = off_the_loop(services.dm_open, actor=alice, usernames=["bob", "carol"]).slug
+    pages.context_for(bob).add_init_script(TAB_VISIBILITY)
+    alice_page = pages.open(alice)
+    dm = room_link(alice_page, dm_room)
+    expect_presence(dm, "bob", "offline")
+    # A group conversation shows no one's.
+    expect(room_link(alice_page, group).locator(".room-presence")).to_have_count(0)
+    expect(room_link(alice_page, group)).to_have_accessible_name(re.compile(r"^bob, carol$"))
+
+    bob_page = pages.open(bob)
+    expect_presence(dm, "bob", "online")
+    set_tab_hidden(bob_page, True)  # bob switches to another tab
+    expect_presence(dm, "bob", "away")
+    set_tab_hidden(bob_page, False)
+    expect_presence(dm, "bob", "online")
+    bob_page.close()
+    expect_presence(dm, "bob", "offline")
+
+
+@pytest.mark.server_env(CHAT_RATE_LIMIT="0.3", CHAT_RATE_BURST="1")
+def test_a_presence_change_refused_for_its_rate_is_said_again(alice, bob, dm_room, pages):
+    """A tab's away or active shares the bucket of writes: refused, it is sent again, quietly."""
+    pages.context_for(bob).add_init_script(TAB_VISIBILITY)
+    alice_page = pages.open(alice)
+    dm = room_link(alice_page, dm_room)
+    bob_page = pages.open(bob)  # his subscription (to alice) takes the one frame allowed
+    expect_presence(dm, "bob", "online")
+    set_tab_hidden(bob_page, True)  # refused until the bucket has refilled (about 3 s)
+    dot = dm.locator(".room-presence")
+    expect(dot).to_have_attribute("data-presence", "away", timeout=20_000)
+    expect(bob_page.locator("#notice")).to_be_hidden()  # a notice stays up 6 s
+
+
+def test_the_page_follows_presence_again_after_a_reconnect(alice, bob, dm_room, pages):
+    links = []
+    cut = {"on": False}
+
+    def relay(ws):
+        if cut["on"]:
+            ws.close(code=1011, reason="network down")  # the server is out of reach
+            return
+        server = ws.connect_to_server()
+        links.append(ws)
+        server.on_message(lambda m: ws.send(m))
+        ws.on_message(lambda m: server.send(m))
+
+    alice_page = pages.new_page(alice)
+    alice_page.route_web_socket(re.compile(r"/ws/chat/"), relay)
+    alice_page.goto(f"{pages.base}/r/general/")
+    online(alice_page)
+    dm = room_link(alice_page, dm_room)
+    expect_presence(dm, "bob", "offline")
+
+    status = alice_page.locator("#connection-status")
+    cut["on"] = True
+    links[-1].close(code=4000, reason="network gone")
+    expect(status).not_to_have_attribute("data-state", "online")
+    cut["on"] = False
+    # The next attempt of the page's backoff gets through, on a new socket.
+    expect(status).to_have_attribute("data-state", "online", timeout=30_000)
+    assert len(links) == 2
+
+    bob_page = pages.open(bob)
+    expect_presence(dm, "bob", "online")
+    bob_page.close()
+    expect_presence(dm, "bob", "offline")
 
 
 @pytest.fixture
