@@ -313,6 +313,10 @@ CHAT_READ_RATE_LIMIT = env.float("CHAT_READ_RATE_LIMIT", default=20.0)
 CHAT_READ_RATE_BURST = env.int("CHAT_READ_RATE_BURST", default=50)
 CHAT_TYPING_RATE_LIMIT = env.float("CHAT_TYPING_RATE_LIMIT", default=5.0)
 CHAT_TYPING_RATE_BURST = env.int("CHAT_TYPING_RATE_BURST", default=20)
+# Presence frames (a tab's state, whom it follows): every tab of a user says
+# both after a restart, so the burst covers the socket cap twice over.
+CHAT_PRESENCE_RATE_LIMIT = env.float("CHAT_PRESENCE_RATE_LIMIT", default=5.0)
+CHAT_PRESENCE_RATE_BURST = env.int("CHAT_PRESENCE_RATE_BURST", default=50)
 # Open sockets one account may hold at once (tabs, devices, bots).
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 # Presence changes are gathered and announced at most this often (seconds);

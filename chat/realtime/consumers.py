@@ -29,10 +29,14 @@ log = logging.getLogger(__name__)
 CLOSE_SESSION_ENDED = 4401
 CLOSE_RETRY = 4500
 
-# Per user, in this process: sends and other writes; read markers; typing hints.
+# Per user, in this process: sends and other writes; read markers; typing
+# hints; presence (a tab's state and whom it follows).
 send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
 read_limiter = SendRateLimiter(settings.CHAT_READ_RATE_LIMIT, settings.CHAT_READ_RATE_BURST)
 typing_limiter = SendRateLimiter(settings.CHAT_TYPING_RATE_LIMIT, settings.CHAT_TYPING_RATE_BURST)
+presence_limiter = SendRateLimiter(
+    settings.CHAT_PRESENCE_RATE_LIMIT, settings.CHAT_PRESENCE_RATE_BURST
+)
 RATE_LIMITED = "You are sending too fast; nothing was stored."
 # Sends a socket may have queued for storage before it stops reading frames.
 MAX_SENDS_IN_FLIGHT = 32
@@ -223,7 +227,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif frame.type == "read":
             await self._receive_read(frame)
         elif frame.type == "presence":
-            if not send_limiter.allow(self.user_id):
+            if not presence_limiter.allow(self.user_id):
                 await self._rate_limited(frame)
                 return
             presence.local_presence().update(self, frame.state)
@@ -314,13 +318,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _receive_presence_sub(self, frame: Frame) -> None:
         """Follow the presence of these people (replacing the list); answered with their states."""
-        if not send_limiter.allow(self.user_id):
+        if not presence_limiter.allow(self.user_id):
             await self._rate_limited(frame)
             return
         local = presence.local_presence()
         names = set(frame.users or ())
         users = await database_sync_to_async(selectors.active_users_named)(names) if names else {}
-        local.watch(self, frozenset(users))
+        local.watch(self, frozenset(users), users)
         try:
             states = await local.current(users) if users else {}
         except Exception:

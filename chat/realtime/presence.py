@@ -154,6 +154,9 @@ class LocalPresence:
         # Who watches whom: user id -> sockets here, and each socket's list.
         self.watchers: dict[int, set[Watcher]] = {}
         self.watching: dict[Watcher, frozenset[int]] = {}
+        self._names_watched: dict[int, str] = {}
+        # Users whose stored state differed from what was announced at the last heartbeat.
+        self._suspect: dict[int, str] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._pruned = 0.0
         self._failing = False
@@ -348,7 +351,13 @@ class LocalPresence:
             if state == OFFLINE and user_id not in self.sockets:
                 self.names.pop(user_id, None)
         if changes:
-            await apublish_presence(changes)
+            try:
+                await apublish_presence(changes)
+            except Exception:
+                # Not told: try again with the next batch.
+                for change in changes:
+                    self._changed.setdefault(change.user_id, changed[change.user_id])
+                raise
 
     async def changes_received(self, changes: list[PresenceChange]) -> None:
         """Apply an announcement from any process and tell the sockets watching those users."""
@@ -384,34 +393,72 @@ class LocalPresence:
 
     # --- watching ---------------------------------------------------------------
 
-    def watch(self, sock: Watcher, user_ids: frozenset[int]) -> None:
+    def watch(
+        self, sock: Watcher, user_ids: frozenset[int], names: dict[int, str] | None = None
+    ) -> None:
         """From now on `sock` hears about these users (and no others)."""
+        if names:
+            self._names_watched.update(names)
         for user_id in self.watching.pop(sock, frozenset()) - user_ids:
             watchers = self.watchers.get(user_id)
             if watchers is not None:
                 watchers.discard(sock)
                 if not watchers:
                     del self.watchers[user_id]
+                    self._names_watched.pop(user_id, None)
         if user_ids:
             self.watching[sock] = user_ids
             for user_id in user_ids:
                 self.watchers.setdefault(user_id, set()).add(sock)
 
     async def current(self, users: dict[int, str]) -> dict[str, str]:
-        """username -> state now, for these users (id -> username): one round trip.
+        """username -> state, for these users (id -> username), as their followers see it.
 
-        A newer state already heard wins over the store's, so a reply never
-        takes a socket back behind an announcement it was sent.
+        That is what was last announced, where anything was: someone in the
+        middle of a reconnect is still shown as announced (their reconnect
+        will not be announced again). The store answers for the others, in
+        one round trip.
         """
-        found = await self._read_many(users)
         result = {}
+        unknown = {}
+        for user_id, name in users.items():
+            known = self.known.get(user_id)
+            if known is None:
+                unknown[user_id] = name
+            else:
+                result[name] = known[0]
+        if unknown:
+            for user_id, entries in (await self._read_many(unknown)).items():
+                result[unknown[user_id]] = _best(entries)
+        return result
+
+    async def reconcile(self) -> None:
+        """Correct what followers here were told, from the store, for users they follow.
+
+        A process that dies announces nothing: its users' entries fade out
+        of the store, but their followers elsewhere were last told they were
+        online. Every process checks the users its sockets follow against
+        the store at each heartbeat, and tells its own followers of a state
+        that differed at two heartbeats in a row (a reconnect in between is
+        not a change).
+        """
+        shown = [u for u in self.watchers if self.known.get(u, (OFFLINE,))[0] != OFFLINE]
+        found = await self._read_many(shown) if shown else {}
+        suspect, self._suspect = self._suspect, {}
+        changes = []
         for user_id, entries in found.items():
             state, version = _best(entries), _version(entries)
             known = self.known.get(user_id)
-            if known is not None and known[1] > version:
-                state = known[0]
-            result[users[user_id]] = state
-        return result
+            if known is None or state == known[0] or user_id in self._changed:
+                continue
+            if suspect.get(user_id) != state:
+                self._suspect[user_id] = state  # again at the next heartbeat, then corrected
+                continue
+            name = self.names.get(user_id) or self._names_watched.get(user_id)
+            if name is not None:
+                changes.append(PresenceChange(user_id, name, state, max(version, known[1] + 1)))
+        if changes:
+            await self.changes_received(changes)
 
     async def _renew_forever(self) -> None:
         while self.sockets:
@@ -419,6 +466,7 @@ class LocalPresence:
             current = {u: (self._local(s), self.open.get(u, 0)) for u, s in self.sockets.items()}
             try:
                 await self._write(current)
+                await self.reconcile()
             except Exception:
                 log.warning("could not renew presence entries")
 

@@ -142,5 +142,10 @@ def _fresh_send_buckets():
     # Token buckets live in process memory across tests; every test starts full.
     from chat.realtime import consumers
 
-    for limiter in (consumers.send_limiter, consumers.read_limiter, consumers.typing_limiter):
+    for limiter in (
+        consumers.send_limiter,
+        consumers.read_limiter,
+        consumers.typing_limiter,
+        consumers.presence_limiter,
+    ):
         limiter._buckets.clear()

@@ -188,7 +188,7 @@ async def test_a_tab_flipping_its_presence_is_limited_and_announced_as_one_chang
 ):
     from chat.realtime.presence import local_presence
 
-    monkeypatch.setattr(consumers, "send_limiter", SendRateLimiter(0.001, 20))
+    monkeypatch.setattr(consumers, "presence_limiter", SendRateLimiter(0.001, 20))
     settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
     alice, bob = await people("alice", "bob")
     local = local_presence()

@@ -603,3 +603,69 @@ def test_a_word_is_not_a_reaction(person, word):
     with pytest.raises(ChatError) as refused:
         services.reaction_toggle(actor=alice.user, message_id=mid, emoji=word)
     assert refused.value.code == "invalid"
+
+
+async def test_a_new_follower_sees_someone_reconnecting_as_announced(
+    people, sockets, settings
+):
+    from chat.realtime.presence import local_presence
+
+    settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
+    settings.CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = 30
+    alice, bob, carol = await people("alice", "bob", "carol")
+    local = local_presence()
+    try:
+        a = await sockets(alice)
+        await a.send({"type": "presence_sub", "users": ["bob"]})
+        assert await next_presence(a) == {"bob": "offline"}
+        b = await sockets(bob)
+        await local.announce()
+        assert await next_presence(a) == {"bob": "online"}
+        await b.close()  # and will be back within the grace period: nothing is announced
+        c = await sockets(carol)
+        await c.send({"type": "presence_sub", "users": ["bob"]})
+        assert await next_presence(c) == {"bob": "online"}
+    finally:
+        if local._announcing is not None:
+            local._announcing.cancel()
+        local._changed.clear()
+
+
+async def test_followers_are_corrected_when_a_process_died_without_a_word(
+    people, sockets, presence_by_hand
+):
+    import time
+
+    alice, dave = await people("alice", "dave")
+    a = await sockets(alice)
+    await a.send({"type": "presence_sub", "users": ["dave"]})
+    assert await next_presence(a) == {"dave": "offline"}
+    # Dave was announced online by a process that has since died: the store
+    # no longer has him, and nobody announced it.
+    presence_by_hand.known[dave.user.pk] = ("online", 1, time.monotonic())
+    await presence_by_hand.reconcile()  # once might be a reconnect
+    await presence_by_hand.reconcile()
+    assert await next_presence(a) == {"dave": "offline"}
+
+
+async def test_an_announcement_that_could_not_be_sent_is_sent_with_the_next(
+    people, sockets, presence_by_hand, monkeypatch
+):
+    from chat.realtime import presence
+
+    alice, bob = await people("alice", "bob")
+    a = await sockets(alice)
+    await a.send({"type": "presence_sub", "users": ["bob"]})
+    assert await next_presence(a) == {"bob": "offline"}
+    real = presence.apublish_presence
+
+    async def layer_down(changes):
+        raise ConnectionError("channel layer unreachable")
+
+    monkeypatch.setattr(presence, "apublish_presence", layer_down)
+    await sockets(bob)
+    with pytest.raises(ConnectionError):
+        await presence_by_hand.announce()
+    monkeypatch.setattr(presence, "apublish_presence", real)
+    await presence_by_hand.announce()
+    assert await next_presence(a) == {"bob": "online"}

@@ -621,9 +621,9 @@ def test_a_direct_message_shows_the_other_persons_presence(alice, bob, carol, dm
     expect_presence(dm, "bob", "offline")
 
 
-@pytest.mark.server_env(CHAT_RATE_LIMIT="0.3", CHAT_RATE_BURST="1")
+@pytest.mark.server_env(CHAT_PRESENCE_RATE_LIMIT="0.3", CHAT_PRESENCE_RATE_BURST="1")
 def test_a_presence_change_refused_for_its_rate_is_said_again(alice, bob, dm_room, pages):
-    """A tab's away or active shares the bucket of writes: refused, it is sent again, quietly."""
+    """A tab's away or active, refused by the presence bucket, is sent again, quietly."""
     pages.context_for(bob).add_init_script(TAB_VISIBILITY)
     alice_page = pages.open(alice)
     dm = room_link(alice_page, dm_room)
