@@ -322,8 +322,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._rate_limited(frame)
             return
         local = presence.local_presence()
-        names = set(frame.users or ())
-        users = await database_sync_to_async(selectors.active_users_named)(names) if names else {}
+        names = frozenset(frame.users or ())
+        users = await handshake.users_named(names) if names else {}
         local.watch(self, frozenset(users), users)
         try:
             states = await local.current(users) if users else {}

@@ -1,6 +1,7 @@
 """What a socket handshake reads, read for many handshakes at once.
 
-(The sessions and users, the rooms, and the first page of a catch-up.)
+(The sessions and users, the rooms, the first page of a catch-up, and the
+people a new tab follows.)
 
 When a whole organization connects at once (Monday morning, every tab after
 a deploy) each handshake needs its session and its rooms. Read one by one,
@@ -12,6 +13,7 @@ handshake's data at once.
 """
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -26,16 +28,48 @@ from ..events import ReplayPage, ReplayRequest
 from .perloop import per_event_loop
 
 K = TypeVar("K", bound=Hashable)
+# The longest that reads for open sockets wait for handshakes to be read.
+LANE_WAIT_SECONDS = 1.0
 V = TypeVar("V")
 
 
-class BatchLoader(Generic[K, V]):
-    """`await get(key)`: `load(keys)` run in the database thread for everyone waiting."""
+class _Lane:
+    """Handshakes first: what only opened sockets need waits while handshakes are read."""
 
-    def __init__(self, load: Callable[[set[K]], dict[K, V]]) -> None:
+    def __init__(self) -> None:
+        self.busy = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.busy += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.busy -= 1
+        if not self.busy:
+            self.idle.set()
+
+
+class BatchLoader(Generic[K, V]):
+    """`await get(key)`: `load(keys)` run in the database thread for everyone waiting.
+
+    A loader for handshakes (`lane` given, `first=True`) marks the lane busy
+    while it has work; the others wait for it to be idle before reading, so
+    a storm of connections opens before the sockets already open catch up.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[set[K]], dict[K, V]],
+        lane: "_Lane | None" = None,
+        first: bool = False,
+    ) -> None:
         self._load = database_sync_to_async(load)
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._lane = lane
+        self._first = first
 
     async def get(self, key: K) -> V | None:
         """The value for `key` (None when `load` found none)."""
@@ -46,7 +80,21 @@ class BatchLoader(Generic[K, V]):
         return await future
 
     async def _run(self) -> None:
+        lane = self._lane
+        if lane is not None and self._first:
+            lane.enter()
+        try:
+            await self._run_batches()
+        finally:
+            if lane is not None and self._first:
+                lane.leave()
+
+    async def _run_batches(self) -> None:
         await asyncio.sleep(0)  # let the handshakes already on their way join in
+        if self._lane is not None and not self._first:
+            # Not forever: a steady stream of handshakes must not starve catch-ups.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lane.idle.wait(), LANE_WAIT_SECONDS)
         while self._waiting:
             batch, self._waiting = self._waiting, {}
             try:
@@ -74,11 +122,21 @@ def _first_pages(requests: set[ReplayRequest]) -> dict[ReplayRequest, ReplayPage
     return dict(zip(ordered, pages, strict=True))
 
 
-def _loaders() -> dict[str, BatchLoader[Any, Any]]:
+def _users_named(lists: set[frozenset[str]]) -> dict[frozenset[str], dict[int, str]]:
+    found = selectors.active_users_named(set().union(*lists))
+    by_name = {name: user_id for user_id, name in found.items()}
     return {
-        "sessions": BatchLoader(lambda keys: session_store.sessions_read_ahead(keys)),
-        "rooms": BatchLoader(lambda user_ids: selectors.rooms_of_members(user_ids)),
-        "replays": BatchLoader(_first_pages),
+        names: {by_name[name]: name for name in names if name in by_name} for names in lists
+    }
+
+
+def _loaders() -> dict[str, BatchLoader[Any, Any]]:
+    lane = _Lane()
+    return {
+        "sessions": BatchLoader(lambda keys: session_store.sessions_read_ahead(keys), lane, True),
+        "rooms": BatchLoader(lambda user_ids: selectors.rooms_of_members(user_ids), lane, True),
+        "replays": BatchLoader(_first_pages, lane),
+        "names": BatchLoader(_users_named, lane),
     }
 
 
@@ -88,6 +146,15 @@ _per_loop = per_event_loop(_loaders)
 async def rooms_of(user_id: int) -> list[tuple[int, str, bool, bool]]:
     """(id, slug, private, archived) of the rooms the user belongs to."""
     return await _per_loop()["rooms"].get(user_id) or []
+
+
+async def users_named(names: frozenset[str]) -> dict[int, str]:
+    """id -> username of the active users with these names (a page's follow list).
+
+    Every tab sends one right after it connects; those that arrive together
+    are looked up together.
+    """
+    return await _per_loop()["names"].get(names) or {}
 
 
 async def first_replay_page(request: ReplayRequest) -> ReplayPage:

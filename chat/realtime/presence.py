@@ -165,13 +165,17 @@ class LocalPresence:
 
     async def _read(self, user_id: int) -> dict[Any, Any]:
         """The user's hash; reads asked for at about the same time share one round trip."""
-        if self._client is None:
-            return dict(_memory.get(_key(user_id), {}))
+        return await self._request(user_id)
+
+    def _request(self, user_id: int) -> "asyncio.Future[dict[Any, Any]]":
         future: asyncio.Future[dict[Any, Any]] = asyncio.get_running_loop().create_future()
+        if self._client is None:
+            future.set_result(dict(_memory.get(_key(user_id), {})))
+            return future
         self._wanted.setdefault(user_id, []).append(future)
         if self._reading is None or self._reading.done():
             self._reading = asyncio.create_task(self._read_wanted())
-        return await future
+        return future
 
     async def _read_wanted(self) -> None:
         await asyncio.sleep(0)  # let the rest of a burst of handshakes ask
@@ -196,7 +200,8 @@ class LocalPresence:
 
     async def _read_many(self, user_ids: Iterable[int]) -> dict[int, dict[Any, Any]]:
         ids = list(user_ids)
-        found = await asyncio.gather(*(self._read(u) for u in ids))
+        # Futures, not coroutines: gathering them makes no task per user.
+        found = await asyncio.gather(*(self._request(u) for u in ids))
         return dict(zip(ids, found, strict=True))
 
     async def _write(self, entries: dict[int, tuple[str | None, int]]) -> None:
