@@ -140,6 +140,8 @@ class LocalPresence:
             self._client = redis.asyncio.Redis(connection_pool=pool)
         # Other processes' socket counts by user: (count, when read).
         self._remote: dict[int, tuple[int, float]] = {}
+        # The version this process's last write gave each of its users.
+        self.written: dict[int, int] = {}
         # Entries to write, gathered so that a burst of changes is one round trip.
         self._dirty: dict[int, tuple[str | None, int]] = {}
         self._flushing: asyncio.Task[None] | None = None
@@ -213,7 +215,9 @@ class LocalPresence:
                     found.pop(self.process, None)
                 else:
                     found[self.process] = _entry(state, sockets)
-                found[_VERSION] = str(int(found.get(_VERSION, "0")) + 1)
+                version = int(found.get(_VERSION, "0")) + 1
+                found[_VERSION] = str(version)
+                self.written[user_id] = version
             return
         pipe = self._client.pipeline(transaction=False)
         for user_id, (state, sockets) in entries.items():
@@ -224,7 +228,10 @@ class LocalPresence:
                 pipe.hset(key, self.process, _entry(state, sockets))
             pipe.hincrby(key, _VERSION, 1)
             pipe.expire(key, int(ENTRY_SECONDS * 2))
-        await pipe.execute()
+        replies = await pipe.execute()
+        # Each user's three replies: the entry, the new version, the expiry.
+        for user_id, version in zip(entries, replies[1::3], strict=True):
+            self.written[user_id] = int(version)
 
     # --- sockets ----------------------------------------------------------------
 
@@ -281,6 +288,7 @@ class LocalPresence:
             by_socket.pop(sock, None)
             if not by_socket:
                 del self.sockets[user_id]
+                self.written.pop(user_id, None)
         else:
             by_socket[sock] = state
             self.names[user_id] = sock.user.username
@@ -333,14 +341,21 @@ class LocalPresence:
         if self._flushing is not None and not self._flushing.done():
             await asyncio.shield(self._flushing)
         changed, self._changed = self._changed, {}
+        # Online here is online everywhere (the highest state), at the version
+        # of this process's own write: only the others need the store.
+        states: dict[int, tuple[str, int]] = {}
+        for user_id in changed:
+            if self._local(self.sockets.get(user_id)) == ONLINE and user_id in self.written:
+                states[user_id] = (ONLINE, self.written[user_id])
         try:
-            found = await self._read_many(changed)
+            found = await self._read_many(u for u in changed if u not in states)
         except Exception:
             self._changed = {**changed, **self._changed}
             raise
-        changes = []
         for user_id, entries in found.items():
-            state, version = _best(entries), _version(entries)
+            states[user_id] = (_best(entries), _version(entries))
+        changes = []
+        for user_id, (state, version) in states.items():
             grace = settings.CHAT_PRESENCE_OFFLINE_GRACE_SECONDS
             if state == OFFLINE and now - changed[user_id] < grace:
                 self._changed.setdefault(user_id, changed[user_id])  # not yet
@@ -355,6 +370,7 @@ class LocalPresence:
                 changes.append(PresenceChange(user_id, name, state, version))
             if state == OFFLINE and user_id not in self.sockets:
                 self.names.pop(user_id, None)
+                self.written.pop(user_id, None)
         if changes:
             try:
                 await apublish_presence(changes)
@@ -469,6 +485,10 @@ class LocalPresence:
         while self.sockets:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             current = {u: (self._local(s), self.open.get(u, 0)) for u, s in self.sockets.items()}
+            # Names are kept for users with sockets here or a change to announce.
+            for user_id in [u for u in self.names if u not in self.sockets]:
+                if user_id not in self._changed:
+                    del self.names[user_id]
             try:
                 await self._write(current)
                 await self.reconcile()
