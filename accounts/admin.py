@@ -106,7 +106,27 @@ class SessionAdmin(admin.ModelAdmin):
 class SignupPolicyAdmin(admin.ModelAdmin):
     """One row: the list page goes straight to it."""
 
-    fields = ("mode", "allowed_domains", "require_2fa_for_staff", "updated")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": ("mode", "allowed_domains"),
+                "description": "Under Allowed email domains, anyone can type an "
+                "address at your domain: a new account can use TeamChat (pages, API and "
+                "socket) only once its address is verified, through the link it is sent.",
+            },
+        ),
+        (
+            "Two-factor",
+            {
+                "fields": ("require_2fa_for_staff",),
+                "description": "When required, staff, moderators and admins must set up an "
+                "authenticator app before they can use TeamChat at all (pages, API and "
+                "socket) or the admin.",
+            },
+        ),
+        (None, {"fields": ("updated",)}),
+    )
     readonly_fields = ("updated",)
 
     def changelist_view(self, request: HttpRequest, extra_context=None):

@@ -1,5 +1,6 @@
 """Account-side reads."""
 
+from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.db.models import F
@@ -23,6 +24,46 @@ def login_session_is_valid(*, login_id: str, user_id: int) -> bool:
 def signup_policy() -> SignupPolicy:
     """The admin's sign-up policy; the default (open) until an admin saves one."""
     return SignupPolicy.objects.filter(pk=1).first() or SignupPolicy(pk=1)
+
+
+TWO_FACTOR_REQUIRED = "two_factor_required"
+EMAIL_UNVERIFIED = "email_unverified"
+
+
+def access_blocks(users: list[User]) -> dict[int, str]:
+    """What keeps each of these signed-in users out for now, if anything: user id -> reason.
+
+    `two_factor_required`: the policy asks staff, moderators and admins for
+    an authenticator app, and they have none. `email_unverified`: sign-up is
+    limited to email domains, and they have not verified an address (anyone
+    can type ceo@corp.example). Superusers, created from the command line,
+    are never kept out for their address. Pages, the API and the socket all
+    ask here. At most three queries, whatever the number of users.
+    """
+    policy = signup_policy()
+    blocks: dict[int, str] = {}
+    if policy.require_2fa_for_staff:
+        needing = [u.pk for u in users if u.is_staff or u.is_moderator]
+        if needing:
+            have = set(
+                Authenticator.objects.filter(
+                    user_id__in=needing, type=Authenticator.Type.TOTP
+                ).values_list("user_id", flat=True)
+            )
+            missing = [user_id for user_id in needing if user_id not in have]
+            blocks.update(dict.fromkeys(missing, TWO_FACTOR_REQUIRED))
+    if policy.mode == SignupPolicy.Mode.DOMAINS:
+        candidates = [u.pk for u in users if not u.is_superuser and u.pk not in blocks]
+        if candidates:
+            verified = set(
+                EmailAddress.objects.filter(user_id__in=candidates, verified=True).values_list(
+                    "user_id", flat=True
+                )
+            )
+            blocks.update(
+                (user_id, EMAIL_UNVERIFIED) for user_id in candidates if user_id not in verified
+            )
+    return blocks
 
 
 def invite_usable(token: str | None) -> Invite | None:

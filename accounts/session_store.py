@@ -18,6 +18,8 @@ class ReadAhead:
     key: str
     data: dict[str, Any] | None
     user: Any = None
+    # Why the user may not in for now (accounts.selectors.access_blocks), if anything.
+    blocked: str | None = None
 
 
 # The session (and its user) read for the socket handshake in progress, set by
@@ -53,7 +55,10 @@ class SessionStore(DBStore):
 
 
 def sessions_read_ahead(keys: set[str]) -> dict[str, ReadAhead]:
-    """These sessions (those that exist and have not expired) with their users. Two queries."""
+    """These sessions (those that exist and have not expired), their users, what blocks them.
+
+    A constant number of queries.
+    """
     from .models import User
 
     model = SessionStore.get_model_class()
@@ -64,5 +69,11 @@ def sessions_read_ahead(keys: set[str]) -> dict[str, ReadAhead]:
         data = decoder.decode(raw)
         user_id = data.get(SESSION_KEY)
         found[key] = (data, int(user_id) if str(user_id).isdigit() else None)
+    from .selectors import access_blocks
+
     users = User.objects.in_bulk({user_id for _, user_id in found.values() if user_id})
-    return {key: ReadAhead(key, data, users.get(user_id)) for key, (data, user_id) in found.items()}
+    blocks = access_blocks(list(users.values())) if users else {}
+    return {
+        key: ReadAhead(key, data, users.get(user_id), blocks.get(user_id))
+        for key, (data, user_id) in found.items()
+    }

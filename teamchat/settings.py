@@ -90,7 +90,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "accounts.middleware.StaffTwoFactorMiddleware",
+    "accounts.middleware.AccessGateMiddleware",
 ]
 
 ROOT_URLCONF = "teamchat.urls"

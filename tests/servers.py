@@ -52,8 +52,10 @@ class ServerProcess:
             self.process.wait()
 
 
-def start_server(startup_timeout: float = 60.0, **env_overrides: str) -> ServerProcess:
-    """Start `python -m teamchat.server` and return once it listens."""
+def start_server(
+    startup_timeout: float = 60.0, args: tuple[str, ...] = (), **env_overrides: str
+) -> ServerProcess:
+    """Start `python -m teamchat.server` (with daphne `args`) and return once it listens."""
     port = free_port()
     env = {
         **os.environ,
@@ -68,7 +70,7 @@ def start_server(startup_timeout: float = 60.0, **env_overrides: str) -> ServerP
         **env_overrides,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "teamchat.server", "--port", str(port)],
+        [sys.executable, "-m", "teamchat.server", "--port", str(port), *args],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

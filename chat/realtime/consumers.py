@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts import session_store
 from accounts.models import User
 from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY
@@ -20,6 +21,7 @@ from ..eventlog import Item, Op, apublish
 from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
 from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
+from .perloop import per_event_loop
 from .ratelimit import SendRateLimiter
 from .transport import PreparedMessage, SocketOutput
 from .writer import message_writer, read_marker_writer
@@ -27,7 +29,9 @@ from .writer import message_writer, read_marker_writer
 log = logging.getLogger(__name__)
 
 CLOSE_SESSION_ENDED = 4401
+CLOSE_RELOAD = 4410
 CLOSE_RETRY = 4500
+RELOAD = '{"type":"reload","reason":"too_far_behind","seq":null}'
 
 # Per user, in this process: sends and other writes; read markers; typing
 # hints; presence (a tab's state and whom it follows).
@@ -42,6 +46,37 @@ RATE_LIMITED = "You are sending too fast; nothing was stored."
 MAX_SENDS_IN_FLIGHT = 32
 # Events read from the log per query while a reconnecting socket catches up.
 REPLAY_PAGE = 500
+# The most events one catch-up sends, and the furthest back in the log it
+# starts; beyond either the client is told to reload.
+REPLAY_MAX_EVENTS = 10_000
+REPLAY_MAX_LOG_DISTANCE = 1_000_000
+# Catch-ups running at once: per user (its tabs), and per process past their first page.
+REPLAYS_PER_USER = 2
+REPLAYS_PER_PROCESS = 8
+
+
+class _ReplayLimits:
+    def __init__(self) -> None:
+        # user id -> (their semaphore, how many catch-ups hold or wait for it)
+        self.per_user: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
+        self.process = asyncio.Semaphore(REPLAYS_PER_PROCESS)
+
+    def of(self, user_id: int) -> asyncio.Semaphore:
+        entry = self.per_user.get(user_id)
+        if entry is None:
+            entry = self.per_user[user_id] = (asyncio.Semaphore(REPLAYS_PER_USER), [0])
+        entry[1][0] += 1
+        return entry[0]
+
+    def done(self, user_id: int) -> None:
+        entry = self.per_user.get(user_id)
+        if entry is not None:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                del self.per_user[user_id]
+
+
+_replay_limits = per_event_loop(_ReplayLimits)
 TYPING_EVERY_SECONDS = 3.0
 _running: set[asyncio.Task[None]] = set()
 
@@ -94,6 +129,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     sends_in_flight = 0
     admitted = False
+    counted = False
+    finished = False
+    replay_task: "asyncio.Task[None] | None" = None
     # When this socket last forwarded typing, by room id (made on first use).
     typing_sent: dict[int, float] | None = None
 
@@ -114,6 +152,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.HANDSHAKES.labels("refused_unauthenticated").inc()
             await self.close()  # before accept: the handshake gets HTTP 403
             return
+        ahead = session_store.preloaded.get()
+        blocked = ahead.blocked if ahead is not None and ahead.user is not None else None
+        if blocked:  # two-factor to set up, an address to verify: as for pages
+            metrics.HANDSHAKES.labels(f"refused_{blocked}").inc()
+            await self.close()
+            return
         self.user_id = user.pk
         self.login_id = login_id
         if not await presence.local_presence().admit(user.pk, settings.CHAT_MAX_SOCKETS_PER_USER):
@@ -122,6 +166,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: HTTP 403
             return
         self.admitted = True
+        try:
+            await self._open(user)
+        except BaseException:
+            self._finish()  # the slot, the registration: whatever was taken
+            raise
+
+    async def _open(self, user: User) -> None:
         resume_from, watch = _resume_params(self.scope.get("query_string", b""))
         # Everything delivered before the socket is accepted (and, when
         # resuming, replayed) is held, then sent in order.
@@ -129,6 +180,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.replayed_upto = 0
         self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
         self.output = SocketOutput(self.base_send)
+        # Whatever ends the socket (a close, a dropped connection, daphne giving
+        # up on a handler still busy) gives back what it holds, once.
+        self.output.when_closed(self._finish)
         # Registered before the rooms are read: a membership change committed
         # after the read is then applied to this socket, whenever it lands.
         fanout = local_fanout()
@@ -142,13 +196,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         metrics.HANDSHAKES.labels("accepted").inc()
         metrics.OPEN_SOCKETS.inc()
+        self.counted = True
         self.output.start()
         self.user = _shed_handshake_state(self.scope)
         presence.local_presence().update(self, "active")
         if resume_from is not None:
-            _track(asyncio.create_task(self._replay(resume_from)))
+            self._start_replay(resume_from)
         else:
             await self._go_live()
+
+    def _start_replay(self, after: int, notice: str | None = None) -> None:
+        self.replay_task = asyncio.create_task(self._replay(after, notice))
+        _track(self.replay_task)
 
     def catch_up_soon(self, after: int) -> None:
         """The live path is back: say so, then replay what it may have dropped."""
@@ -157,16 +216,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.held.append((STATUS_LIVE, None, None))
             return
         self.replaying = True
-        after = max(after, self.replayed_upto)
-        _track(asyncio.create_task(self._replay(after, notice=STATUS_LIVE)))
+        self._start_replay(max(after, self.replayed_upto), notice=STATUS_LIVE)
 
     async def disconnect(self, code: int) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        """Give back everything the socket holds, once, whatever ended it.
+
+        Called when the transport closes, from disconnect(), and when the
+        handshake fails after admission: the per-user socket slot, the
+        fan-out registration and presence, and a catch-up still running.
+        """
+        if self.finished:
+            return
+        self.finished = True
+        if self.replay_task is not None:
+            self.replay_task.cancel()
         if self.admitted:
             presence.local_presence().release(self.user_id)
         fanout = local_fanout()
         if self in fanout.rooms_of:
-            metrics.OPEN_SOCKETS.dec()
             presence.local_presence().closed(self)
+        if self.counted:
+            metrics.OPEN_SOCKETS.dec()
         fanout.unregister(self)
 
     async def _replay(self, after: int, notice: str | None = None) -> None:
@@ -174,30 +247,57 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         Live events that arrive meanwhile are held and sent afterwards, minus
         those the replay already carried, so the socket sees each event once,
-        in seq order.
+        in seq order. A socket too far behind (more than `REPLAY_MAX_EVENTS`
+        to send) is told to reload instead. A catch-up stops when its socket
+        closes; each user has at most `REPLAYS_PER_USER` running at a time in
+        a process, and the process at most `REPLAYS_PER_PROCESS` past their
+        first page.
         """
+        limits = _replay_limits()
+        per_user = limits.of(self.user_id)
         request = events.ReplayRequest(self.user_id, after, self.watched)
         try:
-            if notice is not None:
-                await self.output.write(notice, None)
-            page = await handshake.first_replay_page(request)
-            metrics.REPLAYS.inc()
-            while True:
-                for _seq, text in page.texts:
-                    await self.output.write(text, None)
-                metrics.REPLAYED_EVENTS.inc(len(page.texts))
-                self.replayed_upto = page.last_seq
-                if page.complete:
-                    break
-                request = events.ReplayRequest(self.user_id, page.last_seq, self.watched)
-                [page] = await database_sync_to_async(events.replay_pages)([request], REPLAY_PAGE)
-            assert page.resumed is not None
-            await self.output.write(page.resumed, None)
+            async with per_user:
+                if notice is not None:
+                    await self.output.write(notice, None)
+                if local_fanout().last_seq - after > REPLAY_MAX_LOG_DISTANCE:
+                    await self._too_far_behind()
+                    return
+                page = await handshake.first_replay_page(request)
+                metrics.REPLAYS.inc()
+                sent = 0
+                while True:
+                    for _seq, text in page.texts:
+                        await self.output.write(text, None)
+                    sent += len(page.texts)
+                    metrics.REPLAYED_EVENTS.inc(len(page.texts))
+                    self.replayed_upto = page.last_seq
+                    if page.complete:
+                        break
+                    if sent >= REPLAY_MAX_EVENTS:
+                        await self._too_far_behind()
+                        return
+                    request = events.ReplayRequest(self.user_id, page.last_seq, self.watched)
+                    async with limits.process:
+                        [page] = await database_sync_to_async(events.replay_pages)(
+                            [request], REPLAY_PAGE
+                        )
+                assert page.resumed is not None
+                await self.output.write(page.resumed, None)
+        except asyncio.CancelledError:
+            return  # the socket closed: nobody to catch up
         except Exception:
             log.exception("replay for user %s failed", self.user_id)
             await self.close(code=CLOSE_RETRY)
             return
+        finally:
+            limits.done(self.user_id)
         await self._go_live()
+
+    async def _too_far_behind(self) -> None:
+        """More to catch up than a socket is sent: the client reloads (and reads the history)."""
+        await self.output.write(RELOAD, None)
+        await self.close(code=CLOSE_RELOAD)
 
     async def _go_live(self) -> None:
         """Send what was held (minus what a replay carried), then deliver as events come."""
@@ -209,6 +309,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.replaying = False
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.finished:
+            return  # frames still queued from a socket that is gone: nobody to answer
         if text_data is None:
             metrics.FRAMES_IN.labels("binary").inc()
             await self._send_error("binary_not_supported", "Binary frames are not supported.")

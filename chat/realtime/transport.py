@@ -18,11 +18,16 @@ Anything that is not daphne (the test communicator) gets plain ASGI sends.
 """
 
 import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 
+import txaio
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
+
+log = logging.getLogger(__name__)
 
 # How much may be written to a socket whose client has stopped reading.
 SLOW_SOCKET_BYTES = 1024 * 1024
@@ -77,6 +82,25 @@ class SocketOutput:
         self._transport: Any = None
         self._watch: _ReadWatch | None = None
         self.closed_for_slowness = False
+
+    def when_closed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the connection has closed, however it ended.
+
+        Under daphne that is autobahn's `is_closed`, which fires with the
+        transport even when the application is still busy (or is killed for
+        being busy too long); elsewhere nothing, and disconnect() does.
+        """
+        closed = getattr(self._ws, "is_closed", None)
+        if closed is None:
+            return
+
+        def fire(_: Any) -> None:
+            try:
+                callback()
+            except Exception:
+                log.exception("cleaning up after a closed socket failed")
+
+        txaio.add_callbacks(closed, fire, None)
 
     def start(self) -> None:
         """Call once the socket is accepted."""

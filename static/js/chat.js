@@ -37,6 +37,7 @@
   const NOTICE_MS = 6000;
   const BODY_MAX_CHARS = 10000;
   const CLOSE_SESSION_ENDED = 4401;
+  const CLOSE_RELOAD = 4410; // too far behind to catch up over the socket
   const READ_EVERY_MS = 1000;
   const TYPING_EVERY_MS = 3000;
   const TYPING_SHOWN_MS = 5000;
@@ -1008,6 +1009,10 @@
           followingKey = null;
         }
         break;
+      case "reload":
+        // Too much was missed to replay: a fresh page load is the catch-up.
+        window.location.reload();
+        break;
       case "resumed":
         onResumed(data);
         break;
@@ -1200,7 +1205,9 @@
       if (leaving || signedOut) {
         return;
       }
-      if (event.code === CLOSE_SESSION_ENDED) {
+      if (event.code === CLOSE_RELOAD) {
+        window.location.reload();
+      } else if (event.code === CLOSE_SESSION_ENDED) {
         goSignedOut();
       } else if (!opened) {
         connectFailed();

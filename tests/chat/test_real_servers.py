@@ -400,3 +400,48 @@ def test_clients_resuming_after_a_restart_get_every_message_once(login_cookie):
         assert mine == sent  # every one, once, in order
         assert client.seqs == sorted(set(client.seqs))
     assert all(client.resumes >= 2 for client in clients)
+
+
+def test_a_socket_slot_comes_back_even_when_its_handler_is_killed(login_cookie):
+    """daphne kills a handler still busy after its client left; the user's slot is returned.
+
+    The handler is kept busy by an edit waiting on a row the test locks; the
+    client leaves; daphne gives up on the handler and kills it (so
+    disconnect() never runs); then the user opens as many sockets as the cap
+    allows.
+    """
+    import psycopg
+
+    from chat import services
+    from tests.servers import test_database_url
+
+    server = start_server(CHAT_MAX_SOCKETS_PER_USER="2", args=("--application-close-timeout", "1"))
+    alice = UserFactory(username="alice")
+    cookie = login_cookie(alice)
+    mid = services.message_send(author=alice, room="general", body="locked", nonce=None).message.id
+
+    async def scenario():
+        locker = await psycopg.AsyncConnection.connect(test_database_url())
+        try:
+            await locker.execute("SELECT id FROM chat_message WHERE id = %s FOR UPDATE", [mid])
+            stuck = [await connect(server, cookie) for _ in range(2)]
+            for ws in stuck:
+                await ws.send(json.dumps({"type": "edit", "id": mid, "body": "waits"}))
+            for ws in stuck:
+                await ws.close()
+            deadline = asyncio.get_running_loop().time() + 20
+            while sum("was killed" in line for line in server.output) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "".join(server.output[-20:])
+                await asyncio.sleep(0.1)
+        finally:
+            await locker.rollback()
+            await locker.close()
+        # The cap is 2: both slots must be free again.
+        async with connect(server, cookie) as one, connect(server, cookie) as two:
+            await one.send(json.dumps({"type": "send", "room": "general", "body": "back"}))
+            assert (await next_event(two))["body"] in ("waits", "back")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()

@@ -1,5 +1,6 @@
 """Per-user socket cap, session expiry, and the degraded live path, through the real ASGI app."""
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -206,3 +207,84 @@ async def test_a_message_the_database_refuses_does_not_fail_its_batch(alice, mon
     results = await writer.MessageWriter._write_results(requests)
     assert [getattr(r, "created", None) for r in results] == [True, None, True]
     assert isinstance(results[1], RuntimeError)
+
+
+async def test_a_handshake_that_fails_after_admission_gives_its_slot_back(
+    alice, settings, monkeypatch
+):
+    from chat import selectors
+
+    settings.CHAT_MAX_SOCKETS_PER_USER = 1
+
+    def broken(user_ids):
+        raise RuntimeError("the rooms could not be read")
+
+    monkeypatch.setattr(selectors, "rooms_of_members", broken)
+    with pytest.raises(RuntimeError, match="could not be read"):
+        await open_socket(alice[1])
+    monkeypatch.undo()
+    sock = await connect(alice[1])  # the one slot is free
+    await sock.send({"type": "send", "room": "general", "body": "in"})
+    assert (await sock.receive())["body"] == "in"
+    await sock.close()
+
+
+@pytest.fixture
+def many_events(alice):
+    from chat import services as chat_services
+
+    bob = UserFactory(username="bob")
+    for i in range(30):
+        chat_services.message_send(author=bob, room="general", body=f"m{i}", nonce=None)
+    return bob
+
+
+async def test_a_socket_too_far_behind_is_told_to_reload(alice, many_events, monkeypatch):
+    from chat.realtime import consumers, handshake
+
+    monkeypatch.setattr(handshake, "REPLAY_BATCH_EVENTS", 5)
+    monkeypatch.setattr(consumers, "REPLAY_PAGE", 5)
+    monkeypatch.setattr(consumers, "REPLAY_MAX_EVENTS", 10)
+    sock = await connect(alice[1], "/ws/chat/?seq=0")
+    frames = []
+    while (event := await sock.receive())["type"] != "reload":
+        frames.append(event)
+    assert len(frames) <= 10 and all(f["type"] == "message" for f in frames)
+    assert event == {"type": "reload", "reason": "too_far_behind", "seq": None}
+    assert await sock.receive_close() == 4410
+
+
+async def test_a_catch_up_stops_when_its_socket_closes(alice, many_events, monkeypatch):
+    import threading
+
+    from chat import events
+    from chat.realtime import consumers, handshake
+
+    monkeypatch.setattr(handshake, "REPLAY_BATCH_EVENTS", 5)
+    monkeypatch.setattr(consumers, "REPLAY_PAGE", 5)
+    release, reading = threading.Event(), threading.Event()
+    pages = []
+    real = events.replay_pages
+
+    def slow(requests, limit):
+        pages.append(len(requests))
+        if len(pages) == 2:
+            reading.set()
+            release.wait(10)  # the second page is being read when the client leaves
+        return real(requests, limit)
+
+    monkeypatch.setattr(events, "replay_pages", slow)
+    sock = await connect(alice[1], "/ws/chat/?seq=0")
+    for _ in range(5):
+        assert (await sock.receive())["type"] == "message"
+    assert await asyncio.to_thread(reading.wait, 10)
+    await sock.close()
+    release.set()
+    from channels.db import database_sync_to_async
+
+    from chat.realtime.consumers import _replay_limits
+
+    await database_sync_to_async(lambda: None)()  # the database thread is past that page
+    # The page in flight finished; no further page is read for a closed socket.
+    assert pages == [1, 1]
+    assert _replay_limits().per_user == {}
