@@ -18,7 +18,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from . import events, selectors, services
 from .models import Room
 from .protocol import TooDeep, json_loads
+from .ratelimit import writes
 from .realtime import presence
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 STATUS = {
     "invalid": 400,
@@ -44,12 +47,18 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
 
 
 def _api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """401 for anonymous users; ChatError becomes its JSON error with the right status."""
+    """401 for anonymous users; ChatError becomes its JSON error with the right status.
+
+    Writes share the user's bucket with socket frames (chat.ratelimit.writes):
+    past it, 429 `rate_limited` and nothing done.
+    """
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
             return _error(401, "not_authenticated", "Log in first.")
+        if request.method not in _READS and not writes.allow(request.user.pk):
+            return _error(429, "rate_limited", "You are doing that too fast; nothing was done.")
         try:
             return view(request, *args, **kwargs)
         except services.ChatError as exc:

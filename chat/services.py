@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection
 from django.db.models import Max
 from django.utils import timezone
@@ -18,6 +19,7 @@ from .eventlog import Item, Op, logged_change, record
 from .formatting import mentions as mentioned_names
 from .formatting import render
 from .models import DEFAULT_ROOM_SLUG, Event, Membership, Mention, Message, Reaction, Room
+from .ratelimit import hourly_allowed
 
 log = logging.getLogger(__name__)
 
@@ -500,6 +502,11 @@ def _room_topic_validate(topic: object) -> str:
     return topic
 
 
+def _hourly(what: str, actor: User, limit: int, doing: str) -> None:
+    if not hourly_allowed(what, actor.pk, limit):
+        raise ChatError("rate_limited", f"You have {doing} in the last hour; try again later.")
+
+
 def room_create(
     *, actor: User, name: str, slug: str = "", topic: str = "", private: bool = False
 ) -> Room:
@@ -511,6 +518,7 @@ def room_create(
     """
     name = _room_name_validate(name)
     topic = _room_topic_validate(topic)
+    _hourly("rooms", actor, settings.CHAT_ROOMS_PER_HOUR, "created too many rooms")
     wanted = slugify(slug or name)[:60].strip("-")
     if not wanted or wanted.startswith("dm-"):
         raise ChatError("invalid", "Choose a name or slug with letters or digits.")
@@ -602,6 +610,9 @@ def room_invite(*, actor: User, room: str, username: str) -> User:
     if found.is_archived:
         raise ChatError("forbidden", f"#{found.slug} is archived (read-only).")
     invitee = _active_user(username)
+    if Membership.objects.filter(room=found, user=invitee).exists():
+        return invitee
+    _hourly("invites", actor, settings.CHAT_INVITES_PER_HOUR, "invited too many people")
     with logged_change() as items:
         if Membership.objects.filter(room=found, user=invitee).exists():
             return invitee
@@ -653,6 +664,8 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
             except IntegrityError:  # back at the same moment from elsewhere
                 pass
         return existing
+    if len(people) > 2:  # adding people to a group without asking them: bounded
+        _hourly("group_dms", actor, settings.CHAT_GROUP_DMS_PER_HOUR, "started too many groups")
     name = ", ".join(sorted(u.username for u in people))
     if len(name) > ROOM_NAME_MAX:  # pages label a conversation by its people, not by this
         name = name[: ROOM_NAME_MAX - 1] + "…"

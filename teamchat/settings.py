@@ -317,6 +317,11 @@ CHAT_TYPING_RATE_BURST = env.int("CHAT_TYPING_RATE_BURST", default=20)
 # both after a restart, so the burst covers the socket cap twice over.
 CHAT_PRESENCE_RATE_LIMIT = env.float("CHAT_PRESENCE_RATE_LIMIT", default=5.0)
 CHAT_PRESENCE_RATE_BURST = env.int("CHAT_PRESENCE_RATE_BURST", default=50)
+# What one account may do per hour: rooms created, people invited, group
+# conversations started (each adds people to something without asking them).
+CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=20)
+CHAT_INVITES_PER_HOUR = env.int("CHAT_INVITES_PER_HOUR", default=50)
+CHAT_GROUP_DMS_PER_HOUR = env.int("CHAT_GROUP_DMS_PER_HOUR", default=20)
 # Open sockets one account may hold at once (tabs, devices, bots).
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 # Presence changes are gathered and announced at most this often (seconds);

@@ -19,10 +19,10 @@ from teamchat import metrics
 from .. import access, events, selectors, services
 from ..eventlog import Item, Op, apublish
 from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
+from ..ratelimit import SendRateLimiter, writes
 from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
-from .ratelimit import SendRateLimiter
 from .transport import PreparedMessage, SocketOutput
 from .writer import message_writer, read_marker_writer
 
@@ -35,7 +35,7 @@ RELOAD = '{"type":"reload","reason":"too_far_behind","seq":null}'
 
 # Per user, in this process: sends and other writes; read markers; typing
 # hints; presence (a tab's state and whom it follows).
-send_limiter = SendRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
+send_limiter = writes  # shared with the HTTP API and every process
 read_limiter = SendRateLimiter(settings.CHAT_READ_RATE_LIMIT, settings.CHAT_READ_RATE_BURST)
 typing_limiter = SendRateLimiter(settings.CHAT_TYPING_RATE_LIMIT, settings.CHAT_TYPING_RATE_BURST)
 presence_limiter = SendRateLimiter(
@@ -336,7 +336,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         elif frame.type == "presence_sub":
             await self._receive_presence_sub(frame)
         else:
-            if not send_limiter.allow(self.user_id):
+            if not await send_limiter.aallow(self.user_id):
                 await self._rate_limited(frame)
                 return
             try:
@@ -435,7 +435,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.deliver_now(events.encode({"type": "presence", "users": states, "seq": None}))
 
     async def _receive_send(self, frame: Frame) -> None:
-        if not send_limiter.allow(self.user_id):
+        if not await send_limiter.aallow(self.user_id):
             await self._rate_limited(frame)
             return
         request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)

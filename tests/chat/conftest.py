@@ -148,4 +148,4 @@ def _fresh_send_buckets():
         consumers.typing_limiter,
         consumers.presence_limiter,
     ):
-        limiter._buckets.clear()
+        limiter.reset()

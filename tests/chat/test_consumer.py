@@ -20,7 +20,7 @@ def _fresh_rate_limits():
     # User ids can repeat between tests; buckets must not.
     from chat.realtime import consumers
 
-    consumers.send_limiter._buckets.clear()
+    consumers.send_limiter.reset()
 
 
 @pytest.fixture
@@ -269,7 +269,7 @@ async def test_sending_faster_than_the_limit_is_refused_and_nothing_stored(alice
     from chat.realtime import consumers
 
     consumers.send_limiter.rate, consumers.send_limiter.burst = 0.001, 3.0
-    consumers.send_limiter._buckets.clear()
+    consumers.send_limiter.reset()
     try:
         a = await connect(alice[1])
         for i in range(4):
@@ -278,7 +278,7 @@ async def test_sending_faster_than_the_limit_is_refused_and_nothing_stored(alice
     finally:
         consumers.send_limiter.rate = settings.CHAT_RATE_LIMIT
         consumers.send_limiter.burst = float(settings.CHAT_RATE_BURST)
-        consumers.send_limiter._buckets.clear()
+        consumers.send_limiter.reset()
     # The refusal is immediate; the stored ones come back once committed.
     [error] = [e for e in events if e["type"] == "error"]
     assert (error["code"], error["nonce"]) == ("rate_limited", "r3")

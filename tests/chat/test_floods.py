@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 
 from chat import eventlog, services
 from chat.models import Event, Membership
+from chat.ratelimit import SendRateLimiter
 from chat.realtime import consumers
 from chat.realtime.fanout import local_fanout
-from chat.realtime.ratelimit import SendRateLimiter
 from chat.services import ReadRequest
 from teamchat import metrics
 

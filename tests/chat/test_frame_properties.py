@@ -238,11 +238,11 @@ def _no_rate_limit():
 
     limiter = consumers.send_limiter
     limiter.rate, limiter.burst = 1e9, 1e9
-    limiter._buckets.clear()
+    limiter.reset()
     yield
     limiter.rate = django_settings.CHAT_RATE_LIMIT
     limiter.burst = float(django_settings.CHAT_RATE_BURST)
-    limiter._buckets.clear()
+    limiter.reset()
 
 
 def _seed_messages(general) -> dict[str, int]:

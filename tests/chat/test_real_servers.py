@@ -427,9 +427,20 @@ def test_a_socket_slot_comes_back_even_when_its_handler_is_killed(login_cookie):
             stuck = [await connect(server, cookie) for _ in range(2)]
             for ws in stuck:
                 await ws.send(json.dumps({"type": "edit", "id": mid, "body": "waits"}))
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:  # the first edit waits on the lock (the second, behind it)
+                # Activity statistics hold still within a transaction: look afresh each time.
+                await locker.execute("SELECT pg_stat_clear_snapshot()")
+                waiting = await locker.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'UPDATE%%chat_message%%'"
+                )
+                if (await waiting.fetchone())[0]:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "no edit reached the lock"
+                await asyncio.sleep(0.05)
             for ws in stuck:
                 await ws.close()
-            deadline = asyncio.get_running_loop().time() + 20
             while sum("was killed" in line for line in server.output) < 2:
                 assert asyncio.get_running_loop().time() < deadline, "".join(server.output[-20:])
                 await asyncio.sleep(0.1)
@@ -445,3 +456,38 @@ def test_a_socket_slot_comes_back_even_when_its_handler_is_killed(login_cookie):
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_one_users_write_budget_is_shared_by_every_process(login_cookie):
+    tight = {"CHAT_RATE_LIMIT": "0.001", "CHAT_RATE_BURST": "6"}
+    servers = [start_server(**tight), start_server(**tight)]
+    cookie = login_cookie(UserFactory(username="alice"))
+
+    async def scenario():
+        async with connect(servers[0], cookie) as a, connect(servers[1], cookie) as b:
+            answers = {"message": 0, "error": 0}
+            for i in range(6):  # twelve sends, six through each process
+                for ws in (a, b):
+                    await ws.send(json.dumps({"type": "send", "room": "general", "body": f"{i}"}))
+            seen = 0
+            while seen < 12:  # every send is answered: echoes (to both sockets) or refusals
+                for ws in (a, b):
+                    try:
+                        event = json.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
+                    except TimeoutError:
+                        continue
+                    if event["type"] == "error":
+                        assert event["code"] == "rate_limited"
+                        answers["error"] += 1
+                        seen += 1
+                    elif event["type"] == "message" and ws is a:
+                        answers["message"] += 1
+                        seen += 1
+            return answers
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        for server in servers:
+            server.stop()
+    assert answers == {"message": 6, "error": 6}
