@@ -35,6 +35,19 @@ class AccountAdapter(DefaultAccountAdapter):
                 raise invite_refused(request, reason="missing", status=403)
         return True
 
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials) -> str:
+        """Failed logins count per client address and account, not per account alone.
+
+        Counted per account alone, five wrong passwords from anywhere locked
+        the real owner out for five minutes. Per address and account, the
+        owner (from their own address) still gets in; the price is that
+        guesses spread over many addresses are only held by the per-address
+        limit. Strong passwords (Django's validators) and two-factor are the
+        answer to that; docs/security.md says so.
+        """
+        account = super()._get_login_attempts_cache_key(request, **credentials)
+        return f"{self.get_client_ip(request)}:{account}"
+
     def clean_signup_email(self, email: str) -> str:
         """Refuse an address outside the allowed domains when the policy says so.
 

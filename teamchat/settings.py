@@ -216,9 +216,10 @@ ACCOUNT_FORMS = {"signup": "accounts.forms.SignupForm"}
 # Login, sign-up and reset pages answer the same whether an account exists.
 ACCOUNT_PREVENT_ENUMERATION = True
 # Counted in the cache (Redis when REDIS_URL is set, so across processes).
-# "ip" is the client address (see TRUSTED_PROXY_COUNT), "key" the login name
-# or email address: an attacker spreading guesses over many addresses still
-# meets the per-account limit. A refused request gets HTTP 429 (a refused
+# "ip" is the client address (see TRUSTED_PROXY_COUNT). For login_failed,
+# "key" is the client address and the login name together
+# (accounts.adapters): counted per account alone, anyone could lock an owner
+# out with five wrong passwords. A refused request gets HTTP 429 (a refused
 # login_failed, a form error).
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",

@@ -51,16 +51,27 @@ def test_failed_logins_from_one_address_end_in_429_but_not_for_another_address()
     assert someone.get("/accounts/email/").status_code == 200
 
 
-def test_guessing_one_account_from_many_addresses_locks_its_password_login():
+def test_guesses_from_other_addresses_do_not_lock_the_owner_out():
     UserFactory(username="erin")
     for n in range(5):
         guesser = Client(REMOTE_ADDR=f"203.0.113.{10 + n}")
         guesser.post("/accounts/login/", {"login": "erin", "password": f"guess{n}"})
     owner = Client(REMOTE_ADDR=SOMEONE_ELSE)
     response = owner.post("/accounts/login/", {"login": "erin", "password": PASSWORD})
+    assert response.status_code == 302
+    assert owner.get("/accounts/email/").status_code == 200
+
+
+def test_guessing_one_account_from_one_address_locks_that_address_out_of_it():
+    UserFactory(username="erin")
+    guesser = Client(REMOTE_ADDR=ATTACKER)
+    for n in range(5):
+        guesser.post("/accounts/login/", {"login": "erin", "password": f"guess{n}"})
+    # Even the right password, from that address, for that account: not now.
+    response = guesser.post("/accounts/login/", {"login": "erin", "password": PASSWORD})
     assert response.status_code == 200
     assert "Too many failed login attempts" in response.content.decode()
-    assert owner.get("/accounts/email/").status_code == 302
+    assert guesser.get("/accounts/email/").status_code == 302
 
 
 def test_a_forged_x_forwarded_for_does_not_reset_the_limit():
