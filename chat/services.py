@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, connection
 from django.db.models import Max
@@ -311,20 +312,41 @@ def message_delete(*, actor: User, message_id: int) -> None:
 
 
 EMOJI_MAX_CHARS = 32
-# Emoji are not ASCII (keycaps aside: 1️⃣ #️⃣ *️⃣), so a word can never be
-# one; nor are spaces or control characters part of one.
-_EMOJI_REFUSED = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]|[^\x80-\U0010ffff0-9#*]")
+# Distinct reactions on one message: by one person, and in all.
+REACTIONS_PER_USER = 20
+REACTIONS_PER_MESSAGE = 50
+
+
+def emoji_validate(value: str) -> None:
+    """One emoji, as Unicode lists them (the `emoji` package's data): nothing else.
+
+    Words, arbitrary text, right-to-left overrides and zero-width characters
+    are not reactions; skin tones, flags and keycaps are.
+    """
+    if not value or len(value) > EMOJI_MAX_CHARS or not emoji_data.is_emoji(value):
+        raise ChatError("invalid", "A reaction must be one emoji.")
 
 
 def reaction_toggle(*, actor: User, message_id: int, emoji: str) -> list[str]:
-    """Add `actor`'s `emoji` reaction to a message, or take it back; returns who has it now."""
-    if not emoji or len(emoji) > EMOJI_MAX_CHARS or _EMOJI_REFUSED.search(emoji) or emoji.isascii():
-        raise ChatError("invalid", f"emoji must be an emoji (1 to {EMOJI_MAX_CHARS} characters).")
+    """Add `actor`'s `emoji` reaction to a message, or take it back; returns who has it now.
+
+    A message holds at most REACTIONS_PER_MESSAGE distinct emoji, at most
+    REACTIONS_PER_USER of them from one person.
+    """
+    emoji_validate(emoji)
     message, is_member = _message_for_change(actor, message_id)
     _writable(message, is_member)
     with logged_change() as items:
         removed, _ = Reaction.objects.filter(message=message, user=actor, emoji=emoji).delete()
         if not removed:
+            on_message = Reaction.objects.filter(message=message)
+            if on_message.filter(user=actor).count() >= REACTIONS_PER_USER:
+                raise ChatError("forbidden", f"At most {REACTIONS_PER_USER} reactions each.")
+            present = set(on_message.values_list("emoji", flat=True).distinct())
+            if emoji not in present and len(present) >= REACTIONS_PER_MESSAGE:
+                raise ChatError(
+                    "forbidden", f"A message takes at most {REACTIONS_PER_MESSAGE} reactions."
+                )
             Reaction.objects.create(message=message, user=actor, emoji=emoji)
         users = selectors.reaction_users(message.pk, emoji)
         data = {"room": message.room.slug, "id": message.pk, "emoji": emoji, "users": users}

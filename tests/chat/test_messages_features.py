@@ -260,11 +260,9 @@ async def test_reactions_reach_the_room_with_the_full_list(people, sockets):
     a, b = await sockets(alice), await sockets(bob)
     mid = await sync_to_async(say)(alice, "general", "ship it?")
     await a.receive(), await b.receive()
-    await b.send({"type": "react", "id": mid, "emoji": "🚀"})
-    await a.send({"type": "react", "id": mid, "emoji": "🚀"})
-    await b.send({"type": "react", "id": mid, "emoji": "🚀"})
     lists = []
-    for _ in range(3):
+    for sock in (b, a, b):
+        await sock.send({"type": "react", "id": mid, "emoji": "🚀"})
         event = await a.receive()
         assert (event["type"], event["room"], event["id"], event["emoji"]) == (
             "reaction",
@@ -669,3 +667,51 @@ async def test_an_announcement_that_could_not_be_sent_is_sent_with_the_next(
     monkeypatch.setattr(presence, "apublish_presence", real)
     await presence_by_hand.announce()
     assert await next_presence(a) == {"bob": "online"}
+
+
+@pytest.mark.parametrize("text", ["\u202e👍", "👍\u200b", "👍👍", "ok!", "\u200d"])
+def test_a_reaction_is_one_emoji_and_nothing_else(person, text):
+    alice = person("alice")
+    mid = say(alice, "general", "hi")
+    with pytest.raises(ChatError) as refused:
+        services.reaction_toggle(actor=alice.user, message_id=mid, emoji=text)
+    assert refused.value.code == "invalid"
+
+
+def test_every_emoji_the_page_offers_is_accepted(person, settings):
+    import re
+
+    script = (settings.BASE_DIR / "static" / "js" / "chat.js").read_text()
+    palette = re.search(r"const EMOJI = \[(.*?)\];", script, re.S).group(1)
+    offered = re.findall(r'\["([^"]+)", "[^"]+"\]', palette)
+    assert len(offered) >= 8
+    alice = person("alice")
+    mid = say(alice, "general", "hi")
+    for emoji in [*offered, "👍🏽", "🇫🇷", "1️⃣"]:
+        assert services.reaction_toggle(actor=alice.user, message_id=mid, emoji=emoji) == [
+            "alice"
+        ]
+
+
+def test_reactions_per_person_and_per_message_are_capped(person, monkeypatch):
+    import emoji as emoji_data
+
+    monkeypatch.setattr(services, "REACTIONS_PER_USER", 3)
+    monkeypatch.setattr(services, "REACTIONS_PER_MESSAGE", 4)
+    alice, bob, carol = person("alice"), person("bob"), person("carol")
+    mid = say(alice, "general", "hi")
+    faces = [e for e in emoji_data.EMOJI_DATA if len(e) == 1][:5]
+
+    def react(who, face):
+        return services.reaction_toggle(actor=who.user, message_id=mid, emoji=face)
+
+    for face in faces[:3]:
+        react(alice, face)
+    with pytest.raises(ChatError, match="3 reactions each"):
+        react(alice, faces[3])  # her fourth
+    react(bob, faces[3])  # the message's fourth
+    with pytest.raises(ChatError, match="at most 4 reactions"):
+        react(carol, faces[4])  # a fifth kind on the message
+    # Adding to an emoji already there, or taking one back, always works.
+    assert react(carol, faces[0]) == ["alice", "carol"]
+    assert react(alice, faces[0]) == ["carol"]
