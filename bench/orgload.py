@@ -1,4 +1,4 @@
-"""Client side of the organization scenarios (bench/org.py): sockets that behave like the page.
+"""Client side of the organization scenarios (bench/orgbench.py): sockets that behave like the page.
 
 Worker processes (multiprocessing, spawn; loadgen.py's parent side) each hold
 every Nth socket on one asyncio loop. Each socket is one user's tab: it opens

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from org import fmt
+from orgbench import fmt
 
 
 def _codes(counts: dict[str, int] | None) -> str:

@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import org
+import orgbench as org
 import orgreport
 from loadgen import LoadGenerator, ProcessSampler, Target, raise_fd_limit
 from prepare import solo_slug
@@ -83,7 +83,7 @@ SCENARIO_TARGETS = {
     "D": ["teamchat-sqlite", "teamchat-pg-redis", "reference"],
     "E": ["teamchat-pg-redis", "reference-redis"],
     "F": ["teamchat-sqlite", "teamchat-pg-redis"],
-    **{letter: [org.TARGET] for letter in org.ORG_SCENARIOS},  # bench/org.py
+    **{letter: [org.TARGET] for letter in org.ORG_SCENARIOS},  # bench/orgbench.py
 }
 ALL = "".join(SCENARIO_TARGETS)
 # Scenario F's rate goal applies to these targets; the others are reported only.

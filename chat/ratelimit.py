@@ -178,6 +178,11 @@ class SharedRateLimiter:
 
 # Every write of a user, socket and HTTP API alike, in every process.
 writes = SharedRateLimiter(settings.CHAT_RATE_LIMIT, settings.CHAT_RATE_BURST)
+# Searches (the page and the API), in every process: each reads indexes of
+# every message the user may read.
+searches = SharedRateLimiter(
+    settings.CHAT_SEARCH_RATE_LIMIT, settings.CHAT_SEARCH_RATE_BURST, name="search"
+)
 
 
 def hourly_allowed(what: str, user_id: int, limit: int) -> bool:

@@ -32,6 +32,9 @@ from . import access, selectors
 from .models import Membership, Message, Room
 
 QUERY_MIN_LENGTH = 2
+# Parts of words, identifiers and URLs are found from this many characters
+# (trigrams); shorter queries match whole words only.
+SUBSTRING_MIN_LENGTH = 3
 QUERY_MAX_LENGTH = 200
 SEARCH_DEFAULT_LIMIT = 50
 SEARCH_MAX_LIMIT = 200
@@ -146,20 +149,19 @@ def _postgres_search(readable: QuerySet[Message], query: str) -> QuerySet[Messag
     words = _SimpleTsvector(F("body"))
     # Each condition in its own SELECT so each index answers its half: ORed in
     # one WHERE, every row the trigram index finds would be re-checked against
-    # to_tsvector as well, computed afresh from its body. Only the readable
-    # matches leave each half, so the messages table is read through the
-    # indexes and never scanned whole.
-    by_words = readable.filter(_Matches(words, tsquery)).order_by().values("id")
-    by_text = (
-        readable.filter(_ILike(F("body"), Value(_like_pattern(query)))).order_by().values("id")
-    )
-    # Ranking costs a to_tsvector and a trigram comparison per message, so only
-    # the newest RANK_WINDOW matches are ranked: a word found in every other
-    # message then costs about what a rare one does.
-    newest = by_words.union(by_text).order_by("-id")[:RANK_WINDOW]
+    # to_tsvector as well, computed afresh from its body. Each half keeps only
+    # its newest RANK_WINDOW matches before they are combined: a word found
+    # in every other message then costs about what a rare one does.
+    halves = [readable.filter(_Matches(words, tsquery)).order_by("-id").values("id")]
+    if len(query) >= SUBSTRING_MIN_LENGTH:
+        # Trigrams: a shorter query could not use the index, only read every message.
+        pattern = Value(_like_pattern(query))
+        halves.append(readable.filter(_ILike(F("body"), pattern)).order_by("-id").values("id"))
+    newest = [half[:RANK_WINDOW] for half in halves]
+    ids = newest[0].union(*newest[1:]) if len(newest) > 1 else newest[0]
     rank = SearchRank(words, tsquery) + TrigramWordSimilarity(query, F("body"))
     return (
-        _with_hit_fields(Message.objects.filter(id__in=newest))
+        _with_hit_fields(Message.objects.filter(id__in=ids))
         .annotate(rank=rank)
         .order_by("-rank", "-created", "-id")
     )
@@ -167,6 +169,14 @@ def _postgres_search(readable: QuerySet[Message], query: str) -> QuerySet[Messag
 
 def _fallback_search(readable: QuerySet[Message], query: str) -> QuerySet[Message]:
     return _with_hit_fields(readable.filter(body__icontains=query)).order_by("-created", "-id")
+
+
+def search_queryset(user: User, query: str, *, room: Room | None = None) -> QuerySet[Message]:
+    """The messages matching a cleaned `query` that `user` may read, best first (unsliced)."""
+    readable = _readable_messages(user, room)
+    if connection.vendor == "postgresql":
+        return _postgres_search(readable, query)
+    return _fallback_search(readable, query)
 
 
 def messages_search(
@@ -181,11 +191,7 @@ def messages_search(
     """
     query = search_query_clean(query)
     limit = max(1, min(limit, SEARCH_MAX_LIMIT))
-    readable = _readable_messages(user, room)
-    if connection.vendor == "postgresql":
-        qs = _postgres_search(readable, query)
-    else:
-        qs = _fallback_search(readable, query)
+    qs = search_queryset(user, query, room=room)
     terms = _highlight_terms(query)
     return [
         SearchHit(

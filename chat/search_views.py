@@ -9,7 +9,10 @@ from django.views.decorators.http import require_GET
 
 from . import events, selectors
 from .models import Room
+from .ratelimit import searches
 from .search import SearchError, SearchHit, messages_search, search_room_for
+
+TOO_FAST = "You are searching too fast; wait a moment and try again."
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -43,6 +46,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     error = ""
     if query.strip():
         try:
+            if not searches.allow(request.user.pk):
+                raise SearchError(TOO_FAST)
             hits = messages_search(request.user, query, room=room)
         except SearchError as exc:
             error = str(exc)
@@ -71,6 +76,8 @@ def search_api(request: HttpRequest) -> JsonResponse:
             room = search_room_for(request.user, slug)
         except selectors.RoomNotFound:
             return _error(404, "no_such_room", "No such room.")
+    if not searches.allow(request.user.pk):
+        return _error(429, "rate_limited", TOO_FAST)
     try:
         hits = messages_search(request.user, request.GET.get("q", ""), room=room)
     except SearchError as exc:

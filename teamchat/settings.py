@@ -318,6 +318,9 @@ CHAT_TYPING_RATE_BURST = env.int("CHAT_TYPING_RATE_BURST", default=20)
 # both after a restart, so the burst covers the socket cap twice over.
 CHAT_PRESENCE_RATE_LIMIT = env.float("CHAT_PRESENCE_RATE_LIMIT", default=5.0)
 CHAT_PRESENCE_RATE_BURST = env.int("CHAT_PRESENCE_RATE_BURST", default=50)
+# Searches per user: a token bucket (per second, burst), across processes.
+CHAT_SEARCH_RATE_LIMIT = env.float("CHAT_SEARCH_RATE_LIMIT", default=1.0)
+CHAT_SEARCH_RATE_BURST = env.int("CHAT_SEARCH_RATE_BURST", default=10)
 # What one account may do per hour: rooms created, people invited, group
 # conversations started (each adds people to something without asking them).
 CHAT_ROOMS_PER_HOUR = env.int("CHAT_ROOMS_PER_HOUR", default=20)

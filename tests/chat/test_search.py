@@ -379,3 +379,30 @@ def test_the_page_and_api_cost_the_same_queries_for_1_or_30_hits(signed_in, gene
     for i in range(1, 30):
         say(general_room, f"metric {i}")
     assert count() == one
+
+
+@pytest.mark.postgres
+def test_below_three_characters_only_whole_words_match(reader, general_room):
+    # Two letters cannot use the trigram index: matching them inside words
+    # would read every message; whole words use the word index.
+    word = say(general_room, "qa passed")
+    say(general_room, "aqua marine")
+    assert found(reader, "qa") == [word.id]
+    # From three characters, parts of words match too.
+    part = say(general_room, "postgres")
+    assert part.id in found(reader, "ost")
+
+
+def test_searching_faster_than_the_limit_is_refused(signed_in, general_room, settings):
+    from chat.ratelimit import searches
+
+    searches.reset()
+    limit = int(searches.burst)
+    answers = [
+        signed_in.get("/api/search/", {"q": f"word{i}"}).status_code for i in range(limit + 3)
+    ]
+    assert answers[:limit] == [200] * limit
+    refused = signed_in.get("/api/search/", {"q": "again"})
+    assert (refused.status_code, refused.json()["error"]) == (429, "rate_limited")
+    page = signed_in.get("/search/", {"q": "again"}).content.decode()
+    assert "searching too fast" in page
