@@ -30,6 +30,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
@@ -106,6 +107,69 @@ def _version(entries: dict[Any, Any] | None) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A user's state across all processes, its version, and other processes' sockets."""
+
+    state: str
+    version: int
+    others: int
+
+
+def _summary(entries: dict[Any, Any] | None, process: str) -> Summary:
+    others = sum(n for p, _, _, n in _parse(entries) if p != process)
+    return Summary(_best(entries), _version(entries), others)
+
+
+# Users per script call: Redis runs a script alone, so keep each call short.
+SCRIPT_BATCH = 1000
+# For each user's hash (KEYS): the best live state, the version, and the sockets
+# of the processes other than ARGV[1], at time ARGV[2]; as one flat list.
+_SUMMARIES = """
+local rank = {online = 2, away = 1}
+local now = tonumber(ARGV[2])
+local out = {}
+for _, key in ipairs(KEYS) do
+  local fields = redis.call('HGETALL', key)
+  local best, best_rank, version, others = 'offline', 0, 0, 0
+  for j = 1, #fields, 2 do
+    local field, value = fields[j], fields[j + 1]
+    if field == '~v' then
+      version = tonumber(value)
+    else
+      local state, expires, sockets = string.match(value, '^([^|]*)|([^|]*)|([^|]*)$')
+      if state and tonumber(expires) > now then
+        local r = rank[state] or 0
+        if r > best_rank then best, best_rank = state, r end
+        if field ~= ARGV[1] then others = others + tonumber(sockets) end
+      end
+    end
+  end
+  out[#out + 1] = best
+  out[#out + 1] = version
+  out[#out + 1] = others
+end
+return out
+"""
+# For each user's hash (KEYS): set this process's entry (ARGV[1]) to ARGV[2 + i]
+# or remove it ('' ), count the version up, renew the expiry (ARGV[2] seconds);
+# the new versions, in order.
+_WRITE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local entry = ARGV[2 + i]
+  if entry == '' then
+    redis.call('HDEL', key, ARGV[1])
+  else
+    redis.call('HSET', key, ARGV[1], entry)
+  end
+  out[i] = redis.call('HINCRBY', key, '~v', 1)
+  redis.call('EXPIRE', key, ARGV[2])
+end
+return out
+"""
+
+
 def states(user_ids: list[int]) -> dict[int, str]:
     """Each user's state across every server process. One round trip."""
     global _sync_client
@@ -138,6 +202,10 @@ class LocalPresence:
                 settings.REDIS_URL, max_connections=16, timeout=10
             )
             self._client = redis.asyncio.Redis(connection_pool=pool)
+            self._scripts = {
+                "summaries": self._client.register_script(_SUMMARIES),
+                "write": self._client.register_script(_WRITE),
+            }
         # Other processes' socket counts by user: (count, when read).
         self._remote: dict[int, tuple[int, float]] = {}
         # The version this process's last write gave each of its users.
@@ -165,14 +233,14 @@ class LocalPresence:
 
     # --- the shared store ------------------------------------------------------
 
-    async def _read(self, user_id: int) -> dict[Any, Any]:
-        """The user's hash; reads asked for at about the same time share one round trip."""
+    async def _read(self, user_id: int) -> Summary:
+        """The user's summary; reads asked for at about the same time share one round trip."""
         return await self._request(user_id)
 
-    def _request(self, user_id: int) -> "asyncio.Future[dict[Any, Any]]":
-        future: asyncio.Future[dict[Any, Any]] = asyncio.get_running_loop().create_future()
+    def _request(self, user_id: int) -> "asyncio.Future[Summary]":
+        future: asyncio.Future[Summary] = asyncio.get_running_loop().create_future()
         if self._client is None:
-            future.set_result(dict(_memory.get(_key(user_id), {})))
+            future.set_result(_summary(_memory.get(_key(user_id)), self.process))
             return future
         self._wanted.setdefault(user_id, []).append(future)
         if self._reading is None or self._reading.done():
@@ -184,23 +252,36 @@ class LocalPresence:
         while self._wanted:
             batch, self._wanted = self._wanted, {}
             try:
-                assert self._client is not None
-                pipe = self._client.pipeline(transaction=False)
-                for user_id in batch:
-                    pipe.hgetall(_key(user_id))
-                found = await pipe.execute()
+                found = await self._summaries(list(batch))
             except Exception as exc:
                 for futures in batch.values():
                     for future in futures:
                         if not future.done():
                             future.set_exception(exc)
                 continue
-            for futures, entries in zip(batch.values(), found, strict=True):
+            for futures, summary in zip(batch.values(), found, strict=True):
                 for future in futures:
                     if not future.done():
-                        future.set_result(entries)
+                        future.set_result(summary)
 
-    async def _read_many(self, user_ids: Iterable[int]) -> dict[int, dict[Any, Any]]:
+    async def _summaries(self, user_ids: list[int]) -> list[Summary]:
+        """Each user's state, version and other processes' sockets, worked out in Redis.
+
+        One script call per thousand users: a storm's worth of users costs
+        one reply to parse, not three per user.
+        """
+        assert self._client is not None
+        script = self._scripts["summaries"]
+        found: list[Summary] = []
+        for start in range(0, len(user_ids), SCRIPT_BATCH):
+            chunk = user_ids[start : start + SCRIPT_BATCH]
+            reply = await script(keys=[_key(u) for u in chunk], args=[self.process, time.time()])
+            for i in range(len(chunk)):
+                state, version, others = reply[3 * i : 3 * i + 3]
+                found.append(Summary(_text(state), int(version), int(others)))
+        return found
+
+    async def _read_many(self, user_ids: Iterable[int]) -> dict[int, Summary]:
         ids = list(user_ids)
         # Futures, not coroutines: gathering them makes no task per user.
         found = await asyncio.gather(*(self._request(u) for u in ids))
@@ -219,19 +300,18 @@ class LocalPresence:
                 found[_VERSION] = str(version)
                 self.written[user_id] = version
             return
-        pipe = self._client.pipeline(transaction=False)
-        for user_id, (state, sockets) in entries.items():
-            key = _key(user_id)
-            if state is None:
-                pipe.hdel(key, self.process)
-            else:
-                pipe.hset(key, self.process, _entry(state, sockets))
-            pipe.hincrby(key, _VERSION, 1)
-            pipe.expire(key, int(ENTRY_SECONDS * 2))
-        replies = await pipe.execute()
-        # Each user's three replies: the entry, the new version, the expiry.
-        for user_id, version in zip(entries, replies[1::3], strict=True):
-            self.written[user_id] = int(version)
+        script = self._scripts["write"]
+        users = list(entries)
+        for start in range(0, len(users), SCRIPT_BATCH):
+            chunk = users[start : start + SCRIPT_BATCH]
+            values = [
+                "" if entries[u][0] is None else _entry(entries[u][0], entries[u][1])  # type: ignore[arg-type]
+                for u in chunk
+            ]
+            args = [self.process, int(ENTRY_SECONDS * 2), *values]
+            versions = await script(keys=[_key(u) for u in chunk], args=args)
+            for user_id, version in zip(chunk, versions, strict=True):
+                self.written[user_id] = int(version)
 
     # --- sockets ----------------------------------------------------------------
 
@@ -248,8 +328,7 @@ class LocalPresence:
             remote = cached[0]
         else:
             try:
-                entries = await self._read(user_id)
-                remote = sum(n for p, _, _, n in _parse(entries) if p != self.process)
+                remote = (await self._read(user_id)).others
             except Exception:  # the store being down must not lock everyone out
                 log.warning("could not read socket counts; applying the cap to this process only")
                 remote = 0
@@ -352,8 +431,8 @@ class LocalPresence:
         except Exception:
             self._changed = {**changed, **self._changed}
             raise
-        for user_id, entries in found.items():
-            states[user_id] = (_best(entries), _version(entries))
+        for user_id, summary in found.items():
+            states[user_id] = (summary.state, summary.version)
         changes = []
         for user_id, (state, version) in states.items():
             grace = settings.CHAT_PRESENCE_OFFLINE_GRACE_SECONDS
@@ -449,8 +528,8 @@ class LocalPresence:
             else:
                 result[name] = known[0]
         if unknown:
-            for user_id, entries in (await self._read_many(unknown)).items():
-                result[unknown[user_id]] = _best(entries)
+            for user_id, summary in (await self._read_many(unknown)).items():
+                result[unknown[user_id]] = summary.state
         return result
 
     async def reconcile(self) -> None:
@@ -467,8 +546,8 @@ class LocalPresence:
         found = await self._read_many(shown) if shown else {}
         suspect, self._suspect = self._suspect, {}
         changes = []
-        for user_id, entries in found.items():
-            state, version = _best(entries), _version(entries)
+        for user_id, summary in found.items():
+            state, version = summary.state, summary.version
             known = self.known.get(user_id)
             if known is None or state == known[0] or user_id in self._changed:
                 continue
