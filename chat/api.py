@@ -13,7 +13,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
-from django.views.decorators.http import require_GET, require_http_methods
 
 from . import events, selectors, services
 from .models import Room
@@ -46,6 +45,24 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status)
 
 
+def allow(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Only these methods (HEAD with GET); any other gets 405 in JSON, like every API error."""
+    allowed = {*methods, "HEAD"} if "GET" in methods else set(methods)
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed:
+                response = _error(405, "method_not_allowed", f"Use {', '.join(methods)}.")
+                response["Allow"] = ", ".join(sorted(allowed))
+                return response
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def _api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """401 for anonymous users; ChatError becomes its JSON error with the right status.
 
@@ -67,6 +84,11 @@ def _api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             return _error(404, "no_such_room", "No such room.")
 
     return wrapper
+
+
+def not_found(request: HttpRequest) -> HttpResponse:
+    """An /api/ path that names nothing."""
+    return _error(404, "not_found", "There is nothing at this address.")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
@@ -146,7 +168,7 @@ def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
     ]
 
 
-@require_GET
+@allow("GET")
 def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
     """Catch-up (`after`) and scrollback (`before`, or neither), oldest first."""
     if not request.user.is_authenticated:
@@ -176,7 +198,7 @@ def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@require_http_methods(["GET", "POST"])
+@allow("GET", "POST")
 @_api
 def rooms(request: HttpRequest) -> JsonResponse:
     """GET: the user's rooms with counts (?browse=1: every public channel). POST: create one."""
@@ -203,7 +225,7 @@ def rooms(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"rooms": [sidebar_data(e) for e in sidebar]})
 
 
-@require_http_methods(["PATCH"])
+@allow("PATCH")
 @_api
 def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
     data = _json_body(request)
@@ -217,21 +239,21 @@ def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse({"room": events.room_data(room)})
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @_api
 def room_join(request: HttpRequest, slug: str) -> JsonResponse:
     room = services.room_join(actor=request.user, room=slug)
     return JsonResponse({"room": events.room_data(room)})
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @_api
 def room_leave(request: HttpRequest, slug: str) -> JsonResponse:
     services.room_leave(actor=request.user, room=slug)
     return JsonResponse({"left": slug})
 
 
-@require_http_methods(["GET", "POST"])
+@allow("GET", "POST")
 @_api
 def room_members(request: HttpRequest, slug: str) -> JsonResponse:
     """GET: the members and their presence. POST {"username"}: invite someone."""
@@ -248,14 +270,14 @@ def room_members(request: HttpRequest, slug: str) -> JsonResponse:
     )
 
 
-@require_http_methods(["DELETE"])
+@allow("DELETE")
 @_api
 def room_member(request: HttpRequest, slug: str, username: str) -> HttpResponse:
     services.room_member_remove(actor=request.user, room=slug, username=username)
     return HttpResponse(status=204)
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @_api
 def room_read(request: HttpRequest, slug: str) -> JsonResponse:
     message_id = _json_body(request).get("id")
@@ -265,7 +287,7 @@ def room_read(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse(marker)
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @_api
 def dms(request: HttpRequest) -> JsonResponse:
     users = _json_body(request).get("users")
@@ -275,7 +297,7 @@ def dms(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"room": events.room_data(room)})
 
 
-@require_GET
+@allow("GET")
 @_api
 def users(request: HttpRequest) -> JsonResponse:
     """Active users by username prefix, for the DM picker and @mention completion."""
@@ -289,7 +311,7 @@ def users(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"users": [{"username": name} for name in names]})
 
 
-@require_http_methods(["PATCH", "DELETE"])
+@allow("PATCH", "DELETE")
 @_api
 def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
     if request.method == "DELETE":
@@ -303,7 +325,7 @@ def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
     return JsonResponse({"message": data})
 
 
-@require_http_methods(["POST"])
+@allow("POST")
 @_api
 def message_reactions(request: HttpRequest, message_id: int) -> JsonResponse:
     emoji = _json_body(request).get("emoji")

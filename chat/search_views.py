@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from . import events, selectors
+from .api import allow
 from .models import Room
 from .ratelimit import searches
 from .search import SearchError, SearchHit, messages_search, search_room_for
@@ -64,7 +65,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@allow("GET")
 def search_api(request: HttpRequest) -> JsonResponse:
     """GET /api/search/?q=...&room=...: the hits, best first, as JSON."""
     if not request.user.is_authenticated:

@@ -1,6 +1,8 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+
+from chat import api as chat_api
 
 from . import ops
 
@@ -15,4 +17,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("chat.urls")),
     path("", include("chat.search_urls")),
+    # Last: any other /api/ path is a JSON 404, like every API error.
+    re_path(r"^api/", chat_api.not_found, name="api-not-found"),
 ]
