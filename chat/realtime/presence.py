@@ -213,8 +213,8 @@ class LocalPresence:
         # Entries to write, gathered so that a burst of changes is one round trip.
         self._dirty: dict[int, tuple[str | None, int]] = {}
         self._flushing: asyncio.Task[None] | None = None
-        # Reads wanted, gathered the same way: user id -> futures of the readers.
-        self._wanted: dict[int, list[asyncio.Future[dict[Any, Any]]]] = {}
+        # Reads wanted, gathered the same way: (user ids, the reader's future).
+        self._wanted: list[tuple[list[int], asyncio.Future[dict[int, Summary]]]] = []
         self._reading: asyncio.Task[None] | None = None
         # Users whose state here changed since the last announcement, and when.
         self._changed: dict[int, float] = {}
@@ -235,34 +235,34 @@ class LocalPresence:
 
     async def _read(self, user_id: int) -> Summary:
         """The user's summary; reads asked for at about the same time share one round trip."""
-        return await self._request(user_id)
+        return (await self._read_many([user_id]))[user_id]
 
-    def _request(self, user_id: int) -> "asyncio.Future[Summary]":
-        future: asyncio.Future[Summary] = asyncio.get_running_loop().create_future()
+    async def _read_many(self, user_ids: Iterable[int]) -> dict[int, Summary]:
+        """Summaries of these users, read with those everyone else asked for meanwhile."""
+        ids = list(user_ids)
         if self._client is None:
-            future.set_result(_summary(_memory.get(_key(user_id)), self.process))
-            return future
-        self._wanted.setdefault(user_id, []).append(future)
+            return {u: _summary(_memory.get(_key(u)), self.process) for u in ids}
+        future: asyncio.Future[dict[int, Summary]] = asyncio.get_running_loop().create_future()
+        self._wanted.append((ids, future))
         if self._reading is None or self._reading.done():
             self._reading = asyncio.create_task(self._read_wanted())
-        return future
+        return await future
 
     async def _read_wanted(self) -> None:
         await asyncio.sleep(0)  # let the rest of a burst of handshakes ask
         while self._wanted:
-            batch, self._wanted = self._wanted, {}
+            batch, self._wanted = self._wanted, []
+            users = list(dict.fromkeys(u for ids, _ in batch for u in ids))
             try:
-                found = await self._summaries(list(batch))
+                found = dict(zip(users, await self._summaries(users), strict=True))
             except Exception as exc:
-                for futures in batch.values():
-                    for future in futures:
-                        if not future.done():
-                            future.set_exception(exc)
-                continue
-            for futures, summary in zip(batch.values(), found, strict=True):
-                for future in futures:
+                for _, future in batch:
                     if not future.done():
-                        future.set_result(summary)
+                        future.set_exception(exc)
+                continue
+            for ids, future in batch:
+                if not future.done():
+                    future.set_result({u: found[u] for u in ids})
 
     async def _summaries(self, user_ids: list[int]) -> list[Summary]:
         """Each user's state, version and other processes' sockets, worked out in Redis.
@@ -280,12 +280,6 @@ class LocalPresence:
                 state, version, others = reply[3 * i : 3 * i + 3]
                 found.append(Summary(_text(state), int(version), int(others)))
         return found
-
-    async def _read_many(self, user_ids: Iterable[int]) -> dict[int, Summary]:
-        ids = list(user_ids)
-        # Futures, not coroutines: gathering them makes no task per user.
-        found = await asyncio.gather(*(self._request(u) for u in ids))
-        return dict(zip(ids, found, strict=True))
 
     async def _write(self, entries: dict[int, tuple[str | None, int]]) -> None:
         """Set (or, for a None state, remove) this process's entry for each user."""
