@@ -153,6 +153,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake gets HTTP 403
             return
         ahead = session_store.preloaded.get()
+        # The socket's task keeps its context for life: let go of the session
+        # data and the full user read ahead for the handshake.
+        session_store.preloaded.set(None)
         blocked = ahead.blocked if ahead is not None and ahead.user is not None else None
         if blocked:  # two-factor to set up, an address to verify: as for pages
             metrics.HANDSHAKES.labels(f"refused_{blocked}").inc()

@@ -182,9 +182,14 @@ class SessionPreloadMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         key = _session_key(scope)
         if key is not None:
-            found = await _per_loop()["sessions"].get(key)
-            session_store.preloaded.set(found or session_store.ReadAhead(key, None))
+            await _read_ahead(key)
+        # This frame lives as long as the socket: it holds nothing read ahead.
         return await self.inner(scope, receive, send)
+
+
+async def _read_ahead(key: str) -> None:
+    found = await _per_loop()["sessions"].get(key)
+    session_store.preloaded.set(found or session_store.ReadAhead(key, None))
 
 
 def _session_key(scope: dict[str, Any]) -> str | None:
