@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
@@ -12,6 +12,7 @@ from .api import allow
 from .models import Room
 from .ratelimit import searches
 from .search import SearchError, SearchHit, messages_search, search_room_for
+from .views import not_found_page
 
 TOO_FAST = "You are searching too fast; wait a moment and try again."
 
@@ -42,7 +43,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         try:
             room = search_room_for(request.user, slug)
         except selectors.RoomNotFound:
-            raise Http404("No such room.") from None
+            return not_found_page(request)
     hits: list[SearchHit] = []
     error = ""
     if query.strip():

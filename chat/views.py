@@ -1,5 +1,5 @@
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
@@ -7,6 +7,17 @@ from . import api, events, selectors
 from .models import DEFAULT_ROOM_SLUG
 
 ROOM_PAGE_MESSAGES = 50
+
+
+def not_found_page(request: HttpRequest) -> HttpResponse:
+    """The branded 404 page, for a room that does not exist or is not the user's to see.
+
+    Rendered here rather than by raising Http404: under DEBUG (scripts/run)
+    Django answers Http404 with its technical page, and a mistyped or private
+    room link is an everyday event for a user, not a bug for a developer.
+    Both cases get the same page, so nothing tells them apart.
+    """
+    return render(request, "404.html", status=404)
 
 
 @login_required
@@ -26,7 +37,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         current, membership = selectors.room_and_membership(request.user, slug)
     except selectors.RoomNotFound:
-        raise Http404("No such room.") from None
+        return not_found_page(request)
     sidebar = selectors.rooms_for_sidebar(request.user)
     messages = selectors.messages_before(current, None, ROOM_PAGE_MESSAGES)
     is_member = membership is not None

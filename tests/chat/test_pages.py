@@ -4,9 +4,11 @@ import json
 import re
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.views.defaults import permission_denied, server_error
 
 from chat.formatting import render
 from chat.models import Membership, Mention, Message, Reaction, Room
@@ -177,12 +179,47 @@ def test_anonymous_visitors_are_sent_to_login(client):
         assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
-def test_a_private_room_of_others_is_not_found(client, member):
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "scripts/run (DEBUG)"])
+def test_a_private_room_of_others_is_not_found(client, member, settings, debug):
+    settings.DEBUG = debug
     RoomFactory(slug="secret", is_private=True)
     Room.objects.create(slug="dm-other", name="a, b", kind=Room.Kind.DIRECT, is_private=True)
-    assert client.get("/r/secret/").status_code == 404
-    assert client.get("/r/dm-other/").status_code == 404
-    assert client.get("/r/nowhere/").status_code == 404
+    pages = []
+    for path in ("/r/secret/", "/r/dm-other/", "/r/nowhere/", "/search/?room=secret"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        pages.append(response.content.decode())
+    # The branded page even under DEBUG, where Http404 would show Django's
+    # technical page; and the same page whether the room exists or not.
+    assert 'class="error-card"' in pages[0] and "Back to chat" in pages[0]
+    assert "Django" not in pages[0] and "secret" not in pages[0]
+    assert len(set(pages)) == 1
+
+
+def test_an_unknown_address_gets_the_branded_404(client, member):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert 'class="error-card"' in page and 'href="/"' in page
+    assert "/static/css/base" in page
+
+
+def test_the_403_page_is_branded(rf):
+    response = permission_denied(rf.get("/admin/"), PermissionDenied())
+    assert response.status_code == 403
+    assert 'class="error-card"' in response.content.decode()
+
+
+def test_the_500_page_needs_neither_context_processors_nor_the_database(
+    rf, django_assert_num_queries
+):
+    # Django renders 500.html with an empty context, often because the
+    # database is what failed.
+    with django_assert_num_queries(0):
+        response = server_error(rf.get("/r/general/"))
+    page = response.content.decode()
+    assert response.status_code == 500
+    assert 'class="error-card"' in page and "Back to chat" in page
 
 
 def test_members_see_their_private_rooms_in_the_sidebar(client, member):
