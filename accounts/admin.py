@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Value
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
@@ -13,18 +14,33 @@ from .services import user_deactivate, user_role_set, user_set_active
 _SUPERUSER_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
 
+class EffectiveRoleFilter(admin.SimpleListFilter):
+    """Filter by the role TeamChat acts on: superusers are listed under Admin."""
+
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request, model_admin):
+        return User.Role.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in User.Role.values:
+            return queryset.filter(User.with_effective_role(self.value()))
+        return queryset
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = (
         "username",
         "email",
-        "role",
+        "role_shown",
         "is_active",
         "is_staff",
         "date_joined",
         "last_login",
     )
-    list_filter = ("role", "is_active", "is_staff", "is_superuser")
+    list_filter = (EffectiveRoleFilter, "is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
     fieldsets = (
         *BaseUserAdmin.fieldsets[:2],
@@ -37,8 +53,26 @@ class UserAdmin(BaseUserAdmin):
     )
     actions = ["activate_users", "deactivate_users"]
 
+    @admin.display(description="role", ordering="role")
+    def role_shown(self, obj: User) -> str:
+        role = obj.effective_role.label
+        return f"{role} (superuser)" if obj.is_superuser else role
+
+    def get_fieldsets(self, request, obj=None):
+        # A superuser is an admin whatever their stored role says: show that,
+        # rather than a "Member" choice that changes nothing.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or not obj.is_superuser:
+            return fieldsets
+        return tuple(
+            (name, {**options, "fields": ("role_shown",)})
+            if options.get("fields") == ("role",)
+            else (name, options)
+            for name, options in fieldsets
+        )
+
     def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
+        readonly = [*super().get_readonly_fields(request, obj), "role_shown"]
         if not request.user.is_superuser:
             readonly += _SUPERUSER_FIELDS
         return readonly
@@ -148,13 +182,17 @@ class InviteAdmin(admin.ModelAdmin):
     fields = ("note", "max_uses", "expires", "invite_link", "uses", "created_by", "created")
     readonly_fields = ("invite_link", "uses", "created_by", "created")
 
+    def get_queryset(self, request: HttpRequest):
+        # Display methods get the object, not the request; the link needs
+        # the request's host when SITE_URL is not set. Carried on each row,
+        # since the admin instance is shared by concurrent requests.
+        return super().get_queryset(request).annotate(_site=Value(request.build_absolute_uri("/")))
+
     @admin.display(description="Invite link")
     def invite_link(self, obj: Invite) -> str:
         if obj.pk is None:
             return "Shown once saved."
-        # A path, not a URL: the admin may be reached under another host name
-        # than the one people sign up on. Prefix it with the site's address.
-        return format_html("<code>{}</code>", obj.path)
+        return format_html("<code>{}</code>", obj.url(request_site=getattr(obj, "_site", "")))
 
     def save_model(self, request: HttpRequest, obj: Invite, form, change: bool) -> None:
         if not change:

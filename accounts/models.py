@@ -63,13 +63,33 @@ class User(AbstractUser):
         ]
 
     @property
+    def effective_role(self) -> "User.Role":
+        """The role TeamChat acts on: the stored one, except that a superuser is an admin.
+
+        The one rule for roles. Every check (pages, API, socket, admin) goes
+        through it, through `is_chat_admin` and `is_moderator`, so a
+        superuser made with `createsuperuser` (stored role: member) is an
+        admin everywhere, and is shown as one.
+        """
+        if self.is_superuser:
+            return self.Role.ADMIN
+        return self.Role(self.role)
+
+    @classmethod
+    def with_effective_role(cls, role: str) -> Q:
+        """`effective_role == role` as a query filter (the admin's list filter)."""
+        if role == cls.Role.ADMIN:
+            return Q(is_superuser=True) | Q(role=role)
+        return Q(is_superuser=False, role=role)
+
+    @property
     def is_chat_admin(self) -> bool:
-        return self.is_superuser or self.role == self.Role.ADMIN
+        return self.effective_role == self.Role.ADMIN
 
     @property
     def is_moderator(self) -> bool:
         """Moderator or above."""
-        return self.is_chat_admin or self.role == self.Role.MODERATOR
+        return self.effective_role in (self.Role.ADMIN, self.Role.MODERATOR)
 
 
 class Session(AbstractBaseSession):
@@ -192,6 +212,15 @@ class Invite(models.Model):
         from django.urls import reverse
 
         return reverse("account_invite", kwargs={"token": self.token})
+
+    def url(self, *, request_site: str = "") -> str:
+        """The full link to hand out, on `SITE_URL` when set, else on `request_site`.
+
+        `request_site` is the address the page showing the link was opened at
+        (`request.build_absolute_uri("/")`). `SITE_URL` exists for an admin
+        reached under another host name than the one people sign up on.
+        """
+        return (settings.SITE_URL or request_site).rstrip("/") + self.path
 
     @property
     def is_expired(self) -> bool:

@@ -55,6 +55,9 @@ SECRET_KEY = _secret_key()
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The address people open TeamChat at, for links made to be copied and sent
+# (invite links). Empty: taken from the request that shows the link.
+SITE_URL = env.str("SITE_URL", default="")
 
 INSTALLED_APPS = [
     "daphne",

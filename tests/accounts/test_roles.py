@@ -1,5 +1,7 @@
 """Roles: who may deactivate whom, and the role in the admin."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied
@@ -76,13 +78,64 @@ def root():
     return signed_in(UserFactory(username="root", is_staff=True, is_superuser=True))
 
 
+def listed(page: str) -> dict[str, str]:
+    """username -> the role column, from the admin's user list."""
+    rows = re.findall(
+        r'<a href="/admin/accounts/user/\d+/change/[^"]*">([^<]+)</a>.*?'
+        r'<td class="field-role_shown">([^<]*)</td>',
+        page,
+        re.S,
+    )
+    return dict(rows)
+
+
 def test_role_is_listed_and_filterable(root):
     UserFactory(username="mona", role=Role.MODERATOR)
     UserFactory(username="mike")
-    page = root.get("/admin/accounts/user/").content.decode()
-    assert "column-role" in page and "Moderator" in page
-    filtered = root.get("/admin/accounts/user/", {"role__exact": "moderator"}).content.decode()
-    assert "mona" in filtered and "mike" not in filtered
+    UserFactory(username="ada", role=Role.ADMIN)
+    assert listed(root.get("/admin/accounts/user/").content.decode()) == {
+        "ada": "Admin",
+        "mike": "Member",
+        "mona": "Moderator",
+        "root": "Admin (superuser)",
+    }
+    for role, names in {
+        "moderator": {"mona"},
+        "member": {"mike"},
+        "admin": {"ada", "root"},
+    }.items():
+        page = root.get("/admin/accounts/user/", {"role": role}).content.decode()
+        assert set(listed(page)) == names, role
+
+
+def test_a_superuser_is_an_admin_whatever_role_is_stored():
+    root = UserFactory(is_superuser=True, role=Role.MEMBER)
+    assert root.effective_role == Role.ADMIN
+    assert root.is_chat_admin and root.is_moderator
+    assert User.objects.filter(User.with_effective_role(Role.ADMIN)).get() == root
+    assert not User.objects.filter(User.with_effective_role(Role.MEMBER)).exists()
+
+
+def test_a_superusers_page_shows_admin_instead_of_a_role_choice(root):
+    other = UserFactory(username="boss", is_superuser=True, is_staff=True)
+    page = root.get(f"/admin/accounts/user/{other.pk}/change/").content.decode()
+    assert 'name="role"' not in page
+    assert "Admin (superuser)" in page
+    # Saving the page leaves the stored role alone.
+    response = root.post(
+        f"/admin/accounts/user/{other.pk}/change/",
+        {**_form(other), "is_staff": "on", "is_superuser": "on"},
+    )
+    assert response.status_code == 302, response.content
+    other.refresh_from_db()
+    assert other.role == Role.MEMBER and other.is_superuser
+
+
+def test_the_admin_index_has_one_section_per_name(root):
+    page = root.get("/admin/").content.decode()
+    sections = re.findall(r'<caption>\s*<a [^>]*class="section"[^>]*>([^<]+)</a>', page)
+    assert "Users and sign-up" in sections
+    assert len(sections) == len({name.lower() for name in sections}), sections
 
 
 def test_role_is_editable_on_the_user_page(root):

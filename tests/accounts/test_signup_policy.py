@@ -264,5 +264,17 @@ def test_admin_creates_an_invite_and_sees_its_link(admin_client):
     link = Invite.objects.get()
     assert link.created_by.username == "root"
     assert len(link.token) >= 40
-    listing = admin_client.get("/admin/accounts/invite/").content.decode()
-    assert f"/accounts/invite/{link.token}/" in listing
+    # Full URLs, ready to copy and send: on the admin's own address...
+    url = f"http://testserver/accounts/invite/{link.token}/"
+    assert f"<code>{url}</code>" in admin_client.get("/admin/accounts/invite/").content.decode()
+    page = admin_client.get(f"/admin/accounts/invite/{link.pk}/change/").content.decode()
+    assert f"<code>{url}</code>" in page
+
+
+def test_invite_links_use_the_configured_site_address(admin_client, settings):
+    # ...or on SITE_URL, when the admin is reached under another name.
+    settings.SITE_URL = "https://chat.example.com/"
+    link = invite()
+    url = f"https://chat.example.com/accounts/invite/{link.token}/"
+    assert f"<code>{url}</code>" in admin_client.get("/admin/accounts/invite/").content.decode()
+    assert link.url() == url

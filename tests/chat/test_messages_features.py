@@ -94,9 +94,18 @@ def test_authors_delete_their_own_messages_and_nobody_sees_them_again(person):
     assert alice.patch(f"/api/messages/{gone}/", {"body": "back"}).status_code == 404
 
 
-@pytest.mark.parametrize("role", ["moderator", "admin"])
-def test_moderators_and_admins_delete_any_message(person, role):
-    alice, mod = person("alice"), person("mod", role=role)
+# A superuser keeps the stored role "member" (createsuperuser sets none) and
+# is an admin all the same.
+MODERATING = {
+    "moderator": {"role": "moderator"},
+    "admin": {"role": "admin"},
+    "superuser": {"role": "member", "is_superuser": True, "is_staff": True},
+}
+
+
+@pytest.mark.parametrize("who", MODERATING)
+def test_moderators_and_admins_delete_any_message(person, who):
+    alice, mod = person("alice"), person("mod", **MODERATING[who])
     mid = say(alice, "general", "spam")
     assert mod.delete(f"/api/messages/{mid}/").status_code == 204
     assert alice.history("general") == []
@@ -149,9 +158,10 @@ async def test_edits_and_deletes_reach_every_socket_of_the_room(people, sockets)
     assert await a.receive() == deleted
 
 
-async def test_a_moderator_deletes_someone_elses_message_from_the_socket(people, sockets):
+@pytest.mark.parametrize("who", ["moderator", "superuser"])
+async def test_a_moderator_deletes_someone_elses_message_from_the_socket(people, sockets, who):
     [alice] = await people("alice")
-    [mod] = await people("mod", role="moderator")
+    [mod] = await people("mod", **MODERATING[who])
     m, a = await sockets(mod), await sockets(alice)
     mid = await sync_to_async(say)(alice, "general", "spam")
     assert (await m.receive())["id"] == (await a.receive())["id"] == mid
@@ -603,9 +613,7 @@ def test_a_word_is_not_a_reaction(person, word):
     assert refused.value.code == "invalid"
 
 
-async def test_a_new_follower_sees_someone_reconnecting_as_announced(
-    people, sockets, settings
-):
+async def test_a_new_follower_sees_someone_reconnecting_as_announced(people, sockets, settings):
     from chat.realtime.presence import local_presence
 
     settings.CHAT_PRESENCE_ANNOUNCE_SECONDS = 3600
@@ -688,9 +696,7 @@ def test_every_emoji_the_page_offers_is_accepted(person, settings):
     alice = person("alice")
     mid = say(alice, "general", "hi")
     for emoji in [*offered, "👍🏽", "🇫🇷", "1️⃣"]:
-        assert services.reaction_toggle(actor=alice.user, message_id=mid, emoji=emoji) == [
-            "alice"
-        ]
+        assert services.reaction_toggle(actor=alice.user, message_id=mid, emoji=emoji) == ["alice"]
 
 
 def test_reactions_per_person_and_per_message_are_capped(person, monkeypatch):

@@ -173,6 +173,23 @@ def test_the_room_page_costs_the_same_queries_for_1_or_10_rooms(client, member):
     assert queries(client) == one
 
 
+@pytest.mark.parametrize(
+    ("fields", "manages", "moderates"),
+    [
+        ({"role": "member"}, False, False),
+        ({"role": "moderator"}, False, True),
+        ({"role": "admin"}, True, True),
+        ({"role": "member", "is_superuser": True, "is_staff": True}, True, True),
+    ],
+    ids=["member", "moderator", "admin", "superuser"],
+)
+def test_the_page_gives_the_client_the_users_effective_role(client, fields, manages, moderates):
+    RoomFactory(slug="design", name="design", created_by=UserFactory())
+    client.force_login(UserFactory(username="viewer", **fields))
+    config = config_of(client.get("/r/design/").content.decode())
+    assert (config["canManage"], config["isModerator"]) == (manages, moderates)
+
+
 def test_anonymous_visitors_are_sent_to_login(client):
     for path in ("/r/general/", "/rooms/"):
         response = client.get(path)
