@@ -3,6 +3,7 @@
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
 from django.db.models import F
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -19,6 +20,23 @@ def login_session_is_valid(*, login_id: str, user_id: int) -> bool:
     so it stays valid.
     """
     return (login_id, user_id) in logins_still_valid({(login_id, user_id)})
+
+
+def session_account_deactivated(session: SessionBase) -> bool:
+    """Whether this session was signed in to an account that has since been deactivated.
+
+    Django keeps such a session (its user just reads as anonymous), so it can
+    still say whose it was. A logout empties the session, and a password
+    changed from another session no longer matches its hash: neither is
+    reported as a deactivation.
+    """
+    user_id = session.get(SESSION_KEY)
+    if user_id is None:
+        return False
+    user = User.objects.filter(pk=user_id, is_active=False).first()
+    return user is not None and constant_time_compare(
+        session.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
+    )
 
 
 def signup_policy() -> SignupPolicy:

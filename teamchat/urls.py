@@ -2,6 +2,7 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from accounts import views as accounts_views
 from chat import api as chat_api
 
 from . import ops
@@ -15,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
+    path("api/session/", accounts_views.session_status, name="api-session"),
     path("", include("chat.urls")),
     path("", include("chat.search_urls")),
     # Last: any other /api/ path is a JSON 404, like every API error.
