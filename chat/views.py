@@ -28,10 +28,13 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def room(request: HttpRequest, slug: str) -> HttpResponse:
-    """The newest messages rendered on the server; the page then goes live over the socket.
+    """The room page, with its newest messages as data; the page then goes live over the socket.
 
-    The log position is read first: the socket resumes from it, so whatever
-    changes while the page is being built still reaches the page.
+    The messages travel in the page's chat-config and static/js/render.js
+    builds them, as it builds every later message: one renderer, so a message
+    looks the same whether it came with the page or over the socket. The log
+    position is read first: the socket resumes from it, so whatever changes
+    while the page is being built still reaches the page.
     """
     seq = selectors.latest_seq()
     try:
@@ -56,7 +59,6 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
             "can_write": is_member and not current.is_archived,
             "can_manage": can_manage,
             "dm_names": dm_names,
-            "chat_messages": api.messages_data(messages, current.slug),
             "has_older": len(messages) == ROOM_PAGE_MESSAGES,
             "client_config": {
                 "room": current.slug,
@@ -66,6 +68,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
                 "socketPath": "/ws/chat/",
                 "historyUrl": f"/api/rooms/{current.slug}/messages/",
                 "pageSize": ROOM_PAGE_MESSAGES,
+                "messages": api.messages_data(messages, current.slug),
                 "seq": seq,
                 "isMember": is_member,
                 "canWrite": is_member and not current.is_archived,

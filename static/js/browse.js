@@ -2,14 +2,10 @@
  * TeamChat: the channel directory. Join buttons, the filter box, and the
  * "create a channel" form (shared with the chat page, see common.js).
  */
-(() => {
-  "use strict";
+import { api, roomUrl, setupCreateRoomForm } from "./common.js";
 
-  const TC = window.TeamChat;
-  const directory = document.getElementById("channel-directory");
-  if (!TC || !directory) {
-    return;
-  }
+const directory = document.getElementById("channel-directory");
+if (directory) {
   const status = document.getElementById("browse-status");
 
   directory.addEventListener("click", async (event) => {
@@ -21,8 +17,8 @@
     join.disabled = true;
     join.textContent = "Joining…";
     try {
-      await TC.api("POST", "/api/rooms/" + encodeURIComponent(slug) + "/join/");
-      window.location.assign(TC.roomUrl(slug));
+      await api("POST", "/api/rooms/" + encodeURIComponent(slug) + "/join/");
+      window.location.assign(roomUrl(slug));
     } catch (err) {
       join.disabled = false;
       join.textContent = "Join";
@@ -45,6 +41,6 @@
 
   const form = document.getElementById("create-room-form");
   if (form) {
-    TC.setupCreateRoomForm(form);
+    setupCreateRoomForm(form);
   }
-})();
+}

@@ -689,7 +689,7 @@ def test_a_reaction_is_one_emoji_and_nothing_else(person, text):
 def test_every_emoji_the_page_offers_is_accepted(person, settings):
     import re
 
-    script = (settings.BASE_DIR / "static" / "js" / "chat.js").read_text()
+    script = (settings.BASE_DIR / "static" / "js" / "actions.js").read_text()
     palette = re.search(r"const EMOJI = \[(.*?)\];", script, re.S).group(1)
     offered = re.findall(r'\["([^"]+)", "[^"]+"\]', palette)
     assert len(offered) >= 8

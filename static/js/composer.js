@@ -1,0 +1,354 @@
+/*
+ * The composer: typing and sending a message (through the store's outbox,
+ * resent with the same nonce after a reconnect), @mention completion, the
+ * typing hint this page sends and the "… is typing" line it shows.
+ */
+import { api, el } from "./common.js";
+import { avatarClass, firstLetter } from "./render.js";
+import { announce, els, showNotice } from "./ui.js";
+
+const SEND_TIMEOUT_MS = 10000;
+const BODY_MAX_CHARS = 10000;
+const TYPING_EVERY_MS = 3000;
+
+export function codePoints(text) {
+  return Array.from(text).length;
+}
+
+export function makeNonce() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") {
+    return "c-" + window.crypto.randomUUID();
+  }
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return "c-" + Array.from(bytes, (b) => ("0" + b.toString(16)).slice(-2)).join("");
+}
+
+/* Refuse a body over the limit with a notice; `what` starts the sentence. */
+export function tooLong(text, what) {
+  const length = codePoints(text.trim());
+  if (length <= BODY_MAX_CHARS) {
+    return false;
+  }
+  showNotice(what + " (" + length + " characters; the limit is " + BODY_MAX_CHARS + ").");
+  return true;
+}
+
+export function setupComposer(ctx) {
+  const { store } = ctx;
+  const me = store.me;
+  const timers = new Map(); // nonce -> the send's reply timeout
+  const mention = { items: [], active: -1, request: 0, timer: null };
+  let typingSentAt = 0;
+  let typingTimer = null;
+
+  // --- sending -------------------------------------------------------------------
+
+  function stopTimer(nonce) {
+    clearTimeout(timers.get(nonce));
+    timers.delete(nonce);
+  }
+
+  function transmit(entry) {
+    stopTimer(entry.nonce);
+    store.outboxPending(entry.nonce);
+    if (!ctx.socket.isReady()) {
+      return; // sent once the socket has caught up
+    }
+    if (!ctx.socket.send({ type: "send", room: store.room, body: entry.body, nonce: entry.nonce })) {
+      return;
+    }
+    store.outboxSent(entry.nonce);
+    timers.set(
+      entry.nonce,
+      setTimeout(() => {
+        timers.delete(entry.nonce);
+        store.outboxFail(entry.nonce, "No reply from the server.");
+      }, SEND_TIMEOUT_MS)
+    );
+  }
+
+  function submit() {
+    if (!els.input || ctx.socket.isSignedOut() || !store.canWrite()) {
+      return;
+    }
+    const text = els.input.value;
+    if (text.trim() === "" || tooLong(text, "That message is too long")) {
+      return;
+    }
+    const entry = store.queue(text, makeNonce(), new Date().toISOString());
+    ctx.messages.addPending(entry);
+    els.input.value = "";
+    closeMentions();
+    autosize();
+    els.input.focus();
+    typingSentAt = 0;
+    ctx.messages.resumeAutoRead();
+    transmit(entry);
+  }
+
+  /* A failed message's Retry button. */
+  function retry(nonce) {
+    const entry = store.outbox.get(nonce);
+    if (entry && !ctx.socket.isSignedOut()) {
+      transmit(entry);
+      if (els.input) {
+        els.input.focus();
+      }
+    }
+  }
+
+  function resendPending() {
+    store.unsent().forEach(transmit);
+  }
+
+  /* The socket is gone: pending messages wait (timer stopped) for the next one. */
+  function suspend() {
+    store.outbox.forEach((entry) => {
+      if (entry.state === "pending") {
+        stopTimer(entry.nonce);
+      }
+    });
+    store.outboxSuspend();
+  }
+
+  store.on("outbox", ({ entry }) => {
+    if (entry.state === "failed") {
+      stopTimer(entry.nonce);
+    }
+  });
+
+  // --- typing ------------------------------------------------------------------
+
+  function signalTyping() {
+    if (!store.canWrite() || !els.input.value.trim()) {
+      return;
+    }
+    const now = Date.now();
+    if (now - typingSentAt >= TYPING_EVERY_MS && ctx.socket.isReady() && ctx.socket.hint({ type: "typing", room: store.room })) {
+      typingSentAt = now;
+    }
+  }
+
+  function renderTyping() {
+    if (!els.typing) {
+      return;
+    }
+    const names = Array.from(store.typers.keys());
+    let text = "";
+    if (names.length === 1) {
+      text = names[0] + " is typing…";
+    } else if (names.length === 2) {
+      text = names[0] + " and " + names[1] + " are typing…";
+    } else if (names.length > 2) {
+      text = "Several people are typing…";
+    }
+    if (els.typing.textContent !== text) {
+      els.typing.textContent = text;
+    }
+  }
+
+  function pruneTypers() {
+    const next = store.pruneTypers();
+    renderTyping();
+    clearTimeout(typingTimer);
+    if (next !== Infinity) {
+      typingTimer = setTimeout(pruneTypers, next - Date.now() + 20);
+    }
+  }
+
+  store.on("typing", pruneTypers);
+
+  // --- @mentions -------------------------------------------------------------------
+
+  function mentionQuery() {
+    const input = els.input;
+    if (input.selectionStart !== input.selectionEnd) {
+      return null;
+    }
+    const end = input.selectionStart;
+    const match = /(^|[^\w@.+-])@([\w.+-]{0,40})$/u.exec(input.value.slice(0, end));
+    if (!match) {
+      return null;
+    }
+    return { query: match[2], start: end - match[2].length - 1, end };
+  }
+
+  function renderMentions() {
+    const list = els.mentionList;
+    list.replaceChildren();
+    mention.items.forEach((name, i) => {
+      const option = el("li", "mention-option");
+      option.id = "mention-option-" + i;
+      option.setAttribute("role", "option");
+      option.setAttribute("aria-selected", i === mention.active ? "true" : "false");
+      option.dataset.username = name;
+      const avatar = el("span", "mention-avatar " + avatarClass(name), firstLetter(name));
+      avatar.setAttribute("aria-hidden", "true");
+      option.append(avatar, el("span", "mention-name", name));
+      list.appendChild(option);
+    });
+    list.hidden = mention.items.length === 0;
+    if (mention.active >= 0) {
+      els.input.setAttribute("aria-activedescendant", "mention-option-" + mention.active);
+      const option = document.getElementById("mention-option-" + mention.active);
+      if (option) {
+        option.scrollIntoView({ block: "nearest" });
+      }
+    } else {
+      els.input.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  function closeMentions() {
+    if (!els.mentionList) {
+      return;
+    }
+    mention.request += 1;
+    clearTimeout(mention.timer);
+    if (mention.items.length) {
+      mention.items = [];
+      mention.active = -1;
+      renderMentions();
+    }
+  }
+
+  async function fetchMentions(query) {
+    const request = ++mention.request;
+    const url = new URL("/api/users/", window.location.href);
+    url.searchParams.set("q", query);
+    url.searchParams.set("room", store.room);
+    let data;
+    try {
+      data = await api("GET", url.toString());
+    } catch (err) {
+      return;
+    }
+    const now = mentionQuery();
+    if (request !== mention.request || !now || now.query !== query) {
+      return; // the text moved on meanwhile
+    }
+    mention.items = (data.users || []).map((u) => u.username).filter((name) => name !== me);
+    mention.active = mention.items.length ? 0 : -1;
+    renderMentions();
+    if (mention.items.length) {
+      announce(mention.items.length + (mention.items.length === 1 ? " person" : " people") + " to mention.");
+    }
+  }
+
+  function updateMentions() {
+    const found = store.canWrite() ? mentionQuery() : null;
+    if (!found) {
+      closeMentions();
+      return;
+    }
+    clearTimeout(mention.timer);
+    mention.timer = setTimeout(() => fetchMentions(found.query), 80);
+  }
+
+  function pickMention(name) {
+    const found = mentionQuery();
+    if (!found) {
+      closeMentions();
+      return;
+    }
+    const input = els.input;
+    const insert = "@" + name + " ";
+    input.value = input.value.slice(0, found.start) + insert + input.value.slice(found.end);
+    const caret = found.start + insert.length;
+    input.setSelectionRange(caret, caret);
+    closeMentions();
+    autosize();
+    input.focus();
+  }
+
+  function onKey(event) {
+    if (mention.items.length) {
+      const count = mention.items.length;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        mention.active = (mention.active + (event.key === "ArrowDown" ? 1 : count - 1)) % count;
+        renderMentions();
+        return;
+      }
+      if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && mention.active >= 0) {
+        event.preventDefault();
+        pickMention(mention.items[mention.active]);
+        return;
+      }
+      if (event.key === "Escape") {
+        event.preventDefault();
+        event.stopPropagation();
+        closeMentions();
+        return;
+      }
+    }
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === "ArrowUp" && !els.input.value) {
+      // Edit your last message, as in other chat apps.
+      const own = els.list.querySelectorAll("li.message.is-own[data-id]");
+      if (own.length && store.canWrite()) {
+        event.preventDefault();
+        ctx.actions.startEdit(own[own.length - 1]);
+      }
+    }
+  }
+
+  // --- the box ------------------------------------------------------------------
+
+  const nativeAutosize = window.CSS && CSS.supports && CSS.supports("field-sizing", "content");
+
+  function autosize() {
+    if (!els.input || nativeAutosize) {
+      return;
+    }
+    // CSSOM assignment (not a style attribute in markup): allowed by a strict CSP.
+    els.input.style.height = "auto";
+    els.input.style.height = Math.min(els.input.scrollHeight, 200) + "px";
+  }
+
+  function start() {
+    if (!els.form) {
+      return;
+    }
+    els.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit();
+    });
+    els.input.addEventListener("keydown", onKey);
+    els.input.addEventListener("input", () => {
+      autosize();
+      signalTyping();
+      updateMentions();
+    });
+    els.input.addEventListener("click", updateMentions);
+    els.input.addEventListener("keyup", (event) => {
+      if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) {
+        updateMentions();
+      }
+    });
+    els.input.addEventListener("blur", () => setTimeout(closeMentions, 150));
+    els.mentionList.addEventListener("mousedown", (event) => event.preventDefault());
+    els.mentionList.addEventListener("click", (event) => {
+      const option = event.target instanceof Element ? event.target.closest("[role=option]") : null;
+      if (option) {
+        pickMention(option.dataset.username);
+      }
+    });
+    // Keep the focus (and a phone's keyboard) in the textarea when Send is tapped.
+    els.send.addEventListener("mousedown", (event) => event.preventDefault());
+  }
+
+  return {
+    start,
+    autosize,
+    retry,
+    resendPending,
+    suspend,
+    settled: stopTimer,
+    closeMentions,
+    renderTyping,
+  };
+}

@@ -1,0 +1,99 @@
+/*
+ * TeamChat browser client: the room page's wiring.
+ *
+ * The page's chat-config (a json_script) carries the room, the person, the
+ * log position the page was rendered at and the first page of messages as
+ * data. The store (store.js) holds the state and applies every server
+ * event; the views below draw from it and listen to its changes; the socket
+ * (socket.js) feeds it. Views reach each other through `ctx` at call time,
+ * never through module imports of one another, so the module graph stays a
+ * tree (which hashed static names need: see docs/architecture.md).
+ */
+import { setupActions } from "./actions.js";
+import { setupComposer } from "./composer.js";
+import { setupDialogs } from "./dialogs.js";
+import { roomVisible, setupMessages } from "./messages.js";
+import { setupNotifications } from "./notifications.js";
+import { setupPresence } from "./presence.js";
+import { setupRoom } from "./room.js";
+import { setupSidebar } from "./sidebar.js";
+import { createSocket } from "./socket.js";
+import { Store } from "./store.js";
+import { els, setStatus, showNotice, updateTitle } from "./ui.js";
+
+function start(config) {
+  const store = new Store(config, { visible: roomVisible });
+  const ctx = { config, store };
+  let refreshAfterResume = false;
+
+  ctx.socket = createSocket(ctx, {
+    opened: () => ctx.presence.socketOpened(),
+    dropped: () => {
+      ctx.composer.suspend();
+      store.revertActions();
+      store.clearTypers();
+      ctx.composer.renderTyping();
+    },
+    signedOut: () => {
+      store.failPending("you are signed out.");
+      if (els.input) {
+        els.input.disabled = true;
+        els.send.disabled = true;
+      }
+    },
+  });
+  /* A socket that carries this room as watched, once this event's seq is recorded. */
+  ctx.resubscribe = () => {
+    if (store.catchingUp) {
+      refreshAfterResume = true;
+    } else if (ctx.socket.current()) {
+      setTimeout(ctx.socket.reconnectNow, 0);
+    }
+  };
+  ctx.dialogs = setupDialogs(ctx);
+  ctx.notifications = setupNotifications(ctx);
+  ctx.messages = setupMessages(ctx);
+  ctx.composer = setupComposer(ctx);
+  ctx.actions = setupActions(ctx);
+  ctx.sidebar = setupSidebar(ctx);
+  ctx.room = setupRoom(ctx);
+  ctx.presence = setupPresence(ctx);
+
+  const title = () => updateTitle(store.totals());
+  ["counts", "room", "room-removed", "room-info"].forEach((name) => store.on(name, title));
+  store.on("notice", ({ text }) => showNotice(text));
+  // Too much was missed to replay: a fresh page load is the catch-up.
+  store.on("reload", () => window.location.reload());
+  store.on("resumed", () => {
+    ctx.messages.forgetReadSent();
+    setStatus("online", "Connected");
+    ctx.composer.resendPending();
+    ctx.presence.resumed();
+    if (refreshAfterResume) {
+      refreshAfterResume = false;
+      setTimeout(ctx.socket.reconnectNow, 0);
+      return;
+    }
+    ctx.messages.scheduleRead();
+  });
+
+  ctx.sidebar.start();
+  ctx.room.start();
+  title();
+  ctx.composer.start();
+  ctx.actions.start();
+  ctx.dialogs.start();
+  ctx.notifications.start();
+  ctx.composer.autosize();
+  ctx.presence.start();
+  const target = ctx.messages.start();
+  if (!target && els.input && !els.input.disabled && window.matchMedia("(min-width: 700px)").matches) {
+    els.input.focus();
+  }
+  ctx.socket.connect();
+}
+
+const configEl = document.getElementById("chat-config");
+if (configEl) {
+  start(JSON.parse(configEl.textContent));
+}

@@ -1,0 +1,623 @@
+/*
+ * The room page's state, and the one place server events are applied to it.
+ *
+ * No DOM, no socket, no timers: the store takes parsed events (receive()),
+ * keeps what they mean (the log position `seq`, this room's messages, the
+ * sidebar's rooms and counts, the outbox of sends not yet stored, who is
+ * typing, who is online) and tells the views what changed through named
+ * events (on()). The views draw from it; Node's test runner checks it
+ * without a browser (tests/js/).
+ *
+ * Every event is applied idempotently: by message id, by reaction (id,
+ * emoji), by room slug. See docs/protocol.md.
+ */
+
+export const PRESENCE_STATES = new Set(["online", "away", "offline"]);
+export const TYPING_SHOWN_MS = 5000;
+
+const ROOM_FIELDS = ["slug", "name", "topic", "kind", "private", "archived"];
+
+/* The other people in a conversation: as the server listed them, else as its name lists them. */
+export function dmOthers(room, me) {
+  if (Array.isArray(room.members)) {
+    return room.members;
+  }
+  return String(room.name || "")
+    .split(", ")
+    .filter((name) => name && name !== me);
+}
+
+/* The other person of a 1:1 conversation (null for a group, or one left alone). */
+export function dmPartner(room, me) {
+  const others = room.kind === "dm" ? dmOthers(room, me) : [];
+  return others.length === 1 ? others[0] : null;
+}
+
+export function roomLabel(room, me) {
+  if (room.kind !== "dm") {
+    return room.name;
+  }
+  const others = dmOthers(room, me);
+  return others.length ? others.join(", ") : room.name;
+}
+
+export function roomTitle(room, me) {
+  return room.kind === "dm" ? roomLabel(room, me) : "#" + room.name;
+}
+
+export class Store {
+  /*
+   * `config`: the page's chat-config (room, user, seq, rooms, messages, ...).
+   * `visible()`: whether the person is looking at this room now (a message
+   * that arrives while they are is not counted as unread). `now()`: the clock.
+   */
+  constructor(config, { visible = () => true, now = () => Date.now() } = {}) {
+    this.me = config.user;
+    this.room = config.room;
+    this.roomInfo = Object.assign(
+      { slug: config.room, name: config.roomName, topic: "", kind: config.roomKind, private: false, archived: false },
+      config.roomData || {}
+    );
+    this.canManage = !!config.canManage;
+    this.isModerator = !!config.isModerator;
+    this.isMember = !!config.isMember;
+    this.marker = config.lastReadId || 0; // the server's read marker for this room
+    this.seq = typeof config.seq === "number" ? config.seq : 0; // the highest event applied
+    this.catchingUp = false; // between a socket's open and its `resumed`: the server is replaying
+
+    this.rooms = new Map(); // slug -> {slug, name, topic, kind, private, archived, unread, mentions, last_read_id, members}
+    (config.rooms || []).forEach((room) => this.rooms.set(room.slug, Object.assign({}, room)));
+    this.messages = new Map(); // message id -> message data (this room), in no particular order
+    this.lastId = 0; // highest message id held
+    this.oldestId = null; // smallest message id held
+    this.outbox = new Map(); // nonce -> {nonce, body, created, state: "pending"|"failed", reason, sent}
+    this.actions = new Map(); // nonce -> {kind, id, revert}: edits, deletions, reactions awaiting their event
+    this.typers = new Map(); // username -> time their indicator expires
+    this.presence = new Map(); // username -> online | away | offline (absent: not known)
+
+    this.visible = visible;
+    this.now = now;
+    this.listeners = new Map();
+    (config.messages || []).forEach((m) => this.holdMessage(m));
+  }
+
+  // --- change notifications ----------------------------------------------
+
+  on(name, listener) {
+    if (!this.listeners.has(name)) {
+      this.listeners.set(name, []);
+    }
+    this.listeners.get(name).push(listener);
+    return this;
+  }
+
+  emit(name, detail) {
+    (this.listeners.get(name) || []).forEach((listener) => listener(detail || {}));
+  }
+
+  // --- derived ----------------------------------------------------------------
+
+  canWrite() {
+    return this.isMember && !this.roomInfo.archived;
+  }
+
+  isChannel() {
+    return this.roomInfo.kind !== "dm";
+  }
+
+  /* Unread and mention counts over every room in the sidebar (for the title). */
+  totals() {
+    let unread = 0;
+    let mentions = 0;
+    this.rooms.forEach((entry) => {
+      unread += entry.unread || 0;
+      mentions += entry.mentions || 0;
+    });
+    return { unread, mentions };
+  }
+
+  /* This room's messages, oldest first. */
+  messageList() {
+    return Array.from(this.messages.values()).sort((a, b) => a.id - b.id);
+  }
+
+  // --- applying server events ---------------------------------------------------
+
+  /* Apply one event from the socket; stored events move `seq` on (even when a view failed on them). */
+  receive(data) {
+    if (!data || typeof data !== "object" || typeof data.type !== "string") {
+      return;
+    }
+    const seq = typeof data.seq === "number" ? data.seq : null;
+    // A stored event this page has not applied yet (replays never repeat one,
+    // but counting twice would be visible, so the counters check).
+    const fresh = seq === null || seq > this.seq;
+    try {
+      this.apply(data, fresh);
+    } finally {
+      if (seq !== null && seq > this.seq) {
+        this.seq = seq;
+      }
+    }
+  }
+
+  apply(data, fresh) {
+    switch (data.type) {
+      case "message":
+        this.applyMessage(data, fresh);
+        break;
+      case "message_edited":
+        this.applyEdited(data);
+        break;
+      case "message_deleted":
+        if (data.room === this.room && typeof data.id === "number") {
+          this.settleActions("delete", data.id);
+          this.dropMessage(data.id);
+        }
+        break;
+      case "reaction":
+        this.applyReaction(data);
+        break;
+      case "read":
+        if (typeof data.room === "string") {
+          this.setCounts(data.room, data);
+          this.emit("read", { room: data.room });
+        }
+        break;
+      case "room":
+        this.applyRoom(data.room);
+        break;
+      case "member":
+        this.applyMember(data, fresh);
+        break;
+      case "typing":
+        this.applyTyping(data);
+        break;
+      case "presence":
+        this.applyPresence(data.users);
+        break;
+      case "status":
+        if (data.live === true) {
+          this.emit("live");
+        }
+        break;
+      case "reload":
+        this.emit("reload");
+        break;
+      case "resumed":
+        this.applyResumed(data);
+        break;
+      case "error":
+        this.applyError(data);
+        break;
+      default:
+        break; // an event type this page does not know: ignore it
+    }
+  }
+
+  // --- messages ---------------------------------------------------------------
+
+  /* Keep a message of this room; returns it as held (merged into what was held). */
+  holdMessage(m) {
+    const known = this.messages.get(m.id);
+    if (known) {
+      Object.assign(known, m);
+      return known;
+    }
+    const message = Object.assign({}, m);
+    delete message.type;
+    delete message.seq;
+    this.messages.set(m.id, message);
+    if (m.id > this.lastId) {
+      this.lastId = m.id;
+    }
+    if (this.oldestId === null || m.id < this.oldestId) {
+      this.oldestId = m.id;
+    }
+    return message;
+  }
+
+  /*
+   * A `message` event. Emits "message" with:
+   * here (it is this room's), isNew (not shown before: neither held nor our
+   * own pending send), acked (the outbox entry it stores, if any), unseen
+   * (someone else's new message counted as unread: divider and notification),
+   * typingChanged (its author's typing indicator ended).
+   */
+  applyMessage(m, fresh) {
+    if (m.room !== this.room) {
+      const unseen = fresh && m.user !== this.me && this.bump(m.room, m);
+      this.emit("message", { message: m, here: false, isNew: false, acked: null, fresh, unseen, typingChanged: false });
+      return;
+    }
+    let isNew = false;
+    let acked = null;
+    let message = m;
+    if (typeof m.id === "number") {
+      const known = this.messages.has(m.id);
+      if (!known && m.nonce && m.user === this.me && this.outbox.has(m.nonce)) {
+        acked = this.outbox.get(m.nonce);
+        this.outbox.delete(m.nonce);
+      }
+      message = this.holdMessage(m);
+      isNew = !known && !acked;
+    }
+    const typingChanged = this.typers.delete(m.user);
+    let unseen = false;
+    if (m.user !== this.me && isNew && fresh && this.isMember && m.id > this.marker && !this.visible()) {
+      this.bump(this.room, m);
+      unseen = true;
+    }
+    this.emit("message", { message, here: true, isNew, acked, fresh, unseen, typingChanged });
+  }
+
+  applyEdited(data) {
+    if (data.room !== this.room || typeof data.id !== "number") {
+      return;
+    }
+    this.settleActions("edit", data.id);
+    if (!this.messages.has(data.id)) {
+      return; // not loaded here; it shows as edited when loaded
+    }
+    const changes = {};
+    ["body", "html", "edited", "mentions"].forEach((key) => {
+      if (key in data) {
+        changes[key] = data[key];
+      }
+    });
+    const message = this.holdMessage(Object.assign(changes, { id: data.id }));
+    this.emit("message-edited", { message, changes });
+  }
+
+  applyReaction(data) {
+    if (data.room !== this.room || typeof data.id !== "number" || typeof data.emoji !== "string") {
+      return;
+    }
+    this.settleActions("react", data.id);
+    const message = this.messages.get(data.id);
+    if (!message) {
+      return;
+    }
+    const users = Array.isArray(data.users) ? data.users.slice() : [];
+    const reactions = Object.assign({}, message.reactions || {});
+    if (users.length) {
+      reactions[data.emoji] = users;
+    } else {
+      delete reactions[data.emoji];
+    }
+    message.reactions = reactions;
+    this.emit("reaction", { id: data.id, emoji: data.emoji, users });
+  }
+
+  dropMessage(id) {
+    if (this.messages.delete(id)) {
+      this.emit("message-removed", { id });
+    }
+  }
+
+  /* Older messages from the history API; returns those not held before, oldest first. */
+  addOlder(page) {
+    const added = [];
+    page.forEach((m) => {
+      if (typeof m.id !== "number" || this.messages.has(m.id) || (this.oldestId !== null && m.id >= this.oldestId)) {
+        return;
+      }
+      added.push(m);
+    });
+    return added.map((m) => this.holdMessage(m));
+  }
+
+  // --- counts and the sidebar's rooms ----------------------------------------------
+
+  /* A new message by someone else in a room not being read: count it until the server says otherwise. */
+  bump(slug, m) {
+    const entry = this.rooms.get(slug);
+    if (!entry || m.id <= (entry.last_read_id || 0)) {
+      return false;
+    }
+    entry.unread = (entry.unread || 0) + 1;
+    if (Array.isArray(m.mentions) && m.mentions.includes(this.me)) {
+      entry.mentions = (entry.mentions || 0) + 1;
+    }
+    this.emit("counts", { entry });
+    return true;
+  }
+
+  /* The server's read marker and counts for a room (a `read` event, `resumed`). */
+  setCounts(slug, counts) {
+    if (slug === this.room && typeof counts.last_read_id === "number") {
+      this.marker = counts.last_read_id;
+    }
+    const entry = this.rooms.get(slug);
+    if (!entry) {
+      return;
+    }
+    ["unread", "mentions", "last_read_id"].forEach((key) => {
+      if (typeof counts[key] === "number") {
+        entry[key] = counts[key];
+      }
+    });
+    this.emit("counts", { entry });
+  }
+
+  upsertRoom(data) {
+    if (!data || typeof data.slug !== "string") {
+      return;
+    }
+    if (data.archived) {
+      this.removeRoom(data.slug);
+      return;
+    }
+    let entry = this.rooms.get(data.slug);
+    if (!entry) {
+      entry = { unread: 0, mentions: 0, last_read_id: 0 }; // a conversation's people: from its name
+      this.rooms.set(data.slug, entry);
+    }
+    const oldLabel = entry.slug ? roomLabel(entry, this.me) : null;
+    ROOM_FIELDS.forEach((key) => {
+      if (key in data) {
+        entry[key] = data[key];
+      }
+    });
+    this.emit("room", { entry, oldLabel });
+  }
+
+  removeRoom(slug) {
+    this.rooms.delete(slug);
+    this.emit("room-removed", { slug });
+  }
+
+  /* Someone else joined or left a conversation in the sidebar: its label, and whom it shows. */
+  updateDmMembers(slug, user, joined) {
+    const entry = this.rooms.get(slug);
+    if (!entry || entry.kind !== "dm") {
+      return;
+    }
+    const oldLabel = roomLabel(entry, this.me);
+    const others = new Set(dmOthers(entry, this.me));
+    if (joined) {
+      others.add(user);
+    } else {
+      others.delete(user);
+    }
+    entry.members = Array.from(others).sort();
+    this.emit("room", { entry, oldLabel });
+  }
+
+  /* A room's name, topic or archived state changed (a `room` event, or this page's own change). */
+  applyRoom(room) {
+    if (!room || typeof room.slug !== "string") {
+      return;
+    }
+    if (room.slug === this.room) {
+      Object.assign(this.roomInfo, room);
+      this.emit("room-info");
+    }
+    if (room.archived) {
+      this.removeRoom(room.slug);
+    } else if (room.slug !== this.room || this.isMember) {
+      this.upsertRoom(room);
+    }
+  }
+
+  applyMember(data, fresh) {
+    const room = data.room || {};
+    const slug = room.slug;
+    if (typeof slug !== "string") {
+      return;
+    }
+    const joined = data.action === "joined" || data.action === "invited";
+    if (data.user === this.me) {
+      if (joined) {
+        if (!room.archived) {
+          this.upsertRoom(room);
+        }
+        if (slug === this.room) {
+          this.becomeMember();
+        } else if (fresh && !this.catchingUp && data.action === "invited" && data.by && data.by !== this.me) {
+          this.emit("notice", { text: data.by + " added you to " + roomTitle(room, this.me) + "." });
+        }
+      } else {
+        this.removeRoom(slug);
+        if (slug === this.room) {
+          this.loseMembership(data);
+        }
+      }
+    } else if (typeof data.user === "string") {
+      this.updateDmMembers(slug, data.user, joined);
+      if (slug === this.room) {
+        this.emit("member", { user: data.user, joined });
+      }
+    }
+  }
+
+  becomeMember() {
+    if (this.isMember) {
+      return;
+    }
+    this.isMember = true;
+    this.upsertRoom(this.roomInfo);
+    this.emit("membership", { member: true });
+  }
+
+  /* `data`: the `member` event that ended it ({action: "removed"} when `resumed` says so). */
+  loseMembership(data) {
+    if (!this.isMember) {
+      return;
+    }
+    this.isMember = false;
+    this.emit("membership", { member: false, action: data.action, by: data.by || null });
+    this.removeRoom(this.room);
+  }
+
+  applyResumed(data) {
+    if (Array.isArray(data.rooms)) {
+      const joined = new Set();
+      data.rooms.forEach((counts) => {
+        if (counts && typeof counts.room === "string") {
+          joined.add(counts.room);
+          this.setCounts(counts.room, counts);
+        }
+      });
+      Array.from(this.rooms.keys()).forEach((slug) => {
+        if (!joined.has(slug)) {
+          this.removeRoom(slug);
+        }
+      });
+      if (this.isMember && !joined.has(this.room)) {
+        this.loseMembership({ action: "removed" });
+      }
+    }
+    this.catchingUp = false;
+    this.emit("resumed");
+  }
+
+  // --- typing and presence --------------------------------------------------------
+
+  applyTyping(data) {
+    if (data.room !== this.room || data.user === this.me || typeof data.user !== "string") {
+      return;
+    }
+    this.typers.set(data.user, this.now() + TYPING_SHOWN_MS);
+    this.emit("typing");
+  }
+
+  /* Forget indicators that have run out; returns when the next one does (Infinity: none left). */
+  pruneTypers() {
+    const now = this.now();
+    let next = Infinity;
+    this.typers.forEach((until, name) => {
+      if (until <= now) {
+        this.typers.delete(name);
+      } else {
+        next = Math.min(next, until);
+      }
+    });
+    return next;
+  }
+
+  clearTypers() {
+    this.typers.clear();
+  }
+
+  /* `users`: the states of people this socket follows, all of them (the answer to presence_sub) or the changes. */
+  applyPresence(users) {
+    if (!users || typeof users !== "object") {
+      return;
+    }
+    const changed = new Set();
+    Object.keys(users).forEach((name) => {
+      if (PRESENCE_STATES.has(users[name])) {
+        this.presence.set(name, users[name]);
+        changed.add(name);
+      }
+    });
+    if (changed.size) {
+      this.emit("presence", { changed });
+    }
+  }
+
+  // --- the outbox: sends not stored yet ----------------------------------------------
+
+  /* A message typed here: pending until the server's `message` with its nonce comes back. */
+  queue(body, nonce, created) {
+    const entry = { nonce, body, created, user: this.me, state: "pending", reason: null, sent: false };
+    this.outbox.set(nonce, entry);
+    return entry;
+  }
+
+  /* (Again) waiting to be sent: on a retry, or before each attempt. */
+  outboxPending(nonce) {
+    const entry = this.outbox.get(nonce);
+    if (entry) {
+      entry.state = "pending";
+      entry.reason = null;
+      entry.sent = false;
+      this.emit("outbox", { entry });
+    }
+    return entry;
+  }
+
+  outboxSent(nonce) {
+    const entry = this.outbox.get(nonce);
+    if (entry) {
+      entry.sent = true;
+    }
+  }
+
+  outboxFail(nonce, reason) {
+    const entry = this.outbox.get(nonce);
+    if (!entry) {
+      return;
+    }
+    entry.state = "failed";
+    entry.reason = reason;
+    entry.sent = false;
+    this.emit("outbox", { entry });
+  }
+
+  /* The socket is gone: pending messages wait, to be sent again with the same nonce. */
+  outboxSuspend() {
+    this.outbox.forEach((entry) => {
+      if (entry.state === "pending") {
+        entry.sent = false;
+      }
+    });
+  }
+
+  failPending(reason) {
+    Array.from(this.outbox.values()).forEach((entry) => {
+      if (entry.state === "pending") {
+        this.outboxFail(entry.nonce, reason);
+      }
+    });
+  }
+
+  /* Pending messages not on the current socket yet, in the order they were typed. */
+  unsent() {
+    return Array.from(this.outbox.values()).filter((entry) => entry.state === "pending" && !entry.sent);
+  }
+
+  // --- edits, deletions and reactions awaiting their event ------------------------------
+
+  /* `revert` (optional) undoes what the page showed ahead of the server's answer. */
+  expect(nonce, kind, id, revert) {
+    this.actions.set(nonce, { kind, id, revert: revert || null });
+  }
+
+  settleActions(kind, id) {
+    this.actions.forEach((action, nonce) => {
+      if (action.kind === kind && action.id === id) {
+        this.actions.delete(nonce);
+      }
+    });
+  }
+
+  /* The socket is gone: undo what was shown early; the replay re-applies what was stored. */
+  revertActions() {
+    this.actions.forEach((action) => {
+      if (action.revert) {
+        action.revert();
+      }
+    });
+    this.actions.clear();
+  }
+
+  /* A refused frame: a send fails, an early edit or deletion goes back; anything else is said. */
+  applyError(data) {
+    const detail = typeof data.detail === "string" && data.detail ? data.detail : String(data.code);
+    const nonce = typeof data.nonce === "string" ? data.nonce : null;
+    if (nonce && this.outbox.has(nonce)) {
+      this.outboxFail(nonce, detail);
+      return;
+    }
+    const action = nonce ? this.actions.get(nonce) : undefined;
+    if (action) {
+      this.actions.delete(nonce);
+      if (action.revert) {
+        action.revert();
+      }
+    }
+    this.emit("notice", { text: detail });
+  }
+}
