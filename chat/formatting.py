@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from html.parser import HTMLParser
 from typing import Any
 
 import nh3
@@ -29,7 +30,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 
-__all__ = ["mentions", "render"]
+__all__ = ["excerpt", "mentions", "render"]
 
 # Only these schemes may become links. markdown-it hands validateLink the
 # normalized (percent-encoded) URL, so tabs, newlines and entities that tried
@@ -81,22 +82,10 @@ def _build_markdown() -> MarkdownIt:
     return md
 
 
+_TAGS = {"p", "br", "strong", "em", "s", "code", "pre", "a", "blockquote", "ul", "ol", "li", "span"}
+
 _SANITIZER = nh3.Cleaner(
-    tags={
-        "p",
-        "br",
-        "strong",
-        "em",
-        "s",
-        "code",
-        "pre",
-        "a",
-        "blockquote",
-        "ul",
-        "ol",
-        "li",
-        "span",
-    },
+    tags=_TAGS,
     # The "*" entry replaces ammonia's default attributes allowed on every tag
     # (title, lang) with none. "start" keeps "3. third" from reading as "1.".
     attributes={"*": set(), "a": {"href"}, "ol": {"start"}},
@@ -104,6 +93,16 @@ _SANITIZER = nh3.Cleaner(
     url_schemes={"http", "https", "mailto"},
     url_relative="deny",
     link_rel="noopener noreferrer nofollow",
+)
+
+# Excerpts (search results): the same markup without links, since the whole
+# excerpt sits inside a link to the message, plus <mark> for what matched.
+_EXCERPT_SANITIZER = nh3.Cleaner(
+    tags=(_TAGS - {"a"}) | {"mark"},
+    attributes={"*": set(), "ol": {"start"}},
+    allowed_classes={"span": {"mention"}},
+    url_schemes=set(),
+    link_rel=None,
 )
 
 # Django's username charset is letters, digits and @.+-_. A mention is "@" at
@@ -143,6 +142,152 @@ def render(body: str, mentioned: set[str] | frozenset[str] = frozenset()) -> str
 def _render_markdown(body: str, mentioned: set[str] | frozenset[str] = frozenset()) -> str:
     body = _SURROGATE.sub("\ufffd", body)
     return _SANITIZER.clean(_MD.render(body, {"mentioned": mentioned}))
+
+
+Segment = tuple[str, bool]
+
+_VOID = frozenset({"br"})
+_WHITESPACE = re.compile(r"\s+")
+
+
+class _Tokens(HTMLParser):
+    """Rendered HTML as a flat list of ("start", tag, attrs), ("end", tag), ("text", text)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tokens: list[tuple[str, str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tokens.append(("start", tag, attrs))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tokens.append(("start", tag, attrs))
+        if tag not in _VOID:
+            self.tokens.append(("end", tag, []))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID:
+            self.tokens.append(("end", tag, []))
+
+    def handle_data(self, data: str) -> None:
+        self.tokens.append(("text", data, []))
+
+
+def excerpt(
+    html_text: str,
+    pattern: re.Pattern[str] | None,
+    window: Callable[[str, int, int], tuple[int, int]],
+) -> tuple[str, list[Segment]]:
+    """The part of a rendered message around its first match, as HTML and as text.
+
+    `html_text` is the output of render(); only its text nodes are searched,
+    so a match never falls inside a tag or an attribute, and every match in
+    the kept part is wrapped in <mark>. `window(text, start, end)` picks the
+    bounds of the text to keep around the first match; "…" marks a cut.
+    Elements left with no text in the window are dropped, links keep their
+    text but not their anchor. The HTML is sanitized once more on the way
+    out (the render allowlist less links, plus <mark>), so whatever this
+    function gets wrong cannot become markup the page trusts. The text is the
+    same excerpt as (text, highlighted) segments, whitespace runs made one space.
+    """
+    parser = _Tokens()
+    parser.feed(html_text)
+    parser.close()
+    tokens = parser.tokens
+    text = "".join(value for kind, value, _ in tokens if kind == "text")
+    matches = [(m.start(), m.end()) for m in pattern.finditer(text)] if pattern else []
+    start, end = matches[0] if matches else (0, 0)
+    lo, hi = window(text, start, end)
+    matches = [(max(s, lo), min(e, hi)) for s, e in matches if s < hi and e > lo]
+
+    out: list[str] = []
+    # Open elements: [tag, attrs, written yet]. A start tag is written only
+    # once text inside it falls in the window.
+    stack: list[list[Any]] = []
+    last_text = -1
+    pos = 0
+
+    def open_pending() -> None:
+        for entry in stack:
+            if not entry[2]:
+                out.append(_start_tag(entry[0], entry[1]))
+                entry[2] = True
+
+    for kind, value, attrs in tokens:
+        if kind == "start":
+            if value == "a":
+                continue
+            if value in _VOID:
+                if lo < pos < hi:
+                    open_pending()
+                    out.append(f"<{value}>")
+                continue
+            stack.append([value, attrs, False])
+        elif kind == "end":
+            if value == "a" or not stack:
+                continue
+            tag, _, written = stack.pop()
+            if written:
+                out.append(f"</{tag}>")
+        else:
+            node_start, pos = pos, pos + len(value)
+            cut_start, cut_end = max(node_start, lo), min(pos, hi)
+            if cut_start >= cut_end:
+                continue
+            open_pending()
+            if last_text < 0 and lo > 0:
+                out.append(ELLIPSIS)
+            for piece_start, piece_end, marked in _pieces(cut_start, cut_end, matches):
+                piece = html.escape(text[piece_start:piece_end], quote=False)
+                out.append(f"<mark>{piece}</mark>" if marked else piece)
+            last_text = len(out)
+    if hi < len(text) and last_text >= 0:
+        out.insert(last_text, ELLIPSIS)
+
+    segments: list[Segment] = [(ELLIPSIS, False)] if lo > 0 else []
+    segments += [(text[s:e], marked) for s, e, marked in _pieces(lo, hi, matches)]
+    if hi < len(text):
+        segments.append((ELLIPSIS, False))
+    return _EXCERPT_SANITIZER.clean("".join(out)), _plain_segments(segments)
+
+
+ELLIPSIS = "…"
+
+
+def _start_tag(tag: str, attrs: list[tuple[str, str | None]]) -> str:
+    written = "".join(f' {name}="{html.escape(value or "", quote=True)}"' for name, value in attrs)
+    return f"<{tag}{written}>"
+
+
+def _pieces(lo: int, hi: int, matches: list[tuple[int, int]]) -> Iterator[tuple[int, int, bool]]:
+    """[lo, hi) split at the matches: (start, end, inside a match)."""
+    pos = lo
+    for start, end in matches:
+        start, end = max(start, lo), min(end, hi)
+        if start >= end:
+            continue
+        if start > pos:
+            yield pos, start, False
+        yield start, end, True
+        pos = end
+    if pos < hi:
+        yield pos, hi, False
+
+
+def _plain_segments(segments: list[Segment]) -> list[Segment]:
+    merged: list[Segment] = []
+    for value, marked in segments:
+        value = _WHITESPACE.sub(" ", value)
+        if not value:
+            continue
+        if merged and merged[-1][1] == marked:
+            merged[-1] = (merged[-1][0] + value, marked)
+        else:
+            merged.append((value, marked))
+    if merged:
+        merged[0] = (merged[0][0].lstrip(), merged[0][1])
+        merged[-1] = (merged[-1][0].rstrip(), merged[-1][1])
+    return [(value, marked) for value, marked in merged if value]
 
 
 def mentions(body: str) -> set[str]:

@@ -86,7 +86,11 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"], name="message_room_id")]
+        indexes = [
+            models.Index(fields=["room", "id"], name="message_room_id"),
+            # Search's date filters find their id bounds through it.
+            models.Index(fields=["created"], name="message_created"),
+        ]
         constraints = [
             # A retried send (same user, same nonce) is stored once.
             models.UniqueConstraint(

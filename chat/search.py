@@ -1,4 +1,4 @@
-"""Message search across every room a user may read.
+"""Message search across every room a user may read, page by page.
 
 On PostgreSQL a message matches when its words match the query (full-text
 search with the `simple` configuration: no stemming, so identifiers and names
@@ -6,57 +6,95 @@ stay as typed) or when the query occurs anywhere in its text (ILIKE, which the
 trigram index answers), so parts of words, identifiers and URLs are found too.
 Elsewhere (SQLite) a case-insensitive substring match stands in.
 
-Snippets are computed here, in Python, as plain-text segments with a flag for
-"highlighted", so templates and scripts render them as text and never as HTML.
+Filters in the query narrow it and work without words too: `from:alice`,
+`in:general` (a room's slug) or `in:@bob` (the conversation with bob),
+`after:2026-01-01` and `before:2026-01-31` (whole days, both included).
+
+Hits come newest first and are paged with a cursor (the last id seen), never
+an offset: each page reads at most a page of ids from each index, and a
+message stored while someone pages cannot shift the pages they have not seen
+yet, so paging reaches every match exactly once. The total is counted the same
+bounded way, up to TOTAL_CAP; past that it is "more than TOTAL_CAP".
+
+Snippets are cut from the message as rendered and sanitized by
+chat.formatting (never from its Markdown source), with matches marked in its
+text nodes only.
 """
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.contrib.postgres.search import (
-    SearchQuery,
-    SearchRank,
-    SearchVectorField,
-    TrigramWordSimilarity,
-)
+from django.contrib.postgres.search import SearchQuery, SearchVectorField
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Func, Lookup, Q, QuerySet, Value
+from django.db.models import F, Func, Lookup, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.db.models.sql.compiler import SQLCompiler
+from django.utils import timezone
 
 from accounts.models import User
 
-from . import access, selectors
-from .models import Membership, Message, Room
+from . import access, formatting, selectors
+from .models import Message, Room
 
 QUERY_MIN_LENGTH = 2
 # Parts of words, identifiers and URLs are found from this many characters
 # (trigrams); shorter queries match whole words only.
 SUBSTRING_MIN_LENGTH = 3
 QUERY_MAX_LENGTH = 200
+# The words plus the filters.
+QUERY_WITH_FILTERS_MAX_LENGTH = 400
 SEARCH_DEFAULT_LIMIT = 50
 SEARCH_MAX_LIMIT = 200
-# Matches ranked on PostgreSQL: beyond this many, older ones are left out.
-RANK_WINDOW = 1000
+# Matches are counted up to this many; beyond, the total is "more than" it.
+TOTAL_CAP = 1000
+# How far apart `created` and id order may drift (see _filtered).
+DATE_MARGIN = timedelta(hours=1)
+_NO_ID = 2**63 - 1
 SNIPPET_LENGTH = 160
 # How much text to keep before the first match, so the match is read in context
 # but still sits near the start of the snippet.
 SNIPPET_LEAD = 50
-ELLIPSIS = "…"
 
 # Control characters cannot be typed in a search box, and PostgreSQL refuses
 # NUL in text outright: reject them up front rather than fail in the database.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # websearch_to_tsquery syntax the snippet must not highlight literally.
 _QUOTES = "\"'"
+# A filter is a word of its own: "from:alice", not "https://...".
+_FILTER = re.compile(r"\s*(?<!\S)(from|in|before|after):(\S*)", re.IGNORECASE)
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CURSOR = re.compile(r"(\d{1,18})\.(\d{1,9})")
 
-Segment = tuple[str, bool]
+Segment = formatting.Segment
 
 
 class SearchError(ValueError):
-    """The query cannot be searched for; the message says why, for the user."""
+    """The search cannot be run; the message says why, for the user.
+
+    `code` is the API's error code: `invalid` (the words), `invalid_filter`
+    (a filter, named by `filter`) or `invalid_cursor`.
+    """
+
+    def __init__(self, message: str, *, code: str = "invalid", filter: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.filter = filter
+
+
+@dataclass(frozen=True)
+class SearchQueryParts:
+    """A query taken apart: the words to match and the filters, resolved."""
+
+    words: str = ""
+    author: User | None = None
+    room: Room | None = None
+    # Bounds on `created`: since is included, until is not.
+    since: datetime | None = None
+    until: datetime | None = None
+    filters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,9 +104,34 @@ class SearchHit:
     id: int
     room: str
     room_name: str
+    room_kind: str
+    # Direct messages: the other people in the conversation, by name.
+    people: list[str]
     user: str
     created: datetime
     snippet: list[Segment]
+    # The same excerpt as sanitized HTML, matches in <mark>.
+    snippet_html: str
+
+    @property
+    def room_label(self) -> str:
+        if self.room_kind == Room.Kind.DIRECT:
+            return ", ".join(self.people) or self.room_name
+        return f"#{self.room_name}"
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of hits, newest first, and where it sits among all of them."""
+
+    hits: list[SearchHit]
+    # Every match when total_exact; otherwise there are more than `total`.
+    total: int
+    total_exact: bool
+    # Position of the first hit among all matches (0 for the first page).
+    start: int
+    # Pass back as `cursor` for the next page; None on the last one.
+    next_cursor: str | None
 
 
 class _SimpleTsvector(Func):
@@ -103,8 +166,11 @@ class _ILike(Lookup):
         return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
 
 
+# --- the query and its filters ---------------------------------------------------
+
+
 def search_query_clean(query: str) -> str:
-    """The query without surrounding whitespace, or SearchError if it cannot be searched for."""
+    """Words to search for without surrounding whitespace, or SearchError."""
     cleaned = query.strip()
     if len(cleaned) < QUERY_MIN_LENGTH:
         raise SearchError(f"Type at least {QUERY_MIN_LENGTH} characters to search.")
@@ -120,12 +186,118 @@ def search_room_for(user: User, slug: str) -> Room:
     return selectors.room_for_reader(user, slug)
 
 
-def _readable(user: User) -> Q:
-    # Rooms the user belongs to, and public channels; never others' private
-    # rooms or direct messages. Archived rooms stay readable. A subquery, not
-    # a join on memberships, so a message of a public room is counted once.
-    member_of = Membership.objects.filter(user=user).values("room_id")
-    return Q(room_id__in=member_of) | access.public(prefix="room__")
+def search_query_parse(user: User, query: str, *, room: Room | None = None) -> SearchQueryParts:
+    """Split `query` into words and filters and resolve the filters for `user`.
+
+    `room` (already checked) stands for an `in:` filter; naming another room
+    with `in:` as well is an error. SearchError says what is wrong: too few
+    or too many characters, or which filter cannot be used and why.
+    """
+    if len(query.strip()) > QUERY_WITH_FILTERS_MAX_LENGTH:
+        raise SearchError(f"Search for at most {QUERY_MAX_LENGTH} characters.")
+    if _CONTROL.search(query):
+        raise SearchError("The search contains control characters.")
+    filters: dict[str, str] = {}
+    for match in _FILTER.finditer(query):
+        name, value = match.group(1).lower(), match.group(2)
+        if name in filters:
+            raise SearchError(f"Use {name}: once.", code="invalid_filter", filter=name)
+        if not value:
+            raise SearchError(
+                f"Say what {name}: should be, with no space after the colon.",
+                code="invalid_filter",
+                filter=name,
+            )
+        filters[name] = value
+    words = _FILTER.sub("", query).strip()
+    if words or not filters:
+        words = search_query_clean(words)
+    since = _day_filter(filters, "after")
+    until = _day_filter(filters, "before")
+    if since is not None and until is not None and until <= since:
+        raise SearchError(
+            "before: is earlier than after:, so nothing can match.",
+            code="invalid_filter",
+            filter="before",
+        )
+    if "in" in filters:
+        named = _room_filter(user, filters["in"])
+        if room is not None and named.pk != room.pk:
+            raise SearchError("Search one room at a time.", code="invalid_filter", filter="in")
+        room = named
+    author = _author_filter(filters["from"]) if "from" in filters else None
+    return SearchQueryParts(
+        words=words, author=author, room=room, since=since, until=until, filters=filters
+    )
+
+
+def _day_filter(filters: dict[str, str], name: str) -> datetime | None:
+    """after:D is from the start of day D; before:D up to the end of day D (site time)."""
+    value = filters.get(name)
+    if value is None:
+        return None
+    try:
+        if not _DATE.fullmatch(value):
+            raise ValueError
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise SearchError(
+            f"{name}: takes a date written like 2026-01-31.", code="invalid_filter", filter=name
+        ) from None
+    if name == "before":
+        if day == date.max:
+            return None
+        day += timedelta(days=1)
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _author_filter(value: str) -> User:
+    name = value.removeprefix("@")
+    author = User.objects.filter(username__iexact=name).first()
+    if author is None:
+        raise SearchError(f"No one is called {name}.", code="invalid_filter", filter="from")
+    return author
+
+
+def _room_filter(user: User, value: str) -> Room:
+    """in:slug or in:#slug for a room; in:@bob (or in:@bob,carol) for a conversation."""
+    if value.startswith("@"):
+        return _conversation_filter(user, value[1:])
+    slug = value.removeprefix("#")
+    try:
+        return selectors.room_for_reader(user, slug)
+    except selectors.RoomNotFound:
+        raise SearchError(
+            f"You have no room called {slug}.", code="invalid_filter", filter="in"
+        ) from None
+
+
+def _conversation_filter(user: User, value: str) -> Room:
+    names = {n.removeprefix("@").lower() for n in value.split(",") if n} - {user.username.lower()}
+    people = list(User.objects.filter(username__in=names)) if names else []
+    try:
+        if not names or len(people) != len(names):
+            raise selectors.RoomNotFound(value)
+        key = "-".join(str(pk) for pk in sorted([user.pk, *(p.pk for p in people)]))
+        # Through the one rule: a conversation one is not in is not found.
+        return selectors.room_for_reader(user, f"dm-{selectors.dm_slug_suffix(key)}")
+    except selectors.RoomNotFound:
+        raise SearchError(
+            f"You have no conversation with {value}.", code="invalid_filter", filter="in"
+        ) from None
+
+
+def search_cursor_parse(cursor: str) -> tuple[int, int]:
+    """(last id seen, position of the next hit) from a cursor of a previous page."""
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise SearchError(
+            "That page of results cannot be found; search again.", code="invalid_cursor"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+# --- the queries ------------------------------------------------------------------
 
 
 def _like_pattern(query: str) -> str:
@@ -133,77 +305,146 @@ def _like_pattern(query: str) -> str:
     return f"%{escaped}%"
 
 
-def _readable_messages(user: User, room: Room | None) -> QuerySet[Message]:
-    qs = Message.objects.filter(_readable(user), is_deleted=False)
-    return qs if room is None else qs.filter(room=room)
+def _filtered(user: User, parts: SearchQueryParts) -> QuerySet[Message]:
+    qs = Message.objects.filter(access.readable_through(user.pk), is_deleted=False)
+    if parts.room is not None:
+        qs = qs.filter(room=parts.room)
+    if parts.author is not None:
+        qs = qs.filter(author=parts.author)
+    # A date filter is exact on `created`, and also becomes a bound on the id
+    # (what results are ordered and paged by), found through the index on
+    # `created`: without it, "before:" a day long ago would read every newer
+    # message first. Ids follow `created` (set when a message is stored) to
+    # well within DATE_MARGIN, so a message of the day is never outside it.
+    if parts.since is not None:
+        older = Message.objects.filter(created__lt=parts.since - DATE_MARGIN)
+        floor = older.order_by("-created").values("id")[:1]
+        qs = qs.filter(created__gte=parts.since, id__gt=Coalesce(Subquery(floor), 0))
+    if parts.until is not None:
+        newer = Message.objects.filter(created__gte=parts.until + DATE_MARGIN)
+        ceiling = newer.order_by("created").values("id")[:1]
+        qs = qs.filter(created__lt=parts.until, id__lt=Coalesce(Subquery(ceiling), _NO_ID))
+    return qs
 
 
-def _with_hit_fields(qs: QuerySet[Message]) -> QuerySet[Message]:
-    return qs.select_related("room", "author").only(
-        "id", "body", "created", "room__slug", "room__name", "author__username"
-    )
+def _halves(readable: QuerySet[Message], words: str) -> list[QuerySet[Message]]:
+    """The matching messages as one queryset per index that answers part of the query.
 
-
-def _postgres_search(readable: QuerySet[Message], query: str) -> QuerySet[Message]:
-    tsquery = SearchQuery(query, config="simple", search_type="websearch")
-    words = _SimpleTsvector(F("body"))
-    # Each condition in its own SELECT so each index answers its half: ORed in
-    # one WHERE, every row the trigram index finds would be re-checked against
-    # to_tsvector as well, computed afresh from its body. Each half keeps only
-    # its newest RANK_WINDOW matches before they are combined: a word found
-    # in every other message then costs about what a rare one does.
-    halves = [readable.filter(_Matches(words, tsquery)).order_by("-id").values("id")]
-    if len(query) >= SUBSTRING_MIN_LENGTH:
+    Each condition in its own SELECT so each index answers its half: ORed in
+    one WHERE, every row the trigram index finds would be re-checked against
+    to_tsvector as well, computed afresh from its body. Callers take the
+    newest few of each half before combining them, so a word found in every
+    other message costs about what a rare one does.
+    """
+    if not words:
+        return [readable]
+    if connection.vendor != "postgresql":
+        return [readable.filter(body__icontains=words)]
+    tsquery = SearchQuery(words, config="simple", search_type="websearch")
+    halves = [readable.filter(_Matches(_SimpleTsvector(F("body")), tsquery))]
+    if len(words) >= SUBSTRING_MIN_LENGTH:
         # Trigrams: a shorter query could not use the index, only read every message.
-        pattern = Value(_like_pattern(query))
-        halves.append(readable.filter(_ILike(F("body"), pattern)).order_by("-id").values("id"))
-    newest = [half[:RANK_WINDOW] for half in halves]
-    ids = newest[0].union(*newest[1:]) if len(newest) > 1 else newest[0]
-    rank = SearchRank(words, tsquery) + TrigramWordSimilarity(query, F("body"))
+        halves.append(readable.filter(_ILike(F("body"), Value(_like_pattern(words)))))
+    return halves
+
+
+def _newest_ids(halves: list[QuerySet[Message]], limit: int) -> QuerySet[Message]:
+    newest = [half.order_by("-id").values("id")[:limit] for half in halves]
+    return newest[0].union(*newest[1:]) if len(newest) > 1 else newest[0]
+
+
+def search_queryset(
+    user: User, parts: SearchQueryParts, *, before_id: int | None = None, limit: int
+) -> QuerySet[Message]:
+    """Up to `limit` matches of `parts` that `user` may read, newest first, below `before_id`."""
+    halves = _halves(_filtered(user, parts), parts.words)
+    if before_id is not None:
+        halves = [half.filter(id__lt=before_id) for half in halves]
     return (
-        _with_hit_fields(Message.objects.filter(id__in=ids))
-        .annotate(rank=rank)
-        .order_by("-rank", "-created", "-id")
+        Message.objects.filter(id__in=_newest_ids(halves, limit))
+        .select_related("room", "author")
+        .only(
+            "id",
+            "body",
+            "html",
+            "created",
+            "room__slug",
+            "room__name",
+            "room__kind",
+            "author__username",
+        )
+        .order_by("-id")[:limit]
     )
 
 
-def _fallback_search(readable: QuerySet[Message], query: str) -> QuerySet[Message]:
-    return _with_hit_fields(readable.filter(body__icontains=query)).order_by("-created", "-id")
+def search_total(user: User, parts: SearchQueryParts) -> tuple[int, bool]:
+    """(number of matches, exact?): counted up to TOTAL_CAP, one bounded query.
+
+    Each half contributes at most TOTAL_CAP + 1 ids; their union is every
+    match when both are under the cap, and over the cap when either is.
+    """
+    counted = search_total_queryset(user, parts).count()
+    return min(counted, TOTAL_CAP), counted <= TOTAL_CAP
 
 
-def search_queryset(user: User, query: str, *, room: Room | None = None) -> QuerySet[Message]:
-    """The messages matching a cleaned `query` that `user` may read, best first (unsliced)."""
-    readable = _readable_messages(user, room)
-    if connection.vendor == "postgresql":
-        return _postgres_search(readable, query)
-    return _fallback_search(readable, query)
+def search_total_queryset(user: User, parts: SearchQueryParts) -> QuerySet[Message]:
+    """The ids search_total counts: at most TOTAL_CAP + 1 from each half."""
+    return _newest_ids(_halves(_filtered(user, parts), parts.words), TOTAL_CAP + 1)
 
 
 def messages_search(
-    user: User, query: str, *, limit: int = SEARCH_DEFAULT_LIMIT, room: Room | None = None
-) -> list[SearchHit]:
-    """Messages matching `query` in rooms `user` may read (or in `room` only), best first.
+    user: User,
+    query: str,
+    *,
+    limit: int = SEARCH_DEFAULT_LIMIT,
+    room: Room | None = None,
+    cursor: str | None = None,
+) -> SearchPage:
+    """One page of the messages matching `query` in rooms `user` may read, newest first.
 
-    One query, whatever the number of hits. Deleted messages never match.
-    On PostgreSQL the best are those whose words match best, then the newest
-    (among the newest RANK_WINDOW matches); elsewhere simply the newest.
-    SearchError when the query is too short, too long or not text.
+    `query` is words and filters (see search_query_parse); `room` limits the
+    search as `in:` does; `cursor` is a previous page's next_cursor. Two
+    queries (the page and the total) plus one for the people of the
+    conversations on the page, if any, and one per filter to resolve.
+    Deleted messages never match. SearchError for a query, filter or cursor
+    that cannot be used.
     """
-    query = search_query_clean(query)
     limit = max(1, min(limit, SEARCH_MAX_LIMIT))
-    qs = search_queryset(user, query, room=room)
-    terms = _highlight_terms(query)
-    return [
-        SearchHit(
-            id=m.id,
-            room=m.room.slug,
-            room_name=m.room.name,
-            user=m.author.username,
-            created=m.created,
-            snippet=snippet_segments(m.body, terms),
+    before_id, start = search_cursor_parse(cursor) if cursor else (None, 0)
+    parts = search_query_parse(user, query, room=room)
+    total, exact = search_total(user, parts)
+    found = list(search_queryset(user, parts, before_id=before_id, limit=limit + 1))
+    more = len(found) > limit
+    found = found[:limit]
+    people = selectors.dm_people(
+        user.pk, {m.room_id for m in found if m.room.kind == Room.Kind.DIRECT}
+    )
+    pattern = _pattern(_highlight_terms(parts.words)) if parts.words else None
+    hits = []
+    for m in found:
+        snippet_html, snippet = formatting.excerpt(
+            m.html or formatting.render(m.body), pattern, _window
         )
-        for m in qs[:limit]
-    ]
+        hits.append(
+            SearchHit(
+                id=m.id,
+                room=m.room.slug,
+                room_name=m.room.name,
+                room_kind=m.room.kind,
+                people=people.get(m.room_id, []),
+                user=m.author.username,
+                created=m.created,
+                snippet=snippet,
+                snippet_html=snippet_html,
+            )
+        )
+    next_cursor = f"{found[-1].id}.{start + len(found)}" if more else None
+    return SearchPage(
+        hits=hits, total=total, total_exact=exact, start=start, next_cursor=next_cursor
+    )
+
+
+# --- snippets ---------------------------------------------------------------------
 
 
 def _highlight_terms(query: str) -> list[str]:
@@ -250,41 +491,9 @@ def _window(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def snippet_segments(body: str, terms: list[str]) -> list[Segment]:
-    """About SNIPPET_LENGTH characters of `body` around the first match of any term.
+    """About SNIPPET_LENGTH characters of `body`, rendered, around the first match of any term.
 
-    Returned as (text, highlighted) segments, every occurrence of a term in
-    the window highlighted, with "…" where the body was cut. Runs of
-    whitespace become one space, as they would on the page anyway.
+    As (text, highlighted) segments, every occurrence of a term in the window
+    highlighted, with "…" where the text was cut.
     """
-    text = " ".join(body.split())
-    pattern = _pattern(terms)
-    first = pattern.search(text) if pattern else None
-    start, end = (first.start(), first.end()) if first else (0, 0)
-    lo, hi = _window(text, start, end)
-    window = text[lo:hi]
-    segments: list[Segment] = []
-    if lo > 0:
-        segments.append((ELLIPSIS, False))
-    pos = 0
-    for match in pattern.finditer(window) if pattern else ():
-        if match.start() > pos:
-            segments.append((window[pos : match.start()], False))
-        segments.append((match.group(), True))
-        pos = match.end()
-    if pos < len(window):
-        segments.append((window[pos:], False))
-    if hi < len(text):
-        segments.append((ELLIPSIS, False))
-    return _merged(segments)
-
-
-def _merged(segments: list[Segment]) -> list[Segment]:
-    merged: list[Segment] = []
-    for text, marked in segments:
-        if not text:
-            continue
-        if merged and merged[-1][1] == marked:
-            merged[-1] = (merged[-1][0] + text, marked)
-        else:
-            merged.append((text, marked))
-    return merged
+    return formatting.excerpt(formatting.render(body), _pattern(terms), _window)[1]

@@ -314,22 +314,27 @@ def latest_message_ids(room_ids: set[int]) -> dict[int, int]:
     return {pk: newest for pk, newest in rows.values_list("pk", "newest") if newest is not None}
 
 
+def dm_people(user_id: int, room_ids: set[int]) -> dict[int, list[str]]:
+    """For conversations: the usernames of the other people in each, by name. One query, if any."""
+    others: dict[int, list[str]] = defaultdict(list)
+    if room_ids:
+        for room_id, username in (
+            Membership.objects.filter(room_id__in=room_ids)
+            .exclude(user_id=user_id)
+            .order_by("user__username")
+            .values_list("room_id", "user__username")
+        ):
+            others[room_id].append(username)
+    return dict(others)
+
+
 def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
     """The user's joined, unarchived rooms with unread and mention counts. Three queries."""
     rooms = list(
         Room.objects.filter(memberships__user=user, is_archived=False).order_by("kind", "name")
     )
     counts = unread_counts(user.pk, [r.id for r in rooms])
-    dm_ids = [r.id for r in rooms if r.is_direct]
-    others: dict[int, list[str]] = defaultdict(list)
-    if dm_ids:
-        for room_id, username in (
-            Membership.objects.filter(room_id__in=dm_ids)
-            .exclude(user=user)
-            .order_by("user__username")
-            .values_list("room_id", "user__username")
-        ):
-            others[room_id].append(username)
+    others = dm_people(user.pk, {r.id for r in rooms if r.is_direct})
     result = []
     for room in rooms:
         marker, unread, mentions = counts.get(room.id, (0, 0, 0))
