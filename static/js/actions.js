@@ -36,7 +36,8 @@ export function setupActions(ctx) {
       node.setAttribute("aria-label", label);
       node.hidden = true;
       node.addEventListener("keydown", onMenuKey);
-      document.body.appendChild(node);
+      // Inside the main landmark, so assistive technology finds it in the page's outline.
+      (document.getElementById("main") || document.body).appendChild(node);
     }
     return node;
   }
