@@ -132,7 +132,6 @@ def explain() -> list[tuple[str, str, list[tuple[str, str]], float, float]]:
     import django
 
     django.setup()
-    from django.db import connection
 
     from accounts.models import User
     from chat import search
@@ -144,31 +143,55 @@ def explain() -> list[tuple[str, str, list[tuple[str, str]], float, float]]:
     results = []
     for label, query, deep in QUERIES:
         parts = search.search_query_parse(reader, query)
-        page = search.search_queryset(
+        page_trace: list = []
+        total_trace: list = []
+        # Timed as the search runs them: per half, the text index first
+        # within the budget, the planner's walk when that runs out.
+        started = time.monotonic()
+        search.search_ids(
             reader,
             parts,
             before_id=far_back if deep else None,
             limit=search.SEARCH_DEFAULT_LIMIT + 1,
+            trace=page_trace,
         )
-        started = time.monotonic()
-        page_plan = page.explain(analyze=True, buffers=True)
         page_took = time.monotonic() - started
-        sql, params = search.search_total_queryset(reader, parts).query.sql_with_params()
         started = time.monotonic()
-        with connection.cursor() as cursor:
-            # The SQL is Django's, its values passed apart as parameters.
-            explain_sql = f"EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM ({sql}) ids"  # noqa: S608
-            cursor.execute(explain_sql, params)
-            total_plan = "\n".join(row[0] for row in cursor.fetchall())
+        search.search_total(reader, parts, trace=total_trace)
         total_took = time.monotonic() - started
-        plans = [("the page", page_plan), ("the total", total_plan)]
-        results.append((label, query, plans, page_took, total_took))
+        # The plans of the variants that answered (an attempt that ran out is not traced).
+        page_plans = [_explain(asked.queryset) for asked in page_trace]
+        total_plans = [_explain(asked.queryset) for asked in total_trace]
+        how = (_how(page_trace), _how(total_trace))
+        plans = [(f"the page, half {i + 1}", plan) for i, plan in enumerate(page_plans)]
+        plans += [(f"the total, half {i + 1}", plan) for i, plan in enumerate(total_plans)]
+        results.append((label, query, plans, page_took, total_took, how))
         scans = "SEQ SCAN on chat_message" if any(_seq(p) for _, p in plans) else "indexes"
         print(
-            f"{label:34} {query!r:44} page {page_took * 1000:8.1f} ms"
-            f"  total {total_took * 1000:8.1f} ms  {scans}"
+            f"{label:34} {query!r:44} page {page_took * 1000:8.1f} ms ({how[0]})"
+            f"  total {total_took * 1000:8.1f} ms ({how[1]})  {scans}"
         )
     return results
+
+
+def search_budget_ms() -> int:
+    from chat import search
+
+    return search.INDEX_FIRST_BUDGET_MS
+
+
+def _how(trace: list) -> str:
+    return " + ".join("index" if a.index_first else "walk" for a in trace)
+
+
+def _explain(queryset) -> str:
+    from django.db import connection
+
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # The SQL is Django's, its values passed apart as parameters.
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)  # noqa: S608
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def _seq(plan: str) -> bool:
@@ -192,26 +215,32 @@ def main() -> None:
         f" the total counted up to {TOTAL_CAP_TEXT}), under `EXPLAIN (ANALYZE, BUFFERS)`."
         ' "Far back": the page after a cursor half-way back through the history.',
         "",
-        "Watch for the trigram half of a rare or multi-word pattern: PostgreSQL"
-        " guesses that about 1% of messages match any ILIKE pattern, so to find"
-        " its `LIMIT` newest it may walk the primary key backwards and test every"
-        ' message ("Index Scan Backward using chat_message_pkey ... Rows Removed'
-        ' by Filter") instead of asking the trigram index. That walk is the slow'
-        " rows below; it was there before paging too (the old `user_id` plan)."
-        " Forcing the index instead (ordering by `id + 0`) was tried: rare"
-        " patterns fell to ~20 ms, but common ones (`ost`, `deploy`) rose to"
-        " 0.6-1.4 s, so the planner keeps the choice.",
+        "A query with words has two halves (words through the full-text index,"
+        " the text as a substring through the trigram index), each asked for its"
+        " newest ids. PostgreSQL guesses that about 1% of messages match any"
+        " pattern, so for the newest few it often walks the primary key"
+        ' backwards and tests every message ("Index Scan Backward using'
+        ' chat_message_pkey ... Rows Removed by Filter"): quick when matches'
+        " are common, seconds when they are rare. Ordering by `id + 0` makes it"
+        " ask the text index first: quick for rare matches, slow for very"
+        " common ones. Each half tries the index first under a statement"
+        f" timeout of {search_budget_ms()} ms and falls back to the walk"
+        " (chat.search._newest_ids). Times are of the whole sequence (both"
+        " halves, attempts that ran out included); \"answered by\" names, per"
+        " half, the variant that answered, and the plans below are theirs.",
         "",
-        "| query | text | page ms | total ms | chat_message read by |",
-        "|---|---|---|---|---|",
+        "| query | text | page ms | page answered by | total ms | total answered by"
+        " | chat_message read by |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, query, plans, page_took, total_took in results:
+    for label, query, plans, page_took, total_took, how in results:
         seq = any(_seq(plan) for _, plan in plans)
         lines.append(
-            f"| {label} | `{query}` | {page_took * 1000:.1f} | {total_took * 1000:.1f}"
+            f"| {label} | `{query}` | {page_took * 1000:.1f} | {how[0]}"
+            f" | {total_took * 1000:.1f} | {how[1]}"
             f" | {'a full scan' if seq else 'indexes'} |"
         )
-    for label, query, plans, _, _ in results:
+    for label, query, plans, _, _, _ in results:
         for part, plan in plans:
             lines += ["", f"## {label}: `{query}`, {part}", "", "```", plan, "```"]
     OUT.write_text("\n".join(lines) + "\n")

@@ -27,7 +27,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.contrib.postgres.search import SearchQuery, SearchVectorField
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Func, Lookup, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -47,6 +47,10 @@ QUERY_MAX_LENGTH = 200
 # The words plus the filters.
 QUERY_WITH_FILTERS_MAX_LENGTH = 400
 SEARCH_DEFAULT_LIMIT = 50
+# How long asking the text indexes first may take before the planner's own
+# plan is used instead (see _newest_ids).
+INDEX_FIRST_BUDGET_MS = 150
+QUERY_CANCELED = "57014"
 SEARCH_MAX_LIMIT = 200
 # Matches are counted up to this many; beyond, the total is "more than" it.
 TOTAL_CAP = 1000
@@ -348,20 +352,92 @@ def _halves(readable: QuerySet[Message], words: str) -> list[QuerySet[Message]]:
     return halves
 
 
-def _newest_ids(halves: list[QuerySet[Message]], limit: int) -> QuerySet[Message]:
-    newest = [half.order_by("-id").values("id")[:limit] for half in halves]
-    return newest[0].union(*newest[1:]) if len(newest) > 1 else newest[0]
+@dataclass
+class HalfAsked:
+    """How one half of a search was answered (for bench/search_explain.py)."""
+
+    queryset: QuerySet[Message]
+    index_first: bool
 
 
-def search_queryset(
-    user: User, parts: SearchQueryParts, *, before_id: int | None = None, limit: int
-) -> QuerySet[Message]:
-    """Up to `limit` matches of `parts` that `user` may read, newest first, below `before_id`."""
-    halves = _halves(_filtered(user, parts), parts.words)
-    if before_id is not None:
-        halves = [half.filter(id__lt=before_id) for half in halves]
-    return (
-        Message.objects.filter(id__in=_newest_ids(halves, limit))
+def _newest_ids(
+    half: QuerySet[Message],
+    limit: int,
+    *,
+    words: str,
+    trace: list[HalfAsked] | None = None,
+) -> list[int]:
+    """The ids of the newest `limit` messages of one half, asked the fastest way found.
+
+    PostgreSQL guesses that about 1% of messages match any pattern, so for
+    the newest few matches it often walks the primary key backwards, testing
+    every message: quick when matches are common, seconds when they are
+    rare. Ordering by "id + 0" (no index is sorted by it) makes it ask the
+    text index first and sort what it finds: quick for rare matches, slow
+    for very common ones. Which is which cannot be told from the words, so
+    the index is tried under a statement timeout and the walk answers when
+    that runs out: at worst the budget is spent for nothing, never both slow
+    plans. Each half on its own: in "deploy staging" the words are common
+    and the phrase is rare.
+    """
+
+    def ask(index_first: bool) -> list[int]:
+        order = (F("id") + 0).desc() if index_first else F("id").desc()
+        queryset = half.order_by(order).values_list("id", flat=True)[:limit]
+        ids = list(queryset)
+        if trace is not None:  # what answered: an attempt that ran out raised above
+            trace.append(HalfAsked(queryset, index_first))
+        return ids
+
+    if not words or connection.vendor != "postgresql":
+        return ask(False)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, true)", [str(INDEX_FIRST_BUDGET_MS)]
+            )
+            ids = ask(True)
+            cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+            return ids
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != QUERY_CANCELED:
+            raise
+    return ask(False)
+
+
+def search_ids(
+    user: User,
+    parts: SearchQueryParts,
+    *,
+    before_id: int | None = None,
+    limit: int,
+    trace: list[HalfAsked] | None = None,
+) -> list[int]:
+    """Ids of up to `limit` matches `user` may read, newest first, below `before_id`."""
+    found: set[int] = set()
+    for half in _halves(_filtered(user, parts), parts.words):
+        if before_id is not None:
+            half = half.filter(id__lt=before_id)
+        found.update(_newest_ids(half, limit, words=parts.words, trace=trace))
+    return sorted(found, reverse=True)[:limit]
+
+
+def search_total(
+    user: User, parts: SearchQueryParts, *, trace: list[HalfAsked] | None = None
+) -> tuple[int, bool]:
+    """(number of matches, exact?): counted up to TOTAL_CAP, bounded queries.
+
+    Each half contributes at most TOTAL_CAP + 1 ids; their union is every
+    match when both are under the cap, and over the cap when either is.
+    """
+    counted = len(search_ids(user, parts, limit=TOTAL_CAP + 1, trace=trace))
+    return min(counted, TOTAL_CAP), counted <= TOTAL_CAP
+
+
+def _hits_by_id(ids: list[int]) -> list[Message]:
+    """The messages of `ids`, in that order, with what a result shows."""
+    rows = (
+        Message.objects.filter(id__in=ids)
         .select_related("room", "author")
         .only(
             "id",
@@ -373,23 +449,9 @@ def search_queryset(
             "room__kind",
             "author__username",
         )
-        .order_by("-id")[:limit]
+        .order_by("-id")
     )
-
-
-def search_total(user: User, parts: SearchQueryParts) -> tuple[int, bool]:
-    """(number of matches, exact?): counted up to TOTAL_CAP, one bounded query.
-
-    Each half contributes at most TOTAL_CAP + 1 ids; their union is every
-    match when both are under the cap, and over the cap when either is.
-    """
-    counted = search_total_queryset(user, parts).count()
-    return min(counted, TOTAL_CAP), counted <= TOTAL_CAP
-
-
-def search_total_queryset(user: User, parts: SearchQueryParts) -> QuerySet[Message]:
-    """The ids search_total counts: at most TOTAL_CAP + 1 from each half."""
-    return _newest_ids(_halves(_filtered(user, parts), parts.words), TOTAL_CAP + 1)
+    return list(rows)
 
 
 def messages_search(
@@ -403,9 +465,10 @@ def messages_search(
     """One page of the messages matching `query` in rooms `user` may read, newest first.
 
     `query` is words and filters (see search_query_parse); `room` limits the
-    search as `in:` does; `cursor` is a previous page's next_cursor. Two
-    queries (the page and the total) plus one for the people of the
-    conversations on the page, if any, and one per filter to resolve.
+    search as `in:` does; `cursor` is a previous page's next_cursor. A fixed
+    number of queries: the ids of each half of the match for the page and
+    for the total (see _newest_ids), the page's messages, the people of the
+    conversations on the page if any, and one per filter to resolve.
     Deleted messages never match. SearchError for a query, filter or cursor
     that cannot be used.
     """
@@ -413,7 +476,7 @@ def messages_search(
     before_id, start = search_cursor_parse(cursor) if cursor else (None, 0)
     parts = search_query_parse(user, query, room=room)
     total, exact = search_total(user, parts)
-    found = list(search_queryset(user, parts, before_id=before_id, limit=limit + 1))
+    found = _hits_by_id(search_ids(user, parts, before_id=before_id, limit=limit + 1))
     more = len(found) > limit
     found = found[:limit]
     people = selectors.dm_people(
