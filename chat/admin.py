@@ -1,10 +1,28 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
+from . import access, services
 from .models import Membership, Message, Room
+
+
+class ReadableFilter(admin.SimpleListFilter):
+    """Rooms by who may read them (chat.access), not by the flag alone: a DM is never public."""
+
+    title = "who may read"
+    parameter_name = "readable"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("everyone", "Everyone"), ("members", "Members only")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+        if self.value() == "everyone":
+            return queryset.filter(access.public())
+        if self.value() == "members":
+            return queryset.exclude(access.public())
+        return queryset
 
 
 class MembershipInline(admin.TabularInline):
@@ -29,13 +47,18 @@ class RoomAdmin(admin.ModelAdmin):
     message is private by its kind; its kind and privacy are never edited.
     """
 
-    list_display = ("slug", "name", "kind", "is_private", "is_archived", "created_by", "created")
-    list_filter = ("kind", "is_private", "is_archived")
+    list_display = ("slug", "name", "kind", "public", "is_archived", "created_by", "created")
+    list_filter = ("kind", ReadableFilter, "is_archived")
     list_select_related = ("created_by",)
     search_fields = ("slug", "name", "topic")
     prepopulated_fields = {"slug": ("name",)}
     raw_id_fields = ("created_by",)
     inlines = [MembershipInline]
+
+    @admin.display(description="public", boolean=True)
+    def public(self, obj: Room) -> bool:
+        """Whether every signed-in user may read it."""
+        return access.is_public(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         if obj is None:

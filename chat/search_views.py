@@ -7,8 +7,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from . import events, selectors
-from .api import allow
+from . import events
+from .api import allow, error_response
+from .errors import NoSuchRoom, NotAuthenticated
 from .models import Room
 from .ratelimit import searches
 from .search import SearchError, SearchHit, messages_search, search_room_for
@@ -41,8 +42,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if slug:
         try:
             room = search_room_for(request.user, slug)
-        except selectors.RoomNotFound:
-            raise Http404("No such room.") from None
+        except NoSuchRoom as exc:
+            raise Http404(exc.detail) from None
     hits: list[SearchHit] = []
     error = ""
     if query.strip():
@@ -69,14 +70,14 @@ def search_page(request: HttpRequest) -> HttpResponse:
 def search_api(request: HttpRequest) -> JsonResponse:
     """GET /api/search/?q=...&room=...: the hits, best first, as JSON."""
     if not request.user.is_authenticated:
-        return _error(401, "not_authenticated", "Log in to search messages.")
+        return error_response(NotAuthenticated())
     room: Room | None = None
     slug = request.GET.get("room", "")
     if slug:
         try:
             room = search_room_for(request.user, slug)
-        except selectors.RoomNotFound:
-            return _error(404, "no_such_room", "No such room.")
+        except NoSuchRoom as exc:
+            return error_response(exc)
     if not searches.allow(request.user.pk):
         return _error(429, "rate_limited", TOO_FAST)
     try:

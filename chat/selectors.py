@@ -24,29 +24,22 @@ from django.db.models.functions import Coalesce, Lower
 from accounts.models import User
 
 from . import access
+from .errors import NoSuchMessage, NoSuchRoom
 from .models import Event, Membership, Mention, Message, Reaction, Room
 
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 
 
-class RoomNotFound(Exception):
-    """The room does not exist, or the user may not see it: never says which."""
-
-
-class MessageNotFound(Exception):
-    """The message does not exist, was deleted, or is in a room the user may not see."""
-
-
 def room_for_reader(user: User, slug: str) -> Room:
-    """The room `slug` if `user` may read it, else RoomNotFound.
+    """The room `slug` if `user` may read it, else NoSuchRoom.
 
     One query. Public rooms are readable by every signed-in user; private
     rooms only by their members.
     """
     room = Room.objects.filter(slug=slug).filter(access.readable_by(user.pk)).first()
     if room is None:
-        raise RoomNotFound(slug)
+        raise NoSuchRoom(slug)
     return room
 
 
@@ -77,7 +70,7 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
         if room is None:
             continue
         is_member = (user_id, room.id) in joined
-        if not is_member and not access.is_public(room):
+        if not access.may_read(public=access.is_public(room), is_member=is_member):
             continue
         found[(user_id, slug)] = (room, is_member)
     return found
@@ -128,7 +121,7 @@ def rooms_of_members(user_ids: set[int]) -> dict[int, list[tuple[int, str, bool,
     ).values_list(
         "user_id", "room_id", "room__slug", "room__kind", "room__is_private", "room__is_archived"
     ):
-        hidden = private or kind != Room.Kind.CHANNEL
+        hidden = not access.is_public_kind(kind, private)
         rooms[user_id].append((room_id, slug, hidden, archived))
     return rooms
 
@@ -169,7 +162,7 @@ def messages_before(room: Room, before: int | None, limit: int) -> list[Message]
 def room_and_membership(user: User, slug: str) -> tuple[Room, Membership | None]:
     """The room `slug` if `user` may read it, with their membership (None: not joined).
 
-    One query; RoomNotFound for a room that does not exist or is private to others.
+    One query; NoSuchRoom for a room that does not exist or is private to others.
     """
     room = (
         Room.objects.filter(slug=slug)
@@ -185,7 +178,7 @@ def room_and_membership(user: User, slug: str) -> tuple[Room, Membership | None]
         .first()
     )
     if room is None:
-        raise RoomNotFound(slug)
+        raise NoSuchRoom(slug)
     membership = None
     if room.membership_id is not None:
         membership = Membership(
@@ -204,7 +197,7 @@ def message_for_reader(user: User, message_id: int) -> tuple[Message, bool]:
         .first()
     )
     if message is None:
-        raise MessageNotFound(message_id)
+        raise NoSuchMessage()
     return message, bool(message.is_member)
 
 

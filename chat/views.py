@@ -4,6 +4,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from . import api, events, selectors
+from .errors import NoSuchRoom
 from .models import DEFAULT_ROOM_SLUG
 
 ROOM_PAGE_MESSAGES = 50
@@ -25,8 +26,8 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     seq = selectors.latest_seq()
     try:
         current, membership = selectors.room_and_membership(request.user, slug)
-    except selectors.RoomNotFound:
-        raise Http404("No such room.") from None
+    except NoSuchRoom as exc:
+        raise Http404(exc.detail) from None
     sidebar = selectors.rooms_for_sidebar(request.user)
     messages = selectors.messages_before(current, None, ROOM_PAGE_MESSAGES)
     is_member = membership is not None
