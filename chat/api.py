@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 
+from accounts.http import AuthenticatedRequest
+
 from . import events, selectors, services
 from .errors import ChatError, Code, NotAuthenticated, RateLimited
 from .models import Room
@@ -175,7 +177,7 @@ def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
 
 @allow("GET")
 @_api
-def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
+def room_messages(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     """Catch-up (`after`) and scrollback (`before`, or neither), oldest first."""
     try:
         params = _history_params(request.GET)
@@ -201,13 +203,13 @@ def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
 
 @allow("GET", "POST")
 @_api
-def rooms(request: HttpRequest) -> JsonResponse:
+def rooms(request: AuthenticatedRequest) -> JsonResponse:
     """GET: the user's rooms with counts (?browse=1: every public channel). POST: create one."""
     if request.method == "POST":
         data = _json_body(request)
         room = services.room_create(
             actor=request.user,
-            name=data.get("name"),
+            name=data.get("name", ""),
             slug=data.get("slug") or "",
             topic=data.get("topic") or "",
             private=bool(_optional_bool(data, "private")),
@@ -228,7 +230,7 @@ def rooms(request: HttpRequest) -> JsonResponse:
 
 @allow("PATCH")
 @_api
-def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
+def room_detail(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     data = _json_body(request)
     room = services.room_update(
         actor=request.user,
@@ -242,21 +244,21 @@ def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
 
 @allow("POST")
 @_api
-def room_join(request: HttpRequest, slug: str) -> JsonResponse:
+def room_join(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     room = services.room_join(actor=request.user, room=slug)
     return JsonResponse({"room": events.room_data(room)})
 
 
 @allow("POST")
 @_api
-def room_leave(request: HttpRequest, slug: str) -> JsonResponse:
+def room_leave(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     services.room_leave(actor=request.user, room=slug)
     return JsonResponse({"left": slug})
 
 
 @allow("GET", "POST")
 @_api
-def room_members(request: HttpRequest, slug: str) -> JsonResponse:
+def room_members(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     """GET: the members and their presence. POST {"username"}: invite someone."""
     if request.method == "POST":
         user = services.room_invite(
@@ -273,14 +275,14 @@ def room_members(request: HttpRequest, slug: str) -> JsonResponse:
 
 @allow("DELETE")
 @_api
-def room_member(request: HttpRequest, slug: str, username: str) -> HttpResponse:
+def room_member(request: AuthenticatedRequest, slug: str, username: str) -> HttpResponse:
     services.room_member_remove(actor=request.user, room=slug, username=username)
     return HttpResponse(status=204)
 
 
 @allow("POST")
 @_api
-def room_read(request: HttpRequest, slug: str) -> JsonResponse:
+def room_read(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     message_id = _json_body(request).get("id")
     if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id < 0:
         raise ChatError(Code.INVALID, "id must be a non-negative whole number.")
@@ -290,7 +292,7 @@ def room_read(request: HttpRequest, slug: str) -> JsonResponse:
 
 @allow("POST")
 @_api
-def dms(request: HttpRequest) -> JsonResponse:
+def dms(request: AuthenticatedRequest) -> JsonResponse:
     users = _json_body(request).get("users")
     if not isinstance(users, list):
         raise ChatError(Code.INVALID, "users must be a list of usernames.")
@@ -300,7 +302,7 @@ def dms(request: HttpRequest) -> JsonResponse:
 
 @allow("GET")
 @_api
-def users(request: HttpRequest) -> JsonResponse:
+def users(request: AuthenticatedRequest) -> JsonResponse:
     """Active users by username prefix, for the DM picker and @mention completion."""
     prefix = request.GET.get("q", "")[:150]
     if not services.text_is_storable(prefix):
@@ -314,7 +316,7 @@ def users(request: HttpRequest) -> JsonResponse:
 
 @allow("PATCH", "DELETE")
 @_api
-def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
+def message_detail(request: AuthenticatedRequest, message_id: int) -> HttpResponse:
     if request.method == "DELETE":
         services.message_delete(actor=request.user, message_id=message_id)
         return HttpResponse(status=204)
@@ -328,7 +330,7 @@ def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
 
 @allow("POST")
 @_api
-def message_reactions(request: HttpRequest, message_id: int) -> JsonResponse:
+def message_reactions(request: AuthenticatedRequest, message_id: int) -> JsonResponse:
     emoji = _json_body(request).get("emoji")
     if not isinstance(emoji, str):
         raise ChatError(Code.INVALID, "emoji must be a string.")

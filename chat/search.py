@@ -84,10 +84,10 @@ class _Matches(Lookup):
 
     def as_sql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} @@ {rhs}", [*lhs_params, *rhs_params]
+        return f"{lhs} @@ {rhs}", (*lhs_params, *rhs_params)
 
 
 class _ILike(Lookup):
@@ -97,10 +97,10 @@ class _ILike(Lookup):
 
     def as_sql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+        return f"{lhs} ILIKE {rhs}", (*lhs_params, *rhs_params)
 
 
 def search_query_clean(query: str) -> str:

@@ -7,6 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from accounts.http import AuthenticatedRequest
+
 from . import events
 from .api import allow, error_response
 from .errors import NoSuchRoom, NotAuthenticated
@@ -34,7 +36,7 @@ def _hit_data(hit: SearchHit) -> dict[str, Any]:
 
 @require_GET
 @login_required
-def search_page(request: HttpRequest) -> HttpResponse:
+def search_page(request: AuthenticatedRequest) -> HttpResponse:
     """The search form and, once something was typed, the hits linking into their rooms."""
     query = request.GET.get("q", "")
     slug = request.GET.get("room", "")

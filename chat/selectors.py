@@ -4,7 +4,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db import connection, transaction
 from django.db.models import (
@@ -26,6 +26,14 @@ from accounts.models import User
 from . import access
 from .errors import NoSuchMessage, NoSuchRoom
 from .models import Event, Membership, Mention, Message, Reaction, Room
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class _Counts(TypedDict):
+        unread: int
+        mentions: int
+
 
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
@@ -60,11 +68,11 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
     )
     rooms: dict[str, Room] = {}
     joined: set[tuple[int, int]] = set()
-    for room in rows:
-        rooms.setdefault(room.slug, room)
-        if room.member_id is not None:
-            joined.add((room.member_id, room.id))
-    found = {}
+    for row in rows:
+        rooms.setdefault(row.slug, row)
+        if row.member_id is not None:
+            joined.add((row.member_id, row.id))
+    found: dict[tuple[int, str], tuple[Room, bool]] = {}
     for user_id, slug in pairs:
         room = rooms.get(slug)
         if room is None:
@@ -98,7 +106,7 @@ def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Messa
     if not ids:
         return {}
     found = Message.objects.filter(id__in=ids).select_related("room", "author")
-    return {(m.author_id, m.nonce): m for m in found}
+    return {(m.author_id, m.nonce): m for m in found if m.nonce is not None}
 
 
 def rooms_of_member(user: User) -> list[Room]:
@@ -247,7 +255,7 @@ def message_extras(
     return reactions, mentions
 
 
-def _count(qs: QuerySet) -> Subquery:
+def _count(qs: QuerySet[Message]) -> Coalesce:
     return Coalesce(
         Subquery(
             qs.order_by().values("room_id").annotate(n=Count("id")).values("n")[:1],
@@ -257,7 +265,7 @@ def _count(qs: QuerySet) -> Subquery:
     )
 
 
-def _counted(memberships: QuerySet[Membership]) -> QuerySet[Membership]:
+def _counted(memberships: QuerySet[Membership]) -> "QuerySet[WithAnnotations[Membership, _Counts]]":
     """Memberships with `unread` (messages by others after the marker) and `mentions` of them."""
     unread = Message.objects.filter(
         room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False

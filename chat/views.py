@@ -1,7 +1,9 @@
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
+
+from accounts.http import AuthenticatedRequest
 
 from . import api, events, selectors
 from .errors import NoSuchRoom
@@ -11,13 +13,13 @@ ROOM_PAGE_MESSAGES = 50
 
 
 @login_required
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: AuthenticatedRequest) -> HttpResponse:
     return redirect("chat:room", slug=DEFAULT_ROOM_SLUG)
 
 
 @require_GET
 @login_required
-def room(request: HttpRequest, slug: str) -> HttpResponse:
+def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The newest messages rendered on the server; the page then goes live over the socket.
 
     The log position is read first: the socket resumes from it, so whatever
@@ -34,7 +36,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     can_manage = not current.is_direct and (
         current.created_by_id == request.user.pk or request.user.is_chat_admin
     )
-    dm_names = next((e["members"] for e in sidebar if e["room"].pk == current.pk), [])
+    dm_names: list[str] = next((e["members"] for e in sidebar if e["room"].pk == current.pk), [])
     return render(
         request,
         "chat/room.html",
@@ -71,7 +73,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def browse(request: HttpRequest) -> HttpResponse:
+def browse(request: AuthenticatedRequest) -> HttpResponse:
     """Every public channel, to join; and the form to create a channel."""
     return render(
         request,

@@ -3,6 +3,8 @@
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -86,7 +88,7 @@ def _track(task: "asyncio.Task[None]") -> None:
     task.add_done_callback(_running.discard)
 
 
-def _shed_handshake_state(scope: dict) -> User:
+def _shed_handshake_state(scope: Mapping[str, Any]) -> User:
     """Free what only the handshake needed, for the socket's lifetime.
 
     The middleware layers each keep a shallow copy of the scope, so the
@@ -123,10 +125,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     channel-layer channel of its own, so it has none.
     """
 
-    channel_layer_alias = None
-    groups = ()  # none: no per-socket list either
+    # No alias names no layer (get_channel_layer(None) is None); the stubs
+    # allow only names.
+    channel_layer_alias = None  # type: ignore[assignment]
+    groups = ()  # type: ignore[assignment]  # none: no per-socket list either
 
     user_id: int
+    # The public rooms this socket follows without being a member (`?watch=`).
+    watched: tuple[int, ...] = ()
     sends_in_flight = 0
     admitted = False
     counted = False
@@ -170,7 +176,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.admitted = True
         try:
-            await self._open(user)
+            await self._open(cast(User, user))  # the scope's lazy User, signed in
         except BaseException:
             self._finish()  # the slot, the registration: whatever was taken
             raise
@@ -441,6 +447,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await send_limiter.aallow(self.user_id):
             await self._rate_limited(frame)
             return
+        assert frame.room is not None and frame.body is not None  # parse_frame checked them
         request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)
         # The next frame is read while this one is being stored, so a client
         # with several sends in flight gets them into one commit; results come
@@ -530,9 +537,13 @@ def _room_ref(user: User, slug: str) -> tuple[int, str, bool, bool]:
 
 def _apply(user: User, frame: Frame) -> None:
     """Run the service a frame asks for; its result reaches sockets as events."""
+    # parse_frame has checked that each type's fields are there.
+    assert frame.id is not None
     if frame.type == "edit":
+        assert frame.body is not None
         services.message_edit(actor=user, message_id=frame.id, body=frame.body)
     elif frame.type == "delete":
         services.message_delete(actor=user, message_id=frame.id)
     elif frame.type == "react":
+        assert frame.emoji is not None
         services.reaction_toggle(actor=user, message_id=frame.id, emoji=frame.emoji)
