@@ -6,12 +6,14 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from .http import signed_in_user
 from .models import Invite, Session, SignupPolicy, User
 from .services import user_deactivate, user_role_set, user_set_active
 
 # Fields of the user form that make someone more powerful than the person
 # editing: only a superuser may change them.
 _SUPERUSER_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+_DJANGO_FIELDSETS = tuple(BaseUserAdmin.fieldsets or ())
 
 
 class EffectiveRoleFilter(admin.SimpleListFilter):
@@ -24,8 +26,9 @@ class EffectiveRoleFilter(admin.SimpleListFilter):
         return User.Role.choices
 
     def queryset(self, request, queryset):
-        if self.value() in User.Role.values:
-            return queryset.filter(User.with_effective_role(self.value()))
+        role = self.value()
+        if role is not None and role in User.Role.values:
+            return queryset.filter(User.with_effective_role(role))
         return queryset
 
 
@@ -43,9 +46,9 @@ class UserAdmin(BaseUserAdmin):
     list_filter = (EffectiveRoleFilter, "is_active", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
     fieldsets = (
-        *BaseUserAdmin.fieldsets[:2],
+        *_DJANGO_FIELDSETS[:2],
         ("Role in TeamChat", {"fields": ("role",)}),
-        *BaseUserAdmin.fieldsets[2:],
+        *_DJANGO_FIELDSETS[2:],
     )
     add_fieldsets = (
         *BaseUserAdmin.add_fieldsets,
@@ -196,5 +199,5 @@ class InviteAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Invite, form, change: bool) -> None:
         if not change:
-            obj.created_by = request.user
+            obj.created_by = signed_in_user(request)
         super().save_model(request, obj, form, change)

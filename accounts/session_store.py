@@ -2,11 +2,14 @@
 
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from .models import Session
 
 LOGIN_ID_KEY = "_teamchat_login_id"
 
@@ -32,13 +35,13 @@ preloaded: ContextVar[ReadAhead | None] = ContextVar("preloaded_session", defaul
 
 class SessionStore(DBStore):
     @classmethod
-    def get_model_class(cls):
+    def get_model_class(cls) -> type["Session"]:
         from .models import Session
 
         return Session
 
-    def create_model_instance(self, data):
-        obj = super().create_model_instance(data)
+    def create_model_instance(self, data: dict[str, Any]) -> "Session":
+        obj = cast("Session", super().create_model_instance(data))
         obj.login_id = data.get(LOGIN_ID_KEY, "")
         user_id = data.get("_auth_user_id")
         obj.user_id = int(user_id) if user_id else None
@@ -68,12 +71,12 @@ def sessions_read_ahead(keys: set[str]) -> dict[str, ReadAhead]:
     for key, raw in rows.values_list("session_key", "session_data"):
         data = decoder.decode(raw)
         user_id = data.get(SESSION_KEY)
-        found[key] = (data, int(user_id) if str(user_id).isdigit() else None)
+        found[key] = (data, int(str(user_id)) if str(user_id).isdigit() else None)
     from .selectors import access_blocks
 
     users = User.objects.in_bulk({user_id for _, user_id in found.values() if user_id})
     blocks = access_blocks(list(users.values())) if users else {}
     return {
-        key: ReadAhead(key, data, users.get(user_id), blocks.get(user_id))
+        key: ReadAhead(key, data, users.get(user_id), blocks.get(user_id) if user_id else None)
         for key, (data, user_id) in found.items()
     }

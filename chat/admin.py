@@ -1,10 +1,30 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from . import services
+from accounts.http import signed_in_user
+
+from . import access, services
 from .models import Membership, Message, Room
+
+
+class ReadableFilter(admin.SimpleListFilter):
+    """Rooms by who may read them (chat.access), not by the flag alone: a DM is never public."""
+
+    title = "who may read"
+    parameter_name = "readable"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("everyone", "Everyone"), ("members", "Members only")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> QuerySet[Room]:
+        if self.value() == "everyone":
+            return queryset.filter(access.public())
+        if self.value() == "members":
+            return queryset.exclude(access.public())
+        return queryset
 
 
 class MembershipInline(admin.TabularInline):
@@ -29,13 +49,18 @@ class RoomAdmin(admin.ModelAdmin):
     message is private by its kind; its kind and privacy are never edited.
     """
 
-    list_display = ("slug", "name", "kind", "is_private", "is_archived", "created_by", "created")
-    list_filter = ("kind", "is_private", "is_archived")
+    list_display = ("slug", "name", "kind", "public", "is_archived", "created_by", "created")
+    list_filter = ("kind", ReadableFilter, "is_archived")
     list_select_related = ("created_by",)
     search_fields = ("slug", "name", "topic")
     prepopulated_fields = {"slug": ("name",)}
     raw_id_fields = ("created_by",)
     inlines = [MembershipInline]
+
+    @admin.display(description="public", boolean=True)
+    def public(self, obj: Room) -> bool:
+        """Whether every signed-in user may read it."""
+        return access.is_public(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         if obj is None:
@@ -50,10 +75,12 @@ class RoomAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
 
+        actor = signed_in_user(request)
+
         def update() -> None:
             try:
                 services.room_update(
-                    actor=request.user,
+                    actor=actor,
                     room=obj.slug,
                     name=obj.name,
                     topic=obj.topic,
@@ -93,10 +120,11 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete for everyone (as on the page)")
     def delete_for_everyone(self, request: HttpRequest, queryset) -> None:
+        actor = signed_in_user(request)
         done, refused = 0, []
         for message in queryset.filter(is_deleted=False):
             try:
-                services.message_delete(actor=request.user, message_id=message.pk)
+                services.message_delete(actor=actor, message_id=message.pk)
                 done += 1
             except (services.ChatError, PermissionDenied):
                 refused.append(str(message.pk))

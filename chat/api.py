@@ -17,7 +17,10 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 
+from accounts.http import AuthenticatedRequest
+
 from . import events, selectors, services
+from .errors import ChatError, Code, NotAuthenticated, RateLimited
 from .models import Room
 from .protocol import TooDeep, json_loads
 from .ratelimit import writes
@@ -26,14 +29,15 @@ from .realtime import presence
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 STATUS = {
-    "invalid": 400,
-    "too_long": 400,
-    "room_exists": 400,
-    "not_member": 403,
-    "forbidden": 403,
-    "no_such_room": 404,
-    "not_found": 404,
-    "rate_limited": 429,
+    Code.INVALID: 400,
+    Code.TOO_LONG: 400,
+    Code.ROOM_EXISTS: 400,
+    Code.NOT_AUTHENTICATED: 401,
+    Code.NOT_MEMBER: 403,
+    Code.FORBIDDEN: 403,
+    Code.NO_SUCH_ROOM: 404,
+    Code.NOT_FOUND: 404,
+    Code.RATE_LIMITED: 429,
 }
 
 
@@ -48,6 +52,11 @@ def _error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse({"error": code, "detail": detail}, status=status)
 
 
+def error_response(error: ChatError) -> JsonResponse:
+    """The JSON answer to a refusal: its code, its detail, and the status its code has."""
+    return _error(STATUS.get(error.code, 400), error.code, error.detail)
+
+
 def allow(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Only these methods (HEAD with GET); any other gets 405 in JSON, like every API error."""
     allowed = {*methods, "HEAD"} if "GET" in methods else set(methods)
@@ -56,7 +65,7 @@ def allow(*methods: str) -> Callable[[Callable[..., HttpResponse]], Callable[...
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in allowed:
-                response = _error(405, "method_not_allowed", f"Use {', '.join(methods)}.")
+                response = _error(405, Code.METHOD_NOT_ALLOWED, f"Use {', '.join(methods)}.")
                 response["Allow"] = ", ".join(sorted(allowed))
                 return response
             return view(request, *args, **kwargs)
@@ -76,28 +85,26 @@ def _api(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            return _error(401, "not_authenticated", "Log in first.")
+            return error_response(NotAuthenticated())
         if request.method not in _READS and not writes.allow(request.user.pk):
-            return _error(429, "rate_limited", "You are doing that too fast; nothing was done.")
+            return error_response(RateLimited())
         try:
             return view(request, *args, **kwargs)
-        except services.ChatError as exc:
-            return _error(STATUS.get(exc.code, 400), exc.code, exc.detail)
-        except selectors.RoomNotFound:
-            return _error(404, "no_such_room", "No such room.")
+        except ChatError as exc:
+            return error_response(exc)
 
     return wrapper
 
 
 def not_found(request: HttpRequest) -> HttpResponse:
     """An /api/ path that names nothing."""
-    return _error(404, "not_found", "There is nothing at this address.")
+    return _error(404, Code.NOT_FOUND, "There is nothing at this address.")
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A refused CSRF check: JSON for the API, Django's page elsewhere."""
     if request.path.startswith("/api/"):
-        return _error(403, "csrf_failed", "The CSRF token is missing or wrong; reload the page.")
+        return _error(403, Code.CSRF_FAILED, "The CSRF token is missing or wrong; reload the page.")
     from django.views.csrf import csrf_failure as django_csrf_failure
 
     return django_csrf_failure(request, reason=reason)
@@ -108,17 +115,17 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raw = request.body
     except RequestDataTooBig:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
-        raise services.ChatError("too_long", f"The request body is over {limit} KiB.") from None
+        raise ChatError(Code.TOO_LONG, f"The request body is over {limit} KiB.") from None
     try:
         data = json_loads(raw or b"{}")
     except TooDeep as exc:
-        raise services.ChatError("invalid", str(exc)) from None
+        raise ChatError(Code.INVALID, str(exc)) from None
     except ValueError:
-        raise services.ChatError("invalid", "The request body is not valid JSON.") from None
+        raise ChatError(Code.INVALID, "The request body is not valid JSON.") from None
     if not isinstance(data, dict):
-        raise services.ChatError("invalid", "The request body must be a JSON object.")
+        raise ChatError(Code.INVALID, "The request body must be a JSON object.")
     if not _storable(data):
-        raise services.ChatError("invalid", "The request contains NUL or broken Unicode.")
+        raise ChatError(Code.INVALID, "The request contains NUL or broken Unicode.")
     return data
 
 
@@ -136,7 +143,7 @@ def _optional_bool(data: dict[str, Any], name: str) -> bool | None:
     """A JSON true or false, or None when absent: "false" is not false."""
     value = data.get(name)
     if value is not None and not isinstance(value, bool):
-        raise services.ChatError("invalid", f"{name} must be true or false.")
+        raise ChatError(Code.INVALID, f"{name} must be true or false.")
     return value
 
 
@@ -172,18 +179,14 @@ def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
 
 
 @allow("GET")
-def room_messages(request: HttpRequest, slug: str) -> JsonResponse:
+@_api
+def room_messages(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     """Catch-up (`after`) and scrollback (`before`, or neither), oldest first."""
-    if not request.user.is_authenticated:
-        return _error(401, "not_authenticated", "Log in to read messages.")
     try:
         params = _history_params(request.GET)
     except ValueError as exc:
-        return _error(400, "invalid", str(exc))
-    try:
-        room = selectors.room_for_reader(request.user, slug)
-    except selectors.RoomNotFound:
-        return _error(404, "no_such_room", "No such room.")
+        raise ChatError(Code.INVALID, str(exc)) from None
+    room = selectors.room_for_reader(request.user, slug)
     if params.after is not None:
         page = selectors.messages_after(room, params.after, params.limit, params.before)
     else:
@@ -203,13 +206,13 @@ def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
 
 @allow("GET", "POST")
 @_api
-def rooms(request: HttpRequest) -> JsonResponse:
+def rooms(request: AuthenticatedRequest) -> JsonResponse:
     """GET: the user's rooms with counts (?browse=1: every public channel). POST: create one."""
     if request.method == "POST":
         data = _json_body(request)
         room = services.room_create(
             actor=request.user,
-            name=data.get("name"),
+            name=data.get("name", ""),
             slug=data.get("slug") or "",
             topic=data.get("topic") or "",
             private=bool(_optional_bool(data, "private")),
@@ -230,7 +233,7 @@ def rooms(request: HttpRequest) -> JsonResponse:
 
 @allow("PATCH")
 @_api
-def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
+def room_detail(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     data = _json_body(request)
     room = services.room_update(
         actor=request.user,
@@ -244,21 +247,21 @@ def room_detail(request: HttpRequest, slug: str) -> JsonResponse:
 
 @allow("POST")
 @_api
-def room_join(request: HttpRequest, slug: str) -> JsonResponse:
+def room_join(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     room = services.room_join(actor=request.user, room=slug)
     return JsonResponse({"room": events.room_data(room)})
 
 
 @allow("POST")
 @_api
-def room_leave(request: HttpRequest, slug: str) -> JsonResponse:
+def room_leave(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     services.room_leave(actor=request.user, room=slug)
     return JsonResponse({"left": slug})
 
 
 @allow("GET", "POST")
 @_api
-def room_members(request: HttpRequest, slug: str) -> JsonResponse:
+def room_members(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     """GET: the members and their presence. POST {"username"}: invite someone."""
     if request.method == "POST":
         user = services.room_invite(
@@ -275,38 +278,38 @@ def room_members(request: HttpRequest, slug: str) -> JsonResponse:
 
 @allow("DELETE")
 @_api
-def room_member(request: HttpRequest, slug: str, username: str) -> HttpResponse:
+def room_member(request: AuthenticatedRequest, slug: str, username: str) -> HttpResponse:
     services.room_member_remove(actor=request.user, room=slug, username=username)
     return HttpResponse(status=204)
 
 
 @allow("POST")
 @_api
-def room_read(request: HttpRequest, slug: str) -> JsonResponse:
+def room_read(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     message_id = _json_body(request).get("id")
     if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id < 0:
-        raise services.ChatError("invalid", "id must be a non-negative whole number.")
+        raise ChatError(Code.INVALID, "id must be a non-negative whole number.")
     marker = services.read_marker_set(user=request.user, room=slug, message_id=message_id)
     return JsonResponse(marker)
 
 
 @allow("POST")
 @_api
-def dms(request: HttpRequest) -> JsonResponse:
+def dms(request: AuthenticatedRequest) -> JsonResponse:
     users = _json_body(request).get("users")
     if not isinstance(users, list):
-        raise services.ChatError("invalid", "users must be a list of usernames.")
+        raise ChatError(Code.INVALID, "users must be a list of usernames.")
     room = services.dm_open(actor=request.user, usernames=users)
     return JsonResponse({"room": events.room_data(room)})
 
 
 @allow("GET")
 @_api
-def users(request: HttpRequest) -> JsonResponse:
+def users(request: AuthenticatedRequest) -> JsonResponse:
     """Active users by username prefix, for the DM picker and @mention completion."""
     prefix = request.GET.get("q", "")[:150]
     if not services.text_is_storable(prefix):
-        raise services.ChatError("invalid", "q contains NUL or broken Unicode.")
+        raise ChatError(Code.INVALID, "q contains NUL or broken Unicode.")
     room: Room | None = None
     if request.GET.get("room"):
         room = selectors.room_for_reader(request.user, request.GET["room"])
@@ -342,13 +345,13 @@ def _emoji_gzipped() -> bytes:
 
 @allow("PATCH", "DELETE")
 @_api
-def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
+def message_detail(request: AuthenticatedRequest, message_id: int) -> HttpResponse:
     if request.method == "DELETE":
         services.message_delete(actor=request.user, message_id=message_id)
         return HttpResponse(status=204)
     body = _json_body(request).get("body")
     if not isinstance(body, str):
-        raise services.ChatError("invalid", "body must be a string.")
+        raise ChatError(Code.INVALID, "body must be a string.")
     message = services.message_edit(actor=request.user, message_id=message_id, body=body)
     [data] = messages_data([message], message.room.slug)
     return JsonResponse({"message": data})
@@ -356,9 +359,9 @@ def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
 
 @allow("POST")
 @_api
-def message_reactions(request: HttpRequest, message_id: int) -> JsonResponse:
+def message_reactions(request: AuthenticatedRequest, message_id: int) -> JsonResponse:
     emoji = _json_body(request).get("emoji")
     if not isinstance(emoji, str):
-        raise services.ChatError("invalid", "emoji must be a string.")
+        raise ChatError(Code.INVALID, "emoji must be a string.")
     users = services.reaction_toggle(actor=request.user, message_id=message_id, emoji=emoji)
     return JsonResponse({"emoji": emoji, "users": users})

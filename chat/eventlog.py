@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 
 from teamchat import metrics
@@ -190,8 +191,16 @@ def encode(event: dict[str, Any]) -> str:
 # --- publishing -----------------------------------------------------------------
 
 
+def channel_layer() -> BaseChannelLayer:
+    """The channel layer; settings always configure one (in memory without Redis)."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("CHANNEL_LAYERS has no default layer.")
+    return layer
+
+
 def _group_send(payload: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().group_send)(FANOUT_GROUP, payload)
+    async_to_sync(channel_layer().group_send)(FANOUT_GROUP, payload)
 
 
 def publish(items: Iterable[Item]) -> None:
@@ -214,13 +223,13 @@ def publish_quietly(items: Iterable[Item], what: str) -> None:
 async def apublish(items: list[Item]) -> None:
     """`publish` from async code, for events that are never stored (typing)."""
     payload = {"type": EVENTS, "events": [item.to_wire() for item in items]}
-    await get_channel_layer().group_send(FANOUT_GROUP, payload)
+    await channel_layer().group_send(FANOUT_GROUP, payload)
 
 
 async def apublish_presence(changes: list[PresenceChange]) -> None:
     """Tell every process these users' new states (presence is never stored)."""
     payload = {"type": PRESENCE, "changes": [change.to_wire() for change in changes]}
-    await get_channel_layer().group_send(FANOUT_GROUP, payload)
+    await channel_layer().group_send(FANOUT_GROUP, payload)
 
 
 def user_sockets_recheck(user_id: int) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import selectors
+from . import access, selectors
 from .eventlog import encode
 from .formatting import render
 from .models import Event, Message, Room
@@ -27,7 +27,7 @@ def room_data(room: Room) -> dict[str, Any]:
         "name": room.name,
         "topic": room.topic,
         "kind": room.kind,
-        "private": room.is_private,
+        "private": not access.is_public(room),
         "archived": room.is_archived,
     }
 

@@ -23,7 +23,7 @@ import html
 import re
 from collections.abc import Callable, Iterator, Sequence
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Literal
 
 import nh3
 from markdown_it import MarkdownIt
@@ -379,7 +379,7 @@ def _text(content: str, level: int) -> Token:
     return _token("text", 0, level, content=content)
 
 
-def _token(kind: str, nesting: int, level: int, **fields: Any) -> Token:
+def _token(kind: str, nesting: Literal[-1, 0, 1], level: int, **fields: Any) -> Token:
     tag = "" if kind == "text" else "span"
     return Token(kind, tag, nesting, level=level, **fields)
 

@@ -5,7 +5,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .services import ChatError, nonce_validate, text_is_storable
+from .errors import ChatError, Code, NoSuchRoom
+from .services import nonce_validate, text_is_storable
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,14 @@ class Frame:
 class FrameError(ChatError):
     """A frame refused before it reached a service; carries the nonce if it was valid."""
 
-    def __init__(self, code: str, detail: str, nonce: str | None = None) -> None:
+    def __init__(self, code: Code, detail: str, nonce: str | None = None) -> None:
         super().__init__(code, detail)
         self.nonce = nonce
+
+    @classmethod
+    def of(cls, error: ChatError, nonce: str | None = None) -> "FrameError":
+        """`error`, as the answer to a frame with this nonce."""
+        return cls(error.code, error.detail, nonce)
 
 
 # The fields each frame type needs, and their JSON types.
@@ -61,19 +67,19 @@ def _field(frame: dict[str, Any], name: str, kind: type, nonce: str | None) -> A
     if kind is list:
         if not isinstance(value, list) or len(value) > MAX_PRESENCE_USERS:
             raise FrameError(
-                "invalid", f"{name} must be a list of at most {MAX_PRESENCE_USERS} names.", nonce
+                Code.INVALID, f"{name} must be a list of at most {MAX_PRESENCE_USERS} names.", nonce
             )
         if not all(isinstance(item, str) for item in value):
-            raise FrameError("invalid", f"{name} must be a list of usernames.", nonce)
+            raise FrameError(Code.INVALID, f"{name} must be a list of usernames.", nonce)
         # A name that no account can have names nobody: left out, never looked up.
         return tuple(dict.fromkeys(item for item in value if _USERNAME.match(item)))
     if kind is int:
         # bool is an int in Python, not in the protocol.
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_ID:
-            raise FrameError("invalid", f"{name} must be a non-negative whole number.", nonce)
+            raise FrameError(Code.INVALID, f"{name} must be a non-negative whole number.", nonce)
         return value
     if not isinstance(value, str) or (name != "body" and not value):
-        raise FrameError("invalid", f"{name} must be a non-empty string.", nonce)
+        raise FrameError(Code.INVALID, f"{name} must be a non-empty string.", nonce)
     return value
 
 
@@ -110,34 +116,34 @@ def parse_frame(text: str) -> Frame:
     try:
         frame = json_loads(text)
     except TooDeep:
-        raise FrameError("invalid", f"A frame nests at most {MAX_JSON_DEPTH} levels.") from None
+        raise FrameError(Code.INVALID, f"A frame nests at most {MAX_JSON_DEPTH} levels.") from None
     except (ValueError, RecursionError):
-        raise FrameError("invalid_json", "The frame is not valid JSON.") from None
+        raise FrameError(Code.INVALID_JSON, "The frame is not valid JSON.") from None
     if not isinstance(frame, dict):
-        raise FrameError("invalid", "A frame must be a JSON object.")
+        raise FrameError(Code.INVALID, "A frame must be a JSON object.")
 
     try:
         nonce = nonce_validate(frame.get("nonce"))
     except ChatError as exc:
-        raise FrameError(exc.code, exc.detail) from None
+        raise FrameError.of(exc) from None
 
     kind = frame.get("type")
     if kind is None:
-        raise FrameError("invalid", "The frame has no type.", nonce)
+        raise FrameError(Code.INVALID, "The frame has no type.", nonce)
     if not isinstance(kind, str):
-        raise FrameError("invalid", "type must be a string.", nonce)
+        raise FrameError(Code.INVALID, "type must be a string.", nonce)
     fields = _FIELDS.get(kind)
     if fields is None:
-        raise FrameError("unknown_type", f"Unknown frame type {kind[:32]!r}.", nonce)
+        raise FrameError(Code.UNKNOWN_TYPE, f"Unknown frame type {kind[:32]!r}.", nonce)
 
     values = {name: _field(frame, name, field_type, nonce) for name, field_type in fields}
     room = values.get("room")
     if room is not None and not slug_is_valid(room):
         # Names no room, and must not reach a query (NUL, broken Unicode).
-        raise FrameError("no_such_room", f"There is no room #{room[:64]!r}.", nonce)
+        raise FrameError.of(NoSuchRoom(room), nonce)
     for name in ("emoji", "state"):
         if name in values and not text_is_storable(values[name]):
-            raise FrameError("invalid", f"{name} is not valid text.", nonce)
+            raise FrameError(Code.INVALID, f"{name} is not valid text.", nonce)
     if kind == "presence" and values["state"] not in PRESENCE_STATES:
-        raise FrameError("invalid", "state must be 'active' or 'away'.", nonce)
+        raise FrameError(Code.INVALID, "state must be 'active' or 'away'.", nonce)
     return Frame(type=kind, nonce=nonce, **values)

@@ -37,6 +37,7 @@ from django.utils import timezone
 from accounts.models import User
 
 from . import access, formatting, selectors
+from .errors import NoSuchRoom
 from .models import Message, Room
 
 QUERY_MIN_LENGTH = 2
@@ -151,10 +152,10 @@ class _Matches(Lookup):
 
     def as_sql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} @@ {rhs}", [*lhs_params, *rhs_params]
+        return f"{lhs} @@ {rhs}", (*lhs_params, *rhs_params)
 
 
 class _ILike(Lookup):
@@ -164,10 +165,10 @@ class _ILike(Lookup):
 
     def as_sql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
-    ) -> tuple[str, list[Any]]:
+    ) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} ILIKE {rhs}", [*lhs_params, *rhs_params]
+        return f"{lhs} ILIKE {rhs}", (*lhs_params, *rhs_params)
 
 
 # --- the query and its filters ---------------------------------------------------
@@ -186,7 +187,7 @@ def search_query_clean(query: str) -> str:
 
 
 def search_room_for(user: User, slug: str) -> Room:
-    """The room `slug` to limit a search to, or RoomNotFound when `user` may not read it."""
+    """The room `slug` to limit a search to, or NoSuchRoom when `user` may not read it."""
     return selectors.room_for_reader(user, slug)
 
 
@@ -270,7 +271,7 @@ def _room_filter(user: User, value: str) -> Room:
     slug = value.removeprefix("#")
     try:
         return selectors.room_for_reader(user, slug)
-    except selectors.RoomNotFound:
+    except NoSuchRoom:
         raise SearchError(
             f"You have no room called {slug}.", code="invalid_filter", filter="in"
         ) from None
@@ -281,11 +282,11 @@ def _conversation_filter(user: User, value: str) -> Room:
     people = list(User.objects.filter(username__in=names)) if names else []
     try:
         if not names or len(people) != len(names):
-            raise selectors.RoomNotFound(value)
+            raise NoSuchRoom(value)
         key = "-".join(str(pk) for pk in sorted([user.pk, *(p.pk for p in people)]))
         # Through the one rule: a conversation one is not in is not found.
         return selectors.room_for_reader(user, f"dm-{selectors.dm_slug_suffix(key)}")
-    except selectors.RoomNotFound:
+    except NoSuchRoom:
         raise SearchError(
             f"You have no conversation with {value}.", code="invalid_filter", filter="in"
         ) from None
@@ -356,7 +357,7 @@ def _halves(readable: QuerySet[Message], words: str) -> list[QuerySet[Message]]:
 class HalfAsked:
     """How one half of a search was answered (for bench/search_explain.py)."""
 
-    queryset: QuerySet[Message]
+    queryset: QuerySet[Message, int]
     index_first: bool
 
 

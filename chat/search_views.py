@@ -9,8 +9,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from accounts.http import AuthenticatedRequest
+
 from . import events, selectors
-from .api import allow
+from .api import allow, error_response
+from .errors import NoSuchRoom, NotAuthenticated
 from .models import Room
 from .ratelimit import searches
 from .search import (
@@ -56,7 +59,7 @@ def _page_url(query: str, room: Room | None, cursor: str | None) -> str:
 
 @require_GET
 @login_required
-def search_page(request: HttpRequest) -> HttpResponse:
+def search_page(request: AuthenticatedRequest) -> HttpResponse:
     """The search form and, once something was typed, a page of hits linking into their rooms."""
     query = request.GET.get("q", "")
     slug = request.GET.get("room", "")
@@ -65,7 +68,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if slug:
         try:
             room = search_room_for(request.user, slug)
-        except selectors.RoomNotFound:
+        except NoSuchRoom:
             return not_found_page(request)
     scope_label = ""
     if room is not None:
@@ -116,14 +119,14 @@ def _limit(value: str | None) -> int:
 def search_api(request: HttpRequest) -> JsonResponse:
     """GET /api/search/?q=...&room=...&cursor=...&limit=...: a page of hits, newest first."""
     if not request.user.is_authenticated:
-        return _error(401, "not_authenticated", "Log in to search messages.")
+        return error_response(NotAuthenticated())
     room: Room | None = None
     slug = request.GET.get("room", "")
     if slug:
         try:
             room = search_room_for(request.user, slug)
-        except selectors.RoomNotFound:
-            return _error(404, "no_such_room", "No such room.")
+        except NoSuchRoom as exc:
+            return error_response(exc)
     if not searches.allow(request.user.pk):
         return _error(429, "rate_limited", TOO_FAST)
     try:

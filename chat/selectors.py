@@ -5,7 +5,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import emoji as emoji_data
 from django.db import connection, transaction
@@ -26,29 +26,30 @@ from django.db.models.functions import Coalesce, Lower
 from accounts.models import User
 
 from . import access
+from .errors import NoSuchMessage, NoSuchRoom
 from .models import Event, Membership, Mention, Message, Reaction, Room
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class _Counts(TypedDict):
+        unread: int
+        mentions: int
+
 
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 200
 
 
-class RoomNotFound(Exception):
-    """The room does not exist, or the user may not see it: never says which."""
-
-
-class MessageNotFound(Exception):
-    """The message does not exist, was deleted, or is in a room the user may not see."""
-
-
 def room_for_reader(user: User, slug: str) -> Room:
-    """The room `slug` if `user` may read it, else RoomNotFound.
+    """The room `slug` if `user` may read it, else NoSuchRoom.
 
     One query. Public rooms are readable by every signed-in user; private
     rooms only by their members.
     """
     room = Room.objects.filter(slug=slug).filter(access.readable_by(user.pk)).first()
     if room is None:
-        raise RoomNotFound(slug)
+        raise NoSuchRoom(slug)
     return room
 
 
@@ -69,17 +70,17 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
     )
     rooms: dict[str, Room] = {}
     joined: set[tuple[int, int]] = set()
-    for room in rows:
-        rooms.setdefault(room.slug, room)
-        if room.member_id is not None:
-            joined.add((room.member_id, room.id))
-    found = {}
+    for row in rows:
+        rooms.setdefault(row.slug, row)
+        if row.member_id is not None:
+            joined.add((row.member_id, row.id))
+    found: dict[tuple[int, str], tuple[Room, bool]] = {}
     for user_id, slug in pairs:
         room = rooms.get(slug)
         if room is None:
             continue
         is_member = (user_id, room.id) in joined
-        if not is_member and not access.is_public(room):
+        if not access.may_read(public=access.is_public(room), is_member=is_member):
             continue
         found[(user_id, slug)] = (room, is_member)
     return found
@@ -107,7 +108,7 @@ def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Messa
     if not ids:
         return {}
     found = Message.objects.filter(id__in=ids).select_related("room", "author")
-    return {(m.author_id, m.nonce): m for m in found}
+    return {(m.author_id, m.nonce): m for m in found if m.nonce is not None}
 
 
 def rooms_of_member(user: User) -> list[Room]:
@@ -130,7 +131,7 @@ def rooms_of_members(user_ids: set[int]) -> dict[int, list[tuple[int, str, bool,
     ).values_list(
         "user_id", "room_id", "room__slug", "room__kind", "room__is_private", "room__is_archived"
     ):
-        hidden = private or kind != Room.Kind.CHANNEL
+        hidden = not access.is_public_kind(kind, private)
         rooms[user_id].append((room_id, slug, hidden, archived))
     return rooms
 
@@ -171,7 +172,7 @@ def messages_before(room: Room, before: int | None, limit: int) -> list[Message]
 def room_and_membership(user: User, slug: str) -> tuple[Room, Membership | None]:
     """The room `slug` if `user` may read it, with their membership (None: not joined).
 
-    One query; RoomNotFound for a room that does not exist or is private to others.
+    One query; NoSuchRoom for a room that does not exist or is private to others.
     """
     room = (
         Room.objects.filter(slug=slug)
@@ -187,7 +188,7 @@ def room_and_membership(user: User, slug: str) -> tuple[Room, Membership | None]
         .first()
     )
     if room is None:
-        raise RoomNotFound(slug)
+        raise NoSuchRoom(slug)
     membership = None
     if room.membership_id is not None:
         membership = Membership(
@@ -206,7 +207,7 @@ def message_for_reader(user: User, message_id: int) -> tuple[Message, bool]:
         .first()
     )
     if message is None:
-        raise MessageNotFound(message_id)
+        raise NoSuchMessage()
     return message, bool(message.is_member)
 
 
@@ -256,7 +257,7 @@ def message_extras(
     return reactions, mentions
 
 
-def _count(qs: QuerySet) -> Subquery:
+def _count(qs: QuerySet[Message]) -> Coalesce:
     return Coalesce(
         Subquery(
             qs.order_by().values("room_id").annotate(n=Count("id")).values("n")[:1],
@@ -266,7 +267,7 @@ def _count(qs: QuerySet) -> Subquery:
     )
 
 
-def _counted(memberships: QuerySet[Membership]) -> QuerySet[Membership]:
+def _counted(memberships: QuerySet[Membership]) -> "QuerySet[WithAnnotations[Membership, _Counts]]":
     """Memberships with `unread` (messages by others after the marker) and `mentions` of them."""
     unread = Message.objects.filter(
         room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False

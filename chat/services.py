@@ -15,7 +15,8 @@ from django.utils.text import slugify
 from accounts.models import User
 from teamchat import metrics
 
-from . import events, selectors
+from . import access, events, selectors
+from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
 from .formatting import mentions as mentioned_names
 from .formatting import render
@@ -41,15 +42,6 @@ def text_is_storable(value: str) -> bool:
     return _UNSTORABLE.search(value) is None
 
 
-class ChatError(Exception):
-    """A refused request, with a stable `code` from the protocol and a readable `detail`."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-
-
 @dataclass(frozen=True)
 class SendResult:
     message: Message
@@ -58,7 +50,7 @@ class SendResult:
 
 
 def nonce_validate(nonce: object) -> str | None:
-    """The nonce if it is acceptable (None for none), else ChatError("invalid")."""
+    """The nonce if it is acceptable (None for none), else ChatError(Code.INVALID)."""
     if nonce is None:
         return None
     if (
@@ -66,7 +58,9 @@ def nonce_validate(nonce: object) -> str | None:
         or not 1 <= len(nonce) <= NONCE_MAX_CHARS
         or _NONCE_REFUSED.search(nonce)
     ):
-        raise ChatError("invalid", f"nonce must be a string of 1 to {NONCE_MAX_CHARS} characters.")
+        raise ChatError(
+            Code.INVALID, f"nonce must be a string of 1 to {NONCE_MAX_CHARS} characters."
+        )
     return nonce
 
 
@@ -74,16 +68,16 @@ def body_validate(body: str) -> None:
     """Refuse a blank, over-long or control-character body; the body itself is never altered."""
     length = len(body.strip())
     if length == 0:
-        raise ChatError("invalid", "The message is empty.")
+        raise ChatError(Code.INVALID, "The message is empty.")
     if length > BODY_MAX_CHARS:
-        raise ChatError("too_long", f"The message is longer than {BODY_MAX_CHARS} characters.")
+        raise ChatError(Code.TOO_LONG, f"The message is longer than {BODY_MAX_CHARS} characters.")
     if len(body) > BODY_MAX_RAW_CHARS:
         raise ChatError(
-            "too_long",
+            Code.TOO_LONG,
             f"The message, spaces included, is longer than {BODY_MAX_RAW_CHARS} characters.",
         )
     if _BODY_REFUSED.search(body):
-        raise ChatError("invalid", "The message contains control characters or broken Unicode.")
+        raise ChatError(Code.INVALID, "The message contains control characters or broken Unicode.")
 
 
 # --- Messages ---------------------------------------------------------------
@@ -130,21 +124,16 @@ def message_send_many(requests: list[SendRequest]) -> list[SendResult | ChatErro
         else:
             pending.append(i)
 
-    access = selectors.room_access_many(
-        {(requests[i].author.pk, requests[i].room) for i in pending}
-    )
+    rooms = selectors.room_access_many({(requests[i].author.pk, requests[i].room) for i in pending})
     allowed: list[tuple[int, Room]] = []
     for i in pending:
         req = requests[i]
-        found = access.get((req.author.pk, req.room))
-        if found is None:
-            results[i] = ChatError("no_such_room", f"There is no room #{req.room[:64]}.")
-        elif not found[1]:
-            results[i] = ChatError("not_member", f"You are not a member of #{found[0].slug}.")
-        elif found[0].is_archived:
-            results[i] = ChatError("forbidden", f"#{found[0].slug} is archived (read-only).")
+        try:
+            room = _room_checked(req.room, rooms.get((req.author.pk, req.room)), write=True)
+        except ChatError as exc:
+            results[i] = exc
         else:
-            allowed.append((i, found[0]))
+            allowed.append((i, room))
 
     if allowed:
         _store(requests, allowed, results)
@@ -216,7 +205,7 @@ def _store(
                     # The retry of a message in another room: answering it with that
                     # message would show a room the sender may no longer read.
                     results[draft.index] = ChatError(
-                        "invalid", "This nonce was already used in another room; use a new one."
+                        Code.INVALID, "This nonce was already used in another room; use a new one."
                     )
                     continue
                 results[draft.index] = SendResult(found, found.room.slug, created=False)
@@ -249,20 +238,17 @@ def _store(
 def _message_for_change(actor: User, message_id: int) -> tuple[Message, bool]:
     """The message if `actor` may see it, and whether they are a member of its room.
 
-    ChatError("not_found") for a message that does not exist, was deleted, or
-    is in a room the actor may not read: the same answer for all three.
+    NoSuchMessage for a message that does not exist, was deleted, or is in a
+    room the actor may not read: the same answer for all three.
     """
-    try:
-        return selectors.message_for_reader(actor, message_id)
-    except selectors.MessageNotFound:
-        raise ChatError("not_found", "No such message.") from None
+    return selectors.message_for_reader(actor, message_id)
 
 
 def _writable(message: Message, is_member: bool) -> None:
-    if not is_member:
-        raise ChatError("not_member", f"You are not a member of #{message.room.slug}.")
-    if message.room.is_archived:
-        raise ChatError("forbidden", f"#{message.room.slug} is archived (read-only).")
+    room = message.room
+    access.check_write(
+        room.slug, public=access.is_public(room), is_member=is_member, archived=room.is_archived
+    )
 
 
 def message_edit(*, actor: User, message_id: int, body: str) -> Message:
@@ -271,7 +257,7 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
     message, is_member = _message_for_change(actor, message_id)
     _writable(message, is_member)
     if message.author_id != actor.pk:
-        raise ChatError("forbidden", "You can only edit your own messages.")
+        raise ChatError(Code.FORBIDDEN, "You can only edit your own messages.")
     names = mentioned_names(body) if "@" in body else set()
     users = [u for _, u in selectors.members_named({message.room_id: names})] if names else []
     users.sort(key=lambda u: u.username.lower())
@@ -300,7 +286,7 @@ def message_delete(*, actor: User, message_id: int) -> None:
     """
     message, is_member = _message_for_change(actor, message_id)
     if message.author_id != actor.pk and not actor.is_moderator:
-        raise ChatError("forbidden", "You can only delete your own messages.")
+        raise ChatError(Code.FORBIDDEN, "You can only delete your own messages.")
     if message.author_id == actor.pk:
         _writable(message, is_member)
     with logged_change() as items:
@@ -324,7 +310,7 @@ def emoji_validate(value: str) -> None:
     are not reactions; skin tones, flags and keycaps are.
     """
     if not value or len(value) > EMOJI_MAX_CHARS or not emoji_data.is_emoji(value):
-        raise ChatError("invalid", "A reaction must be one emoji.")
+        raise ChatError(Code.INVALID, "A reaction must be one emoji.")
 
 
 def reaction_toggle(*, actor: User, message_id: int, emoji: str) -> list[str]:
@@ -341,11 +327,11 @@ def reaction_toggle(*, actor: User, message_id: int, emoji: str) -> list[str]:
         if not removed:
             on_message = Reaction.objects.filter(message=message)
             if on_message.filter(user=actor).count() >= REACTIONS_PER_USER:
-                raise ChatError("forbidden", f"At most {REACTIONS_PER_USER} reactions each.")
+                raise ChatError(Code.FORBIDDEN, f"At most {REACTIONS_PER_USER} reactions each.")
             present = set(on_message.values_list("emoji", flat=True).distinct())
             if emoji not in present and len(present) >= REACTIONS_PER_MESSAGE:
                 raise ChatError(
-                    "forbidden", f"A message takes at most {REACTIONS_PER_MESSAGE} reactions."
+                    Code.FORBIDDEN, f"A message takes at most {REACTIONS_PER_MESSAGE} reactions."
                 )
             Reaction.objects.create(message=message, user=actor, emoji=emoji)
         users = selectors.reaction_users(message.pk, emoji)
@@ -394,16 +380,15 @@ def read_markers_set(requests: list[ReadRequest]) -> list[dict[str, Any] | ChatE
     last: dict[tuple[int, str], int] = {}
     for i, req in enumerate(requests):
         last[(req.user.pk, req.room)] = i
-    access = selectors.room_access_many(set(last))
+    rooms = selectors.room_access_many(set(last))
     wanted: dict[tuple[int, int], tuple[int, Room, int]] = {}  # (user, room id) -> (i, room, id)
     for key, i in last.items():
-        found = access.get(key)
-        if found is None:
-            results[i] = ChatError("no_such_room", f"There is no room #{key[1][:64]}.")
-        elif not found[1]:
-            results[i] = ChatError("not_member", f"You are not a member of #{found[0].slug}.")
+        try:
+            room = _room_checked(key[1], rooms.get(key), write=False)
+        except ChatError as exc:
+            results[i] = exc
         else:
-            wanted[(key[0], found[0].id)] = (i, found[0], requests[i].message_id)
+            wanted[(key[0], room.id)] = (i, room, requests[i].message_id)
     if not wanted:
         return results
     current = selectors.read_markers({user_id for user_id, _ in wanted}, {r for _, r in wanted})
@@ -462,30 +447,35 @@ def _markers_move(moves: dict[int, int]) -> list[int]:
 # --- Rooms and membership -------------------------------------------------------
 
 
+def _room_checked(slug: str, found: tuple[Room, bool] | None, *, write: bool) -> Room:
+    """The room of a room_access_many answer, if its user is a member (and may write to it)."""
+    if found is None:
+        raise NoSuchRoom(slug)
+    room, is_member = found
+    public = access.is_public(room)
+    if write:
+        access.check_write(slug, public=public, is_member=is_member, archived=room.is_archived)
+    else:
+        access.check_member(slug, public=public, is_member=is_member)
+    return room
+
+
 def _room_for_member(user: User, slug: str) -> tuple[Room, Membership]:
-    try:
-        room, membership = selectors.room_and_membership(user, slug)
-    except selectors.RoomNotFound:
-        raise ChatError("no_such_room", f"There is no room #{slug[:64]}.") from None
-    if membership is None:
-        raise ChatError("not_member", f"You are not a member of #{room.slug}.")
+    room, membership = selectors.room_and_membership(user, slug)
+    access.check_member(slug, public=access.is_public(room), is_member=membership is not None)
+    assert membership is not None
     return room, membership
 
 
 def _room_for_reader(user: User, slug: str) -> tuple[Room, Membership | None]:
-    try:
-        return selectors.room_and_membership(user, slug)
-    except selectors.RoomNotFound:
-        raise ChatError("no_such_room", f"There is no room #{slug[:64]}.") from None
+    return selectors.room_and_membership(user, slug)
 
 
 def _latest_message_id(room: Room) -> int:
     return Message.objects.filter(room=room).aggregate(m=Max("id"))["m"] or 0
 
 
-def _member_add(
-    room: Room, user: User, action: str, by: User, *, to_room: bool = True
-) -> Item:
+def _member_add(room: Room, user: User, action: str, by: User, *, to_room: bool = True) -> Item:
     """Make `user` a member (read up to now) and log it; the caller holds a logged change."""
     Membership.objects.create(room=room, user=user, last_read_id=_latest_message_id(room))
     data = {"room": events.room_data(room), "user": user.username, "action": action}
@@ -508,25 +498,27 @@ ROOM_TOPIC_MAX = 250
 
 def _room_name_validate(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise ChatError("invalid", "A room needs a name.")
+        raise ChatError(Code.INVALID, "A room needs a name.")
     name = name.strip()
     if len(name) > ROOM_NAME_MAX or _BODY_REFUSED.search(name) or "\n" in name:
-        raise ChatError("invalid", f"A room name is at most {ROOM_NAME_MAX} characters, one line.")
+        raise ChatError(
+            Code.INVALID, f"A room name is at most {ROOM_NAME_MAX} characters, one line."
+        )
     return name
 
 
 def _room_topic_validate(topic: object) -> str:
     if not isinstance(topic, str):
-        raise ChatError("invalid", "topic must be a string.")
+        raise ChatError(Code.INVALID, "topic must be a string.")
     topic = topic.strip()
     if len(topic) > ROOM_TOPIC_MAX or _BODY_REFUSED.search(topic):
-        raise ChatError("invalid", f"A topic is at most {ROOM_TOPIC_MAX} characters.")
+        raise ChatError(Code.INVALID, f"A topic is at most {ROOM_TOPIC_MAX} characters.")
     return topic
 
 
 def _hourly(what: str, actor: User, limit: int, doing: str) -> None:
     if not hourly_allowed(what, actor.pk, limit):
-        raise ChatError("rate_limited", f"You have {doing} in the last hour; try again later.")
+        raise ChatError(Code.RATE_LIMITED, f"You have {doing} in the last hour; try again later.")
 
 
 def room_create(
@@ -543,7 +535,7 @@ def room_create(
     _hourly("rooms", actor, settings.CHAT_ROOMS_PER_HOUR, "created too many rooms")
     wanted = slugify(slug or name)[:60].strip("-")
     if not wanted or wanted.startswith("dm-"):
-        raise ChatError("invalid", "Choose a name or slug with letters or digits.")
+        raise ChatError(Code.INVALID, "Choose a name or slug with letters or digits.")
     for attempt in range(1, 50):
         candidate = wanted if attempt == 1 else f"{wanted}-{attempt}"
         room = Room(
@@ -556,11 +548,11 @@ def room_create(
         except IntegrityError:
             try:
                 selectors.room_for_reader(actor, candidate)
-            except selectors.RoomNotFound:
+            except NoSuchRoom:
                 continue  # someone else's private room: say nothing, take another slug
-            raise ChatError("room_exists", f"There is already a room #{candidate}.") from None
+            raise ChatError(Code.ROOM_EXISTS, f"There is already a room #{candidate}.") from None
         return room
-    raise ChatError("room_exists", f"There is already a room #{wanted}.")
+    raise ChatError(Code.ROOM_EXISTS, f"There is already a room #{wanted}.")
 
 
 def room_update(
@@ -574,9 +566,9 @@ def room_update(
     """Rename a channel, change its topic, archive or unarchive it: its creator or an admin."""
     found, _ = _room_for_reader(actor, room)
     if found.is_direct or not (found.created_by_id == actor.pk or actor.is_chat_admin):
-        raise ChatError("forbidden", "Only the room's creator or an admin can change it.")
+        raise ChatError(Code.FORBIDDEN, "Only the room's creator or an admin can change it.")
     if archived and found.slug == DEFAULT_ROOM_SLUG:
-        raise ChatError("forbidden", f"#{DEFAULT_ROOM_SLUG} cannot be archived.")
+        raise ChatError(Code.FORBIDDEN, f"#{DEFAULT_ROOM_SLUG} cannot be archived.")
     if name is not None:
         found.name = _room_name_validate(name)
     if topic is not None:
@@ -599,10 +591,10 @@ def room_join(*, actor: User, room: str) -> Room:
     found, membership = _room_for_reader(actor, room)
     if membership is not None:
         return found
-    if found.is_private:  # readable but private: only an invitation lets one in
-        raise ChatError("no_such_room", f"There is no room #{room[:64]}.")
+    if not access.may_join(found):  # only an invitation lets one into a private room
+        raise NoSuchRoom(room)
     if found.is_archived:
-        raise ChatError("forbidden", f"#{found.slug} is archived (read-only).")
+        raise RoomArchived(found.slug)
     with logged_change() as items:
         items.append(_member_add(found, actor, "joined", actor))
     return found
@@ -612,7 +604,7 @@ def room_leave(*, actor: User, room: str) -> None:
     """Leave a room; the user's open sockets stop carrying it at once."""
     found, _ = _room_for_member(actor, room)
     if found.slug == DEFAULT_ROOM_SLUG:
-        raise ChatError("forbidden", f"Everyone is a member of #{DEFAULT_ROOM_SLUG}.")
+        raise ChatError(Code.FORBIDDEN, f"Everyone is a member of #{DEFAULT_ROOM_SLUG}.")
     with logged_change() as items:
         items.append(_member_drop(found, actor, "left", actor))
 
@@ -620,7 +612,7 @@ def room_leave(*, actor: User, room: str) -> None:
 def _active_user(username: str) -> User:
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise ChatError("not_found", "No such user.")
+        raise NoSuchUser()
     return user
 
 
@@ -628,9 +620,11 @@ def room_invite(*, actor: User, room: str, username: str) -> User:
     """Add someone to a channel the actor belongs to (the way into a private channel)."""
     found, _ = _room_for_member(actor, room)
     if found.is_direct:
-        raise ChatError("forbidden", "Start a new conversation to add people to a direct message.")
+        raise ChatError(
+            Code.FORBIDDEN, "Start a new conversation to add people to a direct message."
+        )
     if found.is_archived:
-        raise ChatError("forbidden", f"#{found.slug} is archived (read-only).")
+        raise RoomArchived(found.slug)
     invitee = _active_user(username)
     if Membership.objects.filter(room=found, user=invitee).exists():
         return invitee
@@ -649,12 +643,14 @@ def room_member_remove(*, actor: User, room: str, username: str) -> None:
     """
     found, _ = _room_for_reader(actor, room)
     if not (found.created_by_id == actor.pk or actor.is_moderator) or found.is_direct:
-        raise ChatError("forbidden", "Only the room's creator or a moderator can remove members.")
+        raise ChatError(
+            Code.FORBIDDEN, "Only the room's creator or a moderator can remove members."
+        )
     if found.slug == DEFAULT_ROOM_SLUG:
-        raise ChatError("forbidden", f"Everyone is a member of #{DEFAULT_ROOM_SLUG}.")
+        raise ChatError(Code.FORBIDDEN, f"Everyone is a member of #{DEFAULT_ROOM_SLUG}.")
     member = User.objects.filter(username=username).first()
     if member is None or not Membership.objects.filter(room=found, user=member).exists():
-        raise ChatError("not_found", "No such member.")
+        raise ChatError(Code.NOT_FOUND, "No such member.")
     with logged_change() as items:
         items.append(_member_drop(found, member, "removed", actor))
 
@@ -670,10 +666,10 @@ def dm_open(*, actor: User, usernames: list[str]) -> Room:
     """
     names = {n for n in usernames if isinstance(n, str)} - {actor.username}
     if not names or len(names) > DM_MAX_PEOPLE - 1:
-        raise ChatError("invalid", f"Pick 1 to {DM_MAX_PEOPLE - 1} other people.")
+        raise ChatError(Code.INVALID, f"Pick 1 to {DM_MAX_PEOPLE - 1} other people.")
     others = list(User.objects.filter(username__in=names, is_active=True))
     if len(others) != len(names):
-        raise ChatError("not_found", "No such user.")
+        raise NoSuchUser()
     people = sorted([actor, *others], key=lambda u: u.pk)
     key = "-".join(str(u.pk) for u in people)
     existing = Room.objects.filter(dm_key=key).first()

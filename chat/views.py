@@ -3,7 +3,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from accounts.http import AuthenticatedRequest
+
 from . import api, events, selectors
+from .errors import NoSuchRoom
 from .models import DEFAULT_ROOM_SLUG
 
 ROOM_PAGE_MESSAGES = 50
@@ -21,13 +24,13 @@ def not_found_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: AuthenticatedRequest) -> HttpResponse:
     return redirect("chat:room", slug=DEFAULT_ROOM_SLUG)
 
 
 @require_GET
 @login_required
-def room(request: HttpRequest, slug: str) -> HttpResponse:
+def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     """The room page, with its newest messages as data; the page then goes live over the socket.
 
     The messages travel in the page's chat-config and static/js/render.js
@@ -39,7 +42,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     seq = selectors.latest_seq()
     try:
         current, membership = selectors.room_and_membership(request.user, slug)
-    except selectors.RoomNotFound:
+    except NoSuchRoom:
         return not_found_page(request)
     sidebar = selectors.rooms_for_sidebar(request.user)
     messages = selectors.messages_before(current, None, ROOM_PAGE_MESSAGES)
@@ -47,7 +50,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     can_manage = not current.is_direct and (
         current.created_by_id == request.user.pk or request.user.is_chat_admin
     )
-    dm_names = next((e["members"] for e in sidebar if e["room"].pk == current.pk), [])
+    dm_names: list[str] = next((e["members"] for e in sidebar if e["room"].pk == current.pk), [])
     return render(
         request,
         "chat/room.html",
@@ -84,7 +87,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def browse(request: HttpRequest) -> HttpResponse:
+def browse(request: AuthenticatedRequest) -> HttpResponse:
     """Every public channel, to join; and the form to create a channel."""
     return render(
         request,

@@ -18,7 +18,10 @@ application = ProtocolTypeRouter(
         "websocket": SameOriginValidator(
             # Reads the sessions of concurrent handshakes together; the
             # AuthMiddlewareStack below puts the user in the scope as usual.
-            SessionPreloadMiddleware(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            SessionPreloadMiddleware(
+                # The stubs want their own subclass of Django's URLPattern here.
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+            )
         ),
     }
 )

@@ -8,6 +8,7 @@ the Django admin (5.2) need no inline script or style.
 """
 
 from collections.abc import Awaitable, Callable, Iterable
+from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
@@ -72,13 +73,15 @@ class SecurityHeadersMiddleware:
         if self.async_mode:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self._acall(request)
-        return self._add_headers(self.get_response(request))
+        # Sync mode: the rest of the chain is synchronous.
+        return self._add_headers(cast(HttpResponseBase, self.get_response(request)))
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
-        return self._add_headers(await self.get_response(request))
+        response = cast(Awaitable[HttpResponseBase], self.get_response(request))
+        return self._add_headers(await response)
 
     def _add_headers(self, response: HttpResponseBase) -> HttpResponseBase:
         response.headers.setdefault("Content-Security-Policy", self.policy)

@@ -9,7 +9,7 @@ from . import ops
 
 # The admin's own login form would skip allauth's rate limits and two-factor
 # step; send it to the allauth login page instead.
-admin.site.login = secure_admin_login(admin.site.login)
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("metrics", ops.metrics, name="metrics"),

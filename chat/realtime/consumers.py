@@ -3,6 +3,8 @@
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -17,6 +19,7 @@ from accounts.session_store import LOGIN_ID_KEY
 from teamchat import metrics
 
 from .. import access, events, selectors, services
+from ..errors import ChatError, Code, NoSuchRoom, RateLimited, Unavailable
 from ..eventlog import Item, Op, apublish
 from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
 from ..ratelimit import SendRateLimiter, writes
@@ -41,7 +44,6 @@ typing_limiter = SendRateLimiter(settings.CHAT_TYPING_RATE_LIMIT, settings.CHAT_
 presence_limiter = SendRateLimiter(
     settings.CHAT_PRESENCE_RATE_LIMIT, settings.CHAT_PRESENCE_RATE_BURST
 )
-RATE_LIMITED = "You are sending too fast; nothing was stored."
 # Sends a socket may have queued for storage before it stops reading frames.
 MAX_SENDS_IN_FLIGHT = 32
 # Events read from the log per query while a reconnecting socket catches up.
@@ -86,7 +88,7 @@ def _track(task: "asyncio.Task[None]") -> None:
     task.add_done_callback(_running.discard)
 
 
-def _shed_handshake_state(scope: dict) -> User:
+def _shed_handshake_state(scope: Mapping[str, Any]) -> User:
     """Free what only the handshake needed, for the socket's lifetime.
 
     The middleware layers each keep a shallow copy of the scope, so the
@@ -123,10 +125,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     channel-layer channel of its own, so it has none.
     """
 
-    channel_layer_alias = None
-    groups = ()  # none: no per-socket list either
+    # No alias names no layer (get_channel_layer(None) is None); the stubs
+    # allow only names.
+    channel_layer_alias = None  # type: ignore[assignment]
+    groups = ()  # type: ignore[assignment]  # none: no per-socket list either
 
     user_id: int
+    # The public rooms this socket follows without being a member (`?watch=`).
+    watched: tuple[int, ...] = ()
     sends_in_flight = 0
     admitted = False
     counted = False
@@ -170,7 +176,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.admitted = True
         try:
-            await self._open(user)
+            await self._open(cast(User, user))  # the scope's lazy User, signed in
         except BaseException:
             self._finish()  # the slot, the registration: whatever was taken
             raise
@@ -316,7 +322,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # frames still queued from a socket that is gone: nobody to answer
         if text_data is None:
             metrics.FRAMES_IN.labels("binary").inc()
-            await self._send_error("binary_not_supported", "Binary frames are not supported.")
+            await self._send_error(Code.BINARY_NOT_SUPPORTED, "Binary frames are not supported.")
             return
         try:
             frame = parse_frame(text_data)
@@ -344,21 +350,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             try:
                 await database_sync_to_async(_apply)(self.user, frame)
-            except services.ChatError as exc:
-                await self._send_error(exc.code, exc.detail, frame.nonce)
+            except ChatError as exc:
+                await self._refuse(exc, frame.nonce)
             except Exception:
                 log.exception("%s from user %s failed", frame.type, self.user_id)
-                await self._send_error("unavailable", "That could not be done; retry.", frame.nonce)
+                await self._refuse(Unavailable(), frame.nonce)
 
     async def _rate_limited(self, frame: Frame) -> None:
         metrics.RATE_LIMITED.labels(frame.type).inc()
-        await self._send_error("rate_limited", RATE_LIMITED, frame.nonce)
+        await self._refuse(RateLimited(), frame.nonce)
 
     async def _receive_typing(self, frame: Frame) -> None:
         """Forward a typing hint to the room's other members: no query once the room is known.
 
         The per-user bucket bounds what a client can ask for; the room is
-        checked against this process's memory of the socket's rooms.
+        checked (chat.access) against this process's memory of the socket's
+        rooms: a member is a socket that carries the room, not just watches it.
         """
         if not typing_limiter.allow(self.user_id):
             await self._rate_limited(frame)
@@ -369,20 +376,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if room is None:  # a room no socket here has carried yet
             try:
                 found = await database_sync_to_async(_room_ref)(self.user, slug)
-            except services.ChatError as exc:
-                await self._send_error(exc.code, exc.detail, frame.nonce)
+            except ChatError as exc:
+                await self._refuse(exc, frame.nonce)
                 return
             fanout.remember_rooms([found])
             room = fanout.rooms_by_slug[slug]
-        if room.id not in fanout.rooms_of.get(self, ()) or room.id in self.watched:
-            if room.private:
-                code, detail = "no_such_room", f"There is no room #{slug}."
-            else:
-                code, detail = "not_member", f"You are not a member of #{slug}."
-            await self._send_error(code, detail, frame.nonce)
-            return
-        if room.id in fanout.archived:
-            await self._send_error("forbidden", f"#{slug} is archived (read-only).", frame.nonce)
+        is_member = room.id in fanout.rooms_of.get(self, ()) and room.id not in self.watched
+        try:
+            access.check_write(
+                slug,
+                public=not room.private,
+                is_member=is_member,
+                archived=room.id in fanout.archived,
+            )
+        except ChatError as exc:
+            await self._refuse(exc, frame.nonce)
             return
         now = time.monotonic()
         if self.typing_sent is None:
@@ -414,12 +422,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         exc = future.exception()
         if exc is None:
             return
-        if isinstance(exc, services.ChatError):
-            _track(asyncio.ensure_future(self._send_error(exc.code, exc.detail, nonce)))
-        else:
+        if not isinstance(exc, ChatError):
             log.error("read marker of user %s failed: %r", self.user_id, exc)
-            detail = "The read marker could not be saved; retry."
-            _track(asyncio.ensure_future(self._send_error("unavailable", detail, nonce)))
+            exc = Unavailable()
+        _track(asyncio.ensure_future(self._refuse(exc, nonce)))
 
     async def _receive_presence_sub(self, frame: Frame) -> None:
         """Follow the presence of these people (replacing the list); answered with their states."""
@@ -441,6 +447,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not await send_limiter.aallow(self.user_id):
             await self._rate_limited(frame)
             return
+        assert frame.room is not None and frame.body is not None  # parse_frame checked them
         request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)
         # The next frame is read while this one is being stored, so a client
         # with several sends in flight gets them into one commit; results come
@@ -454,14 +461,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _answer_send(self, future: "asyncio.Future[services.SendResult]", nonce) -> None:
         try:
             result = await future
-        except services.ChatError as exc:
-            await self._send_error(exc.code, exc.detail, nonce)
+        except ChatError as exc:
+            await self._refuse(exc, nonce)
             return
         except Exception:
             log.exception("send from user %s failed", self.user_id)
-            await self._send_error(
-                "unavailable", "The message could not be stored; retry with the same nonce.", nonce
-            )
+            await self._refuse(Unavailable(), nonce)
             return
         finally:
             self.sends_in_flight -= 1
@@ -470,7 +475,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             text = await database_sync_to_async(events.message_retry_text)(result.message)
             await self.deliver_now(text)
 
-    async def _send_error(self, code: str, detail: str, nonce: str | None = None) -> None:
+    async def _refuse(self, error: ChatError, nonce: str | None = None) -> None:
+        await self._send_error(error.code, error.detail, nonce)
+
+    async def _send_error(self, code: Code, detail: str, nonce: str | None = None) -> None:
         # Straight to the socket, like events: a flood of refused frames must
         # not cost each answer a trip through Twisted's write queue.
         await self.deliver_now(events.encode(events.error_event(code, detail, nonce)))
@@ -516,28 +524,26 @@ def _watched_room(user: User, slug: str) -> tuple[int, ...]:
     """The public room `slug` if the user may read it without being a member, as a 1-tuple."""
     try:
         room, membership = selectors.room_and_membership(user, slug)
-    except selectors.RoomNotFound:
+    except NoSuchRoom:
         return ()
     return (room.id,) if membership is None else ()
 
 
 def _room_ref(user: User, slug: str) -> tuple[int, str, bool, bool]:
-    """(id, slug, private, archived) of a room the user may see, else ChatError."""
-    try:
-        room, _ = selectors.room_and_membership(user, slug)
-    except selectors.RoomNotFound:
-        raise services.ChatError("no_such_room", f"There is no room #{slug}.") from None
+    """(id, slug, private, archived) of a room the user may read, else NoSuchRoom."""
+    room = selectors.room_for_reader(user, slug)
     return room.id, room.slug, not access.is_public(room), room.is_archived
 
 
 def _apply(user: User, frame: Frame) -> None:
     """Run the service a frame asks for; its result reaches sockets as events."""
-    try:
-        if frame.type == "edit":
-            services.message_edit(actor=user, message_id=frame.id, body=frame.body)
-        elif frame.type == "delete":
-            services.message_delete(actor=user, message_id=frame.id)
-        elif frame.type == "react":
-            services.reaction_toggle(actor=user, message_id=frame.id, emoji=frame.emoji)
-    except selectors.RoomNotFound:
-        raise services.ChatError("no_such_room", "There is no such room.") from None
+    # parse_frame has checked that each type's fields are there.
+    assert frame.id is not None
+    if frame.type == "edit":
+        assert frame.body is not None
+        services.message_edit(actor=user, message_id=frame.id, body=frame.body)
+    elif frame.type == "delete":
+        services.message_delete(actor=user, message_id=frame.id)
+    elif frame.type == "react":
+        assert frame.emoji is not None
+        services.reaction_toggle(actor=user, message_id=frame.id, emoji=frame.emoji)

@@ -14,12 +14,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from teamchat import metrics
 
-from ..eventlog import EVENTS, FANOUT_GROUP, PRESENCE, SESSION_CHECK, Item, Op, PresenceChange
+from ..eventlog import (
+    EVENTS,
+    FANOUT_GROUP,
+    PRESENCE,
+    SESSION_CHECK,
+    Item,
+    Op,
+    PresenceChange,
+    channel_layer,
+)
 from ..selectors import latest_seq
 from .perloop import per_event_loop
 from .transport import PreparedMessage, prepare
@@ -139,7 +147,7 @@ class Fanout:
             self._started = asyncio.get_running_loop().create_future()
             try:
                 self.last_seq = await database_sync_to_async(latest_seq)()
-                layer = get_channel_layer()
+                layer = channel_layer()
                 # The default "specific." prefix: channels-redis pops every
                 # process-local channel from one key with one blocking read,
                 # and a channel under another prefix would wait behind it.
@@ -263,23 +271,25 @@ class Fanout:
 
     async def deliver(self, item: Item) -> None:
         """Write one event to the local sockets it is for, applying its membership change."""
-        seq, op = item.seq, item.op
+        seq, op, user, arg = item.seq, item.op, item.user, item.arg
         if seq is not None and seq > self.last_seq:
             self.last_seq = seq
-        if op is Op.SUBSCRIBE:
-            self.subscribe(item.user, item.arg)
-        elif op is Op.ARCHIVE:
-            self.archived.add(item.arg)
-        elif op is Op.UNARCHIVE:
-            self.archived.discard(item.arg)
-        if len(item.rooms) == 1 and item.user is None:  # a room's event: the common case
+        # A membership change names its user and room; the others their room (`arg`).
+        if op is Op.SUBSCRIBE and user is not None and arg is not None:
+            self.subscribe(user, arg)
+        elif op is Op.ARCHIVE and arg is not None:
+            self.archived.add(arg)
+        elif op is Op.UNARCHIVE and arg is not None:
+            self.archived.discard(arg)
+        targets: set[Subscriber] | None
+        if len(item.rooms) == 1 and user is None:  # a room's event: the common case
             targets = self.by_room.get(item.rooms[0])
         else:
-            targets = set(self.by_user.get(item.user, ()))
+            targets = set(self.by_user.get(user, ())) if user is not None else set()
             for room_id in item.rooms:
                 targets |= self.by_room.get(room_id, set())
-        if op is Op.SKIP_USER and targets:
-            targets = targets - self.by_user.get(item.arg, set())
+        if op is Op.SKIP_USER and targets and arg is not None:
+            targets = targets - self.by_user.get(arg, set())
         if targets:
             prepared = prepare(item.text)
             for sock in tuple(targets):
@@ -288,8 +298,8 @@ class Fanout:
                 except Exception:
                     log.exception("delivery to a socket failed")
             metrics.EVENTS_DELIVERED.inc(len(targets))
-        if op is Op.UNSUBSCRIBE:
-            self.unsubscribe(item.user, item.arg)
+        if op is Op.UNSUBSCRIBE and user is not None and arg is not None:
+            self.unsubscribe(user, arg)
 
 
 def _log_failure(task: "asyncio.Future[None]") -> None:

@@ -298,11 +298,10 @@ class LocalPresence:
         users = list(entries)
         for start in range(0, len(users), SCRIPT_BATCH):
             chunk = users[start : start + SCRIPT_BATCH]
-            values = [
-                "" if entries[u][0] is None else _entry(entries[u][0], entries[u][1])  # type: ignore[arg-type]
-                for u in chunk
-            ]
-            args = [self.process, int(ENTRY_SECONDS * 2), *values]
+            args: list[str | int] = [self.process, int(ENTRY_SECONDS * 2)]
+            for user_id in chunk:
+                state, sockets = entries[user_id]
+                args.append("" if state is None else _entry(state, sockets))
             versions = await script(keys=[_key(u) for u in chunk], args=args)
             for user_id, version in zip(chunk, versions, strict=True):
                 self.written[user_id] = int(version)

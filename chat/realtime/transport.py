@@ -100,7 +100,8 @@ class SocketOutput:
             except Exception:
                 log.exception("cleaning up after a closed socket failed")
 
-        txaio.add_callbacks(closed, fire, None)
+        # txaio binds its functions once a framework is chosen (daphne: Twisted).
+        txaio.add_callbacks(closed, fire, None)  # type: ignore[attr-defined]
 
     def start(self) -> None:
         """Call once the socket is accepted."""

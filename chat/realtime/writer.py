@@ -8,6 +8,7 @@ writes a lone message at once, a busy one writes many per commit.
 """
 
 import asyncio
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
@@ -67,7 +68,7 @@ class MessageWriter:
     ) -> list[SendResult | services.ChatError | BaseException]:
         """Store a batch; one result (or exception) per request, in order."""
         try:
-            return await database_sync_to_async(services.message_send_many)(requests)
+            return [*await database_sync_to_async(services.message_send_many)(requests)]
         except Exception as exc:
             if len(requests) == 1 or _database_unreachable(exc):
                 return [exc] * len(requests)
@@ -84,6 +85,7 @@ def _database_unreachable(exc: BaseException) -> bool:
 def _send_each(requests: list[SendRequest]) -> list[SendResult | BaseException]:
     results: list[SendResult | BaseException] = []
     for request in requests:
+        result: SendResult | BaseException
         try:
             [result] = services.message_send_many([request])
         except Exception as exc:
@@ -123,8 +125,9 @@ class ReadMarkerWriter:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             requests = [request for request, _ in batch]
+            results: list[dict[str, Any] | BaseException | None]
             try:
-                results = await database_sync_to_async(services.read_markers_set)(requests)
+                results = [*await database_sync_to_async(services.read_markers_set)(requests)]
             except Exception as exc:
                 results = [exc] * len(batch)
             for (_, future), result in zip(batch, results, strict=True):

@@ -63,6 +63,19 @@ def test_a_dm_is_private_by_its_kind_whatever_its_flag():
     assert client.get("/api/search/", {"q": "between"}).json()["results"] == []
 
 
+def test_the_admin_lists_rooms_by_who_may_read_them():
+    # The column and the filter follow the access rule, not the flag alone.
+    alice = UserFactory(username="alice")
+    dm = services.dm_open(actor=alice, usernames=[UserFactory(username="bob").username])
+    Room.objects.filter(pk=dm.pk).update(is_private=False)  # a careless edit
+    services.room_create(actor=alice, name="hidden", private=True)
+    _, client = staff(role="admin")
+    everyone = client.get("/admin/chat/room/", {"readable": "everyone"})
+    members = client.get("/admin/chat/room/", {"readable": "members"})
+    listed = [{room.slug for room in r.context["cl"].result_list} for r in (everyone, members)]
+    assert listed == [{"general"}, {dm.slug, "hidden"}]
+
+
 async def test_renaming_a_room_in_the_admin_reaches_open_sockets(people, sockets):
     alice, bob = await people("alice", "bob")
     room = await sync_to_async(services.room_create)(actor=alice.user, name="design")

@@ -119,7 +119,9 @@ def test_unknown_room_and_foreign_private_room_are_the_same_404(client, reader):
     Message.objects.create(room=secret, author=UserFactory(), body="classified")
     missing, hidden = get(client, "nowhere"), get(client, "secret")
     assert missing.status_code == hidden.status_code == 404
-    assert missing.json() == hidden.json()
+    # The answer names the room asked for, and nothing else tells them apart.
+    assert hidden.json() == {"error": "no_such_room", "detail": "There is no room #secret."}
+    assert missing.json() == {"error": "no_such_room", "detail": "There is no room #nowhere."}
 
 
 def test_members_read_their_private_room(client, reader):

@@ -35,5 +35,7 @@ def violations(page: Page) -> list[dict]:
 def assert_accessible(page: Page, state: str) -> None:
     """No axe-core violation in the page as it is now (`state` names it in the failure)."""
     found = violations(page)
-    report = "\n".join(f"{v['id']} ({v['impact']}): {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in found)
+    report = "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in found
+    )
     assert not found, f"axe-core, {state}:\n{report}"
