@@ -12,7 +12,7 @@
 import { setupActions } from "./actions.js";
 import { setupComposer } from "./composer.js";
 import { setupDialogs } from "./dialogs.js";
-import { setupMentionInvite } from "./mention-invite.js";
+import { setupMentionInvite } from "./mentioninvite.js";
 import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
