@@ -1,9 +1,11 @@
 /*
  * The composer: typing and sending a message (through the store's outbox,
  * resent with the same nonce after a reconnect), @mention completion, the
- * typing hint this page sends and the "… is typing" line it shows.
+ * typing hint this page sends and the "… is typing" line it shows, and the
+ * room's draft (drafts.js), kept while typing and dropped once it is sent.
  */
 import { api, el } from "./common.js";
+import { browserStorage, createDrafts } from "./drafts.js";
 import { avatarClass, firstLetter } from "./render.js";
 import { announce, els, showNotice } from "./ui.js";
 
@@ -41,6 +43,33 @@ export function setupComposer(ctx) {
   const mention = { items: [], active: -1, request: 0, timer: null };
   let typingSentAt = 0;
   let typingTimer = null;
+  const drafts = createDrafts(browserStorage(), me);
+
+  // --- the draft ---------------------------------------------------------------
+
+  function keepDraft() {
+    drafts.save(store.room, els.input.value);
+  }
+
+  /* A message of ours is stored: the draft it was sent from goes (the box too, if it still shows it). */
+  function settleDraft(message) {
+    const draft = drafts.load(store.room);
+    if (drafts.settle(store.room, message) && els.input.value === draft.text) {
+      els.input.value = "";
+      autosize();
+    }
+  }
+
+  function restoreDraft() {
+    const draft = drafts.load(store.room);
+    if (!draft || els.input.disabled || els.input.value) {
+      return;
+    }
+    els.input.value = draft.text;
+    // Sent just before the reload and stored: the first page already holds it.
+    store.messageList().forEach(settleDraft);
+    autosize();
+  }
 
   // --- sending -------------------------------------------------------------------
 
@@ -79,6 +108,7 @@ export function setupComposer(ctx) {
     const entry = store.queue(text, makeNonce(), new Date().toISOString());
     ctx.messages.addPending(entry);
     els.input.value = "";
+    drafts.save(store.room, text, entry.nonce); // kept until the server has stored it
     closeMentions();
     autosize();
     els.input.focus();
@@ -158,6 +188,11 @@ export function setupComposer(ctx) {
   }
 
   store.on("typing", pruneTypers);
+  store.on("message", ({ message, here }) => {
+    if (here && message.user === me && message.nonce && els.input) {
+      settleDraft(message);
+    }
+  });
 
   // --- @mentions -------------------------------------------------------------------
 
@@ -257,6 +292,7 @@ export function setupComposer(ctx) {
     input.value = input.value.slice(0, found.start) + insert + input.value.slice(found.end);
     const caret = found.start + insert.length;
     input.setSelectionRange(caret, caret);
+    keepDraft();
     closeMentions();
     autosize();
     input.focus();
@@ -319,6 +355,7 @@ export function setupComposer(ctx) {
     });
     els.input.addEventListener("keydown", onKey);
     els.input.addEventListener("input", () => {
+      keepDraft();
       autosize();
       signalTyping();
       updateMentions();
@@ -339,6 +376,7 @@ export function setupComposer(ctx) {
     });
     // Keep the focus (and a phone's keyboard) in the textarea when Send is tapped.
     els.send.addEventListener("mousedown", (event) => event.preventDefault());
+    restoreDraft();
   }
 
   return {

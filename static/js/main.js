@@ -12,6 +12,7 @@
 import { setupActions } from "./actions.js";
 import { setupComposer } from "./composer.js";
 import { setupDialogs } from "./dialogs.js";
+import { setupMentionInvite } from "./mentioninvite.js";
 import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
@@ -54,6 +55,7 @@ function start(config) {
   ctx.notifications = setupNotifications(ctx);
   ctx.messages = setupMessages(ctx);
   ctx.composer = setupComposer(ctx);
+  ctx.mentionInvite = setupMentionInvite(ctx);
   ctx.actions = setupActions(ctx);
   ctx.sidebar = setupSidebar(ctx);
   ctx.room = setupRoom(ctx);

@@ -2,16 +2,24 @@
  * The message list: shows the store's messages (through render.js) in id
  * order with this page's unsent ones below them, the "New messages" divider
  * and the read marker, older pages from the history API, jumping to a
- * message (?m=<id>, #m-<id>) and keeping the newest message in view.
+ * message (?m=<id>, #m-<id>) and keeping the newest message in view (or
+ * offering to: the "New messages" pill). It also lays the list out for
+ * reading: date dividers, author runs (timeline.js decides both) and long
+ * messages folded behind "Show more".
+ *
+ * Every child of the list is a message's `li`: the dividers live inside the
+ * `li` of the message they stand above, so the list stays a valid list.
  */
 import { ApiError, el } from "./common.js";
-import { clearFailure, markSent, renderMessage, setFailure, setReaction, updateMessage } from "./render.js";
+import { button, clearFailure, markSent, renderMessage, setFailure, setReaction, updateMessage } from "./render.js";
+import { continues, dayLabel, startsDay } from "./timeline.js";
 import { announce, els, showNotice } from "./ui.js";
 
 const JUMP_PAGE = 200;
 const JUMP_MAX_PAGES = 50;
 const NEAR_BOTTOM_PX = 80;
 const READ_EVERY_MS = 1000;
+const LONG_MESSAGE_PX = 300; // a body taller than this is folded (Show more)
 
 class HttpError extends Error {
   constructor(status) {
@@ -52,6 +60,101 @@ export function setupMessages(ctx) {
   function scrollToBottom() {
     els.pane.scrollTop = els.pane.scrollHeight;
     stickToBottom = true;
+    showNewBelow(false);
+  }
+
+  /* The "New messages" pill: news arrived below while the person reads further up. */
+  function showNewBelow(shown) {
+    if (els.newBelow && els.newBelow.hidden === shown) {
+      els.newBelow.hidden = !shown;
+    }
+  }
+
+  // --- reading layout: date dividers, author runs, long messages ------------------
+
+  function messageItem(node, step) {
+    let next = node ? node[step] : null;
+    while (next && !next.matches("li.message")) {
+      next = next[step];
+    }
+    return next;
+  }
+
+  function facts(li) {
+    const time = li.querySelector(".message-time");
+    return { user: li.dataset.user, created: time ? time.getAttribute("datetime") : null };
+  }
+
+  /* A message's date divider and whether it continues the run above, from its neighbour above. */
+  function layoutOne(li) {
+    if (!li) {
+      return;
+    }
+    const above = messageItem(li, "previousElementSibling");
+    const previous = above ? facts(above) : null;
+    const here = facts(li);
+    let day = li.querySelector(":scope > .day-divider");
+    if (startsDay(previous, here)) {
+      if (!day) {
+        day = el("div", "day-divider");
+        day.appendChild(el("span", "day-divider-label"));
+        li.prepend(day);
+      }
+      day.firstChild.textContent = dayLabel(here.created);
+    } else if (day) {
+      day.remove();
+    }
+    const newRun = li.querySelector(":scope > .unread-divider") || !continues(previous, here);
+    li.classList.toggle("is-continuation", !newRun);
+  }
+
+  /* Lay out `li` and the message below it (whose neighbour above it is). */
+  function layoutAround(li) {
+    layoutOne(li);
+    layoutOne(messageItem(li, "nextElementSibling"));
+  }
+
+  function relabelDays() {
+    els.list.querySelectorAll("li.message > .day-divider").forEach((day) => {
+      day.firstChild.textContent = dayLabel(facts(day.parentElement).created);
+    });
+  }
+
+  /* Fold the bodies of `items` taller than LONG_MESSAGE_PX (measured all first, then changed). */
+  function foldLong(items) {
+    const tall = items.filter((li) => {
+      const body = li.querySelector(".message-body");
+      return li.dataset.id && body && !body.hidden && body.scrollHeight > LONG_MESSAGE_PX;
+    });
+    items.forEach((li) => {
+      const toggle = li.querySelector(".message-fold");
+      if (toggle && !tall.includes(li)) {
+        toggle.remove();
+        li.classList.remove("is-folded");
+      }
+    });
+    tall.forEach((li) => {
+      if (li.querySelector(".message-fold")) {
+        return;
+      }
+      const body = li.querySelector(".message-body");
+      body.id = "m-" + li.dataset.id + "-body";
+      const toggle = button("message-fold", "Show more");
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.setAttribute("aria-controls", body.id);
+      body.after(toggle);
+      li.classList.add("is-folded");
+    });
+  }
+
+  function toggleFold(toggle) {
+    const li = toggle.closest("li.message");
+    const folded = !li.classList.toggle("is-folded");
+    toggle.textContent = folded ? "Show less" : "Show more";
+    toggle.setAttribute("aria-expanded", folded ? "true" : "false");
+    if (!folded) {
+      li.scrollIntoView({ block: "nearest" });
+    }
   }
 
   // --- the list ------------------------------------------------------------------
@@ -90,7 +193,9 @@ export function setupMessages(ctx) {
       return;
     }
     let li = acked ? pending.get(acked.nonce) : undefined;
+    let below = null; // where a pending message was: the one below it has a new neighbour
     if (li) {
+      below = messageItem(li, "nextElementSibling");
       pending.delete(acked.nonce);
       li.remove();
       markSent(li, message, me);
@@ -99,10 +204,13 @@ export function setupMessages(ctx) {
     }
     insertSent(li, message.id);
     byId.set(message.id, li);
+    layoutOne(below);
+    layoutAround(li);
+    foldLong([li]);
   }
 
   /* The store's "message" event. */
-  function onMessage({ message, here, acked, unseen, typingChanged }) {
+  function onMessage({ message, here, isNew, acked, unseen, typingChanged }) {
     if (!here) {
       if (unseen) {
         ctx.notifications.maybeNotify(message);
@@ -117,6 +225,8 @@ export function setupMessages(ctx) {
     updateEmpty();
     if (stick) {
       scrollToBottom();
+    } else if (isNew && message.user !== me) {
+      showNewBelow(true);
     }
     if (typingChanged) {
       ctx.composer.renderTyping();
@@ -141,6 +251,7 @@ export function setupMessages(ctx) {
     li.classList.remove("is-saving");
     ctx.actions.editedElsewhere(li);
     updateMessage(li, changes, me);
+    foldLong([li]);
   }
 
   function onReaction({ id, emoji, users }) {
@@ -157,29 +268,30 @@ export function setupMessages(ctx) {
     }
     ctx.actions.forget(li);
     const hadFocus = li.contains(document.activeElement);
+    const below = messageItem(li, "nextElementSibling");
+    const hadDivider = divider && li.contains(divider);
     li.remove();
     byId.delete(id);
-    if (divider && !nextMessage(divider)) {
-      removeDivider();
+    if (hadDivider) {
+      divider = null;
+      // The divider stays above the next message, as it did above this one.
+      const next = below && below.matches("li.message[data-id]") ? below : null;
+      if (next) {
+        placeDividerBefore(next);
+      }
     }
+    layoutOne(below);
     updateEmpty();
     if (hadFocus && els.input && !els.input.disabled) {
       els.input.focus();
     }
   }
 
-  function nextMessage(node) {
-    let next = node.nextElementSibling;
-    while (next && !next.matches("li.message[data-id]")) {
-      next = next.nextElementSibling;
-    }
-    return next;
-  }
-
   /* A message typed here, below the stored ones until the server stores it. */
   function addPending(entry) {
     const li = renderMessage(entry, "pending", me);
     els.list.appendChild(li);
+    layoutOne(li);
     pending.set(entry.nonce, li);
     updateEmpty();
     scrollToBottom();
@@ -204,17 +316,25 @@ export function setupMessages(ctx) {
 
   function removeDivider() {
     if (divider) {
+      const li = divider.parentElement;
       divider.remove();
       divider = null;
+      layoutOne(li);
     }
   }
 
+  /* The divider goes inside the message's item (after its date divider, if any), above its text. */
   function placeDividerBefore(li) {
     removeDivider();
-    divider = el("li", "unread-divider");
-    divider.setAttribute("role", "separator");
+    divider = el("div", "unread-divider");
     divider.appendChild(el("span", "unread-divider-label", "New messages"));
-    li.before(divider);
+    const day = li.querySelector(":scope > .day-divider");
+    if (day) {
+      day.after(divider);
+    } else {
+      li.prepend(divider);
+    }
+    layoutOne(li);
   }
 
   /* Put the divider at the first message by someone else after `marker`. */
@@ -323,12 +443,17 @@ export function setupMessages(ctx) {
     const pane = els.pane;
     const fromBottom = pane.scrollHeight - pane.scrollTop;
     const fragment = document.createDocumentFragment();
-    store.addOlder(page).forEach((m) => {
+    const added = store.addOlder(page).map((m) => {
       const li = renderMessage(m, "sent", me);
       fragment.appendChild(li);
       byId.set(m.id, li);
+      return li;
     });
+    const formerFirst = els.list.firstElementChild;
     els.list.prepend(fragment);
+    added.forEach(layoutOne);
+    layoutOne(formerFirst);
+    foldLong(added);
     pane.scrollTop = pane.scrollHeight - fromBottom;
     updateEmpty();
   }
@@ -425,12 +550,15 @@ export function setupMessages(ctx) {
   /* The first page (sent as data with the page), then where the person starts reading. */
   function start() {
     const fragment = document.createDocumentFragment();
-    store.messageList().forEach((m) => {
+    const items = store.messageList().map((m) => {
       const li = renderMessage(m, "sent", me);
       fragment.appendChild(li);
       byId.set(m.id, li);
+      return li;
     });
     els.list.replaceChildren(fragment);
+    items.forEach(layoutOne);
+    foldLong(items);
     updateEmpty();
     if (store.isMember && config.lastReadId !== null && config.lastReadId !== undefined) {
       placeDivider(config.lastReadId);
@@ -443,6 +571,9 @@ export function setupMessages(ctx) {
       "scroll",
       () => {
         stickToBottom = isNearBottom();
+        if (stickToBottom) {
+          showNewBelow(false);
+        }
         ctx.actions.closeMenus(false);
         if (els.pane.scrollTop < 40 && els.older && !els.older.hidden) {
           loadOlder();
@@ -469,6 +600,20 @@ export function setupMessages(ctx) {
     });
     document.addEventListener("visibilitychange", scheduleRead);
     window.addEventListener("focus", scheduleRead);
+    // "Today" becomes "Yesterday" overnight: say it right when the person comes back.
+    window.addEventListener("focus", relabelDays);
+    els.list.addEventListener("click", (event) => {
+      const toggle = event.target instanceof Element ? event.target.closest("button.message-fold") : null;
+      if (toggle) {
+        toggleFold(toggle);
+      }
+    });
+    if (els.newBelow) {
+      els.newBelow.addEventListener("click", () => {
+        scrollToBottom();
+        els.pane.focus({ preventScroll: true });
+      });
+    }
 
     scrollToBottom();
     const target = targetFromLocation();

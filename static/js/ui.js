@@ -18,6 +18,7 @@ export const els = {
   list: $("messages"),
   empty: $("empty-note"),
   older: $("load-older"),
+  newBelow: $("new-below"),
   form: $("composer"),
   input: $("composer-input"),
   send: $("composer-send"),

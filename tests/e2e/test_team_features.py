@@ -283,7 +283,7 @@ def test_reading_in_one_tab_clears_the_badge_in_the_other(alice, bob, random_roo
     # "Mark unread from here" in the second tab counts again in the first.
     li = message(second, "alice", "one")
     message_menu(second, li).get_by_role("menuitem", name="Mark unread from here").click()
-    expect(second.locator("li.unread-divider + li.message")).to_have_attribute(
+    expect(second.locator("li.message:has(> .unread-divider)")).to_have_attribute(
         "data-id", li.get_attribute("data-id")
     )
     expect(room_link(first, "random").locator(".unread-count")).to_have_text("2")
