@@ -1,0 +1,110 @@
+"""axe-core finds nothing wrong on any page, in any state a person can bring it to."""
+
+import pytest
+from playwright.sync_api import expect
+
+from chat import services
+from tests.e2e.a11y import assert_accessible
+from tests.e2e.conftest import off_the_loop
+from tests.e2e.helpers import message, message_menu, say
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.processes]
+
+
+@pytest.fixture
+def alice(transactional_db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(transactional_db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def design(alice, bob):
+    """A channel alice manages, with bob in it and a few messages alice has not read."""
+
+    def make():
+        services.room_create(actor=alice, name="design", topic="Pixels")
+        services.room_join(actor=bob, room="design")
+        services.message_send(author=alice, room="design", body="Kick-off at **ten**", nonce="a1")
+        for n in range(3):
+            services.message_send(
+                author=bob, room="design", body=f"@alice point {n}", nonce=f"b{n}"
+            )
+
+    off_the_loop(make)
+    return "design"
+
+
+def test_the_room_page_in_every_state(pages, alice, bob, design):
+    page = pages.open(alice, f"/r/{design}/")
+    expect(page.locator("#messages li.message")).to_have_count(4)
+    assert_accessible(page, "room with unread messages")
+
+    say(page, "Reacting to this one")
+    li = message(page, "alice", "Reacting to this one")
+    menu = message_menu(page, li)
+    assert_accessible(page, "message menu open")
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+
+    box = page.locator("#composer-input")
+    box.fill("@b")
+    expect(page.locator("#mention-list")).to_be_visible()
+    assert_accessible(page, "mention completion open")
+    box.fill("")
+
+    page.locator("#members-button").click()
+    expect(page.locator("#member-panel")).to_be_visible()
+    assert_accessible(page, "member panel open")
+    page.locator("#member-panel-close").click()
+
+    for opener, dialog in [
+        ("#create-room-button", "#create-room-dialog"),
+        ("#new-dm-button", "#dm-dialog"),
+        ("#invite-button", "#invite-dialog"),
+        ("#room-settings-button", "#room-settings-dialog"),
+        ("#leave-button", "#confirm-dialog"),
+    ]:
+        page.locator(opener).click()
+        expect(page.locator(dialog)).to_be_visible()
+        assert_accessible(page, f"{dialog} open")
+        page.keyboard.press("Escape")
+        expect(page.locator(dialog)).to_be_hidden()
+
+
+def test_the_room_page_on_a_phone_with_the_sidebar_open(pages, alice, design):
+    page = pages.open(alice, f"/r/{design}/", viewport={"width": 390, "height": 844})
+    assert_accessible(page, "phone")
+    page.locator("#sidebar-toggle").click()
+    expect(page.locator("#sidebar")).to_be_visible()
+    assert_accessible(page, "phone, sidebar open")
+
+
+def test_directory_search_and_error_pages(pages, alice, design):
+    page = pages.open(alice, "/rooms/", wait_online=False)
+    expect(page.locator("main")).to_be_visible()
+    assert_accessible(page, "directory")
+
+    page.goto(pages.base + "/search/?q=point")
+    expect(page.get_by_text("point 2")).to_be_visible()
+    assert_accessible(page, "search results")
+
+    page.goto(pages.base + "/search/?q=from:nobody-here")
+    assert_accessible(page, "search with a bad filter")
+
+    response = page.goto(pages.base + "/r/no-such-room/")
+    assert response.status == 404
+    assert_accessible(page, "404 page")
+
+
+def test_account_pages_for_someone_signed_out(browser, live_server_process):
+    page = browser.new_context().new_page()
+    for path in ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"]:
+        page.goto(live_server_process.http_url + path)
+        expect(page.locator("form").first).to_be_visible()
+        assert_accessible(page, path)
+    page.context.close()
