@@ -108,3 +108,29 @@ def test_account_pages_for_someone_signed_out(browser, live_server_process):
         expect(page.locator("form").first).to_be_visible()
         assert_accessible(page, path)
     page.context.close()
+
+
+def test_the_message_list_with_runs_folds_the_new_messages_pill_and_an_invite_offer(
+    pages, alice, bob, design
+):
+    carol = off_the_loop(UserFactory, username="carol")
+    assert carol.username == "carol"
+
+    def post(body: str, n: int) -> None:
+        services.message_send(author=bob, room=design, body=body, nonce=f"list-{n}")
+
+    off_the_loop(post, "\n\n".join(f"line {i}" for i in range(40)), 0)
+    for n in range(1, 30):
+        off_the_loop(post, f"filler {n}", n)
+    page = pages.open(alice, f"/r/{design}/")
+    expect(message(page, "bob", "line 39").get_by_role("button", name="Show more")).to_have_count(1)
+    assert_accessible(page, "runs of one author, a folded long message, a date divider")
+
+    page.locator("#message-pane").evaluate("pane => { pane.scrollTop = 0; }")
+    off_the_loop(post, "arrived while you read above", 99)
+    expect(page.get_by_role("button", name="New messages")).to_be_visible()
+    assert_accessible(page, "the new messages pill")
+
+    say(page, "welcome @carol")
+    expect(page.locator("#mention-invite")).to_be_visible()
+    assert_accessible(page, "the offer to invite someone mentioned")
