@@ -5,6 +5,9 @@ writes go through the same services as socket frames, so their events reach
 every open socket the same way.
 """
 
+import functools
+import gzip
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -309,6 +312,32 @@ def users(request: HttpRequest) -> JsonResponse:
         room = selectors.room_for_reader(request.user, request.GET["room"])
     names = selectors.users_by_prefix(prefix, room)
     return JsonResponse({"users": [{"username": name} for name in names]})
+
+
+@allow("GET")
+@_api
+def emoji(request: HttpRequest) -> HttpResponse:
+    """The emoji catalog for the picker and `:shortcode:` completion (the same for everyone)."""
+    body = _emoji_json()
+    response = HttpResponse(content_type="application/json")
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response.content = _emoji_gzipped()
+        response["Content-Encoding"] = "gzip"
+    else:
+        response.content = body
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Vary"] = "Accept-Encoding, Cookie"
+    return response
+
+
+@functools.cache
+def _emoji_json() -> bytes:
+    return json.dumps({"emoji": selectors.emoji_catalog()}, ensure_ascii=False).encode()
+
+
+@functools.cache
+def _emoji_gzipped() -> bytes:
+    return gzip.compress(_emoji_json(), mtime=0)
 
 
 @allow("PATCH", "DELETE")

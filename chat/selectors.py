@@ -1,11 +1,13 @@
 """Chat reads, and the one place that decides who may see which room."""
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import emoji as emoji_data
 from django.db import connection, transaction
 from django.db.models import (
     Count,
@@ -437,3 +439,27 @@ def unread_rooms_of(user_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
     for user_id, slug, marker, u, m in rows:
         found[user_id].append({"room": slug, "last_read_id": marker, "unread": u, "mentions": m})
     return found
+
+
+_SKIN_TONES = frozenset(chr(code) for code in range(0x1F3FB, 0x1F400))
+
+
+@functools.cache
+def emoji_catalog() -> list[dict[str, Any]]:
+    """Every emoji a reaction may be, with its name and `:shortcodes:`, for pickers.
+
+    From the `emoji` package that also validates reactions, so the picker
+    offers exactly what the server accepts. Fully qualified forms only; skin
+    tone variants are left to the keyboard (they would triple the list).
+    """
+    catalog = []
+    for char, data in emoji_data.EMOJI_DATA.items():
+        if data["status"] != emoji_data.STATUS["fully_qualified"]:
+            continue
+        if _SKIN_TONES.intersection(char):
+            continue
+        codes = [data["en"], *data.get("alias", [])]
+        shortcodes = list(dict.fromkeys(code.strip(":").lower() for code in codes))
+        name = data["en"].strip(":").replace("_", " ")
+        catalog.append({"emoji": char, "name": name, "shortcodes": shortcodes})
+    return catalog

@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("api/dms/", api.dms, name="api-dms"),
     path("api/users/", api.users, name="api-users"),
+    path("api/emoji/", api.emoji, name="api-emoji"),
     path("api/messages/<int:message_id>/", api.message_detail, name="api-message"),
     path(
         "api/messages/<int:message_id>/reactions/",
