@@ -61,6 +61,7 @@ def _build_markdown() -> MarkdownIt:
     md.enable(
         [
             "emphasis",
+            "strikethrough",
             "backticks",
             "fence",
             "code",
@@ -81,7 +82,21 @@ def _build_markdown() -> MarkdownIt:
 
 
 _SANITIZER = nh3.Cleaner(
-    tags={"p", "br", "strong", "em", "code", "pre", "a", "blockquote", "ul", "ol", "li", "span"},
+    tags={
+        "p",
+        "br",
+        "strong",
+        "em",
+        "s",
+        "code",
+        "pre",
+        "a",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "span",
+    },
     # The "*" entry replaces ammonia's default attributes allowed on every tag
     # (title, lang) with none. "start" keeps "3. third" from reading as "1.".
     attributes={"*": set(), "a": {"href"}, "ol": {"start"}},

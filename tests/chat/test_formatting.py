@@ -20,6 +20,7 @@ from chat.formatting import _PLAIN, _SANITIZER, _render_markdown, mentions, rend
 ALLOWED_TAGS = {
     "p",
     "br",
+    "s",
     "strong",
     "em",
     "code",
@@ -420,13 +421,34 @@ def test_raw_html_is_visible_text(body):
         ("| a | b |\n|---|---|\n| 1 | 2 |", "| a | b |\n|---|---|\n| 1 | 2 |"),
         ("---", "---"),
         ("[ref]: https://example.com", "[ref]: https://example.com"),
-        ("~~strike~~", "~~strike~~"),
     ],
 )
 def test_features_outside_the_subset_stay_literal(body, literal):
     parsed = assert_safe(render(body))
     assert set(parsed.tags()) <= {"p", "br", "a"}
     assert parsed.text == literal
+
+
+@pytest.mark.parametrize(
+    "body, struck, text",
+    [
+        ("~~gone~~", "gone", "gone"),
+        ("keep ~~this **and bold**~~ here", "this and bold", "keep this and bold here"),
+        ("~~a~~ and ~~b~~", "ab", "a and b"),
+        ("~~<script>x</script>~~", "<script>x</script>", "<script>x</script>"),
+    ],
+)
+def test_strikethrough(body, struck, text):
+    parsed = assert_safe(render(body))
+    assert parsed.text_in("s") == struck
+    assert parsed.text == text
+
+
+@pytest.mark.parametrize("body", ["~single~", "a ~~ b ~~ c", "`~~code~~`", "```\n~~fenced~~\n```"])
+def test_what_is_not_strikethrough_stays_literal(body):
+    parsed = assert_safe(render(body))
+    assert "s" not in parsed.tags()
+    assert "~" in parsed.text
 
 
 def test_images_are_not_rendered():
