@@ -286,7 +286,7 @@ export function setupComposer(ctx) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       submit();
-    } else if (event.key === "ArrowUp" && !els.input.value) {
+    } else if (event.key === "ArrowUp" && !event.altKey && !els.input.value) {
       // Edit your last message, as in other chat apps.
       const own = els.list.querySelectorAll("li.message.is-own[data-id]");
       if (own.length && store.canWrite()) {

@@ -16,6 +16,7 @@ import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
 import { setupRoom } from "./room.js";
+import { setupShortcuts } from "./shortcuts.js";
 import { setupSidebar } from "./sidebar.js";
 import { createSocket } from "./socket.js";
 import { Store } from "./store.js";
@@ -58,6 +59,7 @@ function start(config) {
   ctx.sidebar = setupSidebar(ctx);
   ctx.room = setupRoom(ctx);
   ctx.presence = setupPresence(ctx);
+  ctx.shortcuts = setupShortcuts(ctx);
 
   const title = () => updateTitle(store.totals());
   ["counts", "room", "room-removed", "room-info"].forEach((name) => store.on(name, title));
@@ -86,6 +88,7 @@ function start(config) {
   ctx.notifications.start();
   ctx.composer.autosize();
   ctx.presence.start();
+  ctx.shortcuts.start();
   const target = ctx.messages.start();
   if (!target && els.input && !els.input.disabled && window.matchMedia("(min-width: 700px)").matches) {
     els.input.focus();
