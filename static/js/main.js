@@ -12,6 +12,7 @@
 import { setupActions } from "./actions.js";
 import { setupComposer } from "./composer.js";
 import { setupDialogs } from "./dialogs.js";
+import { setupEmojiPicker } from "./emojipicker.js";
 import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
@@ -40,6 +41,7 @@ function start(config) {
       if (els.input) {
         els.input.disabled = true;
         els.send.disabled = true;
+        els.emojiButton.disabled = true;
       }
     },
   });
@@ -52,6 +54,7 @@ function start(config) {
     }
   };
   ctx.dialogs = setupDialogs(ctx);
+  ctx.emoji = setupEmojiPicker();
   ctx.notifications = setupNotifications(ctx);
   ctx.messages = setupMessages(ctx);
   ctx.composer = setupComposer(ctx);

@@ -125,8 +125,13 @@ def test_question_mark_lists_the_shortcuts_but_types_in_a_field(alice, pages):
     page.locator("#message-pane").focus()
     page.keyboard.press("?")
     expect(dialog).to_be_visible()
-    for what in ["Jump to a room or person", "Next room in the sidebar", "Next unread room",
-                 "Mark this room as read", "Show these keyboard shortcuts"]:
+    for what in [
+        "Jump to a room or person",
+        "Next room in the sidebar",
+        "Next unread room",
+        "Mark this room as read",
+        "Show these keyboard shortcuts",
+    ]:
         expect(dialog.get_by_role("row").filter(has_text=what)).to_have_count(1)
     expect(dialog.get_by_role("row").filter(has_text="Jump to")).to_contain_text("Ctrl")
     page.keyboard.press("Escape")
@@ -135,3 +140,80 @@ def test_question_mark_lists_the_shortcuts_but_types_in_a_field(alice, pages):
     # Also from a button, for those who do not know the key.
     page.get_by_role("button", name="Keyboard shortcuts").click()
     expect(dialog).to_be_visible()
+
+
+def test_react_with_any_emoji_from_the_searchable_picker(alice, bob, pages):
+    mine = pages.open(alice)
+    theirs = pages.open(bob)
+    say(mine, "we shipped it")
+    mid = sent(mine, "alice", "we shipped it")
+
+    li = theirs.locator(f"#m-{mid}")
+    li.hover()
+    li.get_by_role("button", name="Add reaction").click()
+    theirs.get_by_role("menuitem", name="More emoji").click()
+    picker = theirs.get_by_role("dialog", name="Add reaction")
+    search = picker.get_by_role("combobox", name="Search emoji")
+    expect(search).to_be_focused()
+    expect(picker.get_by_role("group", name="Frequently used")).to_have_count(0)
+    search.fill("tada")  # a shortcode
+    expect(picker.get_by_role("option").first).to_have_text("🎉")
+    search.press("Enter")
+    expect(picker).to_be_hidden()
+    expect(mine.locator(f"#m-{mid} button.reaction[data-emoji='🎉'] .reaction-count")).to_have_text(
+        "1"
+    )
+
+    # By name, with the arrow keys through the results.
+    li.hover()
+    li.get_by_role("button", name="Add reaction").click()
+    theirs.get_by_role("menuitem", name="More emoji").click()
+    search.fill("octopus")
+    expect(picker.get_by_role("option", name="octopus")).to_have_attribute("aria-selected", "true")
+    search.fill("rocket")
+    expect(picker.get_by_role("option", name="rocket", exact=True)).to_be_visible()
+    search.fill("")
+    frequent = picker.get_by_role("group", name="Frequently used")
+    expect(frequent.get_by_role("option")).to_have_text(["🎉"])
+    first = picker.get_by_role("option").nth(0)
+    second = picker.get_by_role("option").nth(1)
+    expect(first).to_have_attribute("aria-selected", "true")
+    search.press("ArrowRight")
+    expect(second).to_have_attribute("aria-selected", "true")
+    search.press("Escape")
+    expect(picker).to_be_hidden()
+    expect(li.get_by_role("button", name="Add reaction")).to_be_focused()
+
+
+def test_emoji_in_the_composer_from_the_picker_and_by_shortcode(alice, pages):
+    page = pages.open(alice)
+    box = page.locator("#composer-input")
+    box.fill("nice ")
+    page.get_by_role("button", name="Insert an emoji").click()
+    picker = page.get_by_role("dialog", name="Insert an emoji")
+    picker.get_by_role("combobox", name="Search emoji").fill("octopus")
+    picker.get_by_role("option", name="octopus").click()
+    expect(box).to_have_value("nice 🐙")
+    expect(box).to_be_focused()
+
+    box.press_sequentially(" and :tad")
+    suggestions = page.get_by_role("listbox", name="Emoji")
+    expect(suggestions.get_by_role("option").first).to_contain_text("🎉")
+    box.press("Tab")
+    expect(box).to_have_value("nice 🐙 and 🎉 ")
+    expect(suggestions).to_be_hidden()
+    box.press("Enter")
+    expect(message(page, "alice", "nice 🐙 and 🎉")).to_have_count(1)
+
+    # A time is not a shortcode.
+    box.press_sequentially("at 10:30")
+    box.press("Enter")
+    expect(message(page, "alice", "at 10:30")).to_have_count(1)
+
+
+def test_strikethrough_shows_struck_text(alice, pages):
+    page = pages.open(alice)
+    say(page, "~~old plan~~ new plan")
+    struck = message(page, "alice", "new plan").locator(".message-body s")
+    expect(struck).to_have_text("old plan")
+    expect(struck).to_have_css("text-decoration-line", "line-through")
