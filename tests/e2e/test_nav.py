@@ -50,9 +50,15 @@ def test_the_quick_switcher_finds_rooms_and_people(alice, bob, rooms, pages):
     page.keyboard.press("Control+k")
     search = page.get_by_role("combobox", name="Jump to a room or person")
     search.press_sequentially("bo")
-    option = page.get_by_role("option").filter(has_text="bob")
+    option = (
+        page.get_by_role("listbox", name="Rooms and people")
+        .get_by_role("option")
+        .filter(has_text="bob")
+    )
     expect(option).to_contain_text("person")
-    expect(page.get_by_role("option")).to_have_count(1)
+    expect(
+        page.get_by_role("listbox", name="Rooms and people").get_by_role("option")
+    ).to_have_count(1)
     search.press("Enter")
     expect(page.locator("#room-name")).to_have_text("bob")
 
@@ -61,8 +67,8 @@ def test_the_quick_switcher_finds_rooms_and_people(alice, bob, rooms, pages):
     page.keyboard.press("Control+k")
     search = page.get_by_role("combobox", name="Jump to a room or person")
     search.press_sequentially("o")  # bob's conversation, zoo, planning (fuzzy), ...
-    first = page.get_by_role("option").nth(0)
-    second = page.get_by_role("option").nth(1)
+    first = page.get_by_role("listbox", name="Rooms and people").get_by_role("option").nth(0)
+    second = page.get_by_role("listbox", name="Rooms and people").get_by_role("option").nth(1)
     expect(first).to_have_attribute("aria-selected", "true")
     search.press("ArrowDown")
     expect(second).to_have_attribute("aria-selected", "true")
@@ -217,3 +223,98 @@ def test_strikethrough_shows_struck_text(alice, pages):
     struck = message(page, "alice", "new plan").locator(".message-body s")
     expect(struck).to_have_text("old plan")
     expect(struck).to_have_css("text-decoration-line", "line-through")
+
+
+# The colours a person sees, and whether text is readable on them (WCAG contrast).
+CONTRAST = """
+(selectors) => {
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = c.map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (node) => {
+    for (; node; node = node.parentElement) {
+      const bg = getComputedStyle(node).backgroundColor;
+      if (bg && !bg.startsWith("rgba(0, 0, 0, 0)") && bg !== "transparent") return rgb(bg);
+    }
+    return [255, 255, 255];
+  };
+  return selectors.map((selector) => {
+    const node = document.querySelector(selector);
+    const [a, b] = [lum(rgb(getComputedStyle(node).color)), lum(background(node))];
+    return [selector, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}
+"""
+
+BACKGROUND = "() => getComputedStyle(document.body).backgroundColor"
+WHITE = "rgb(255, 255, 255)"
+
+
+def is_dark(color: str) -> bool:
+    return sum(int(v) for v in re.findall(r"\d+", color)[:3]) < 3 * 80
+
+
+# Records the theme the page has when its <body> starts, before anything is painted.
+FIRST_PAINT = """
+new MutationObserver((changes, observer) => {
+  if (document.body) {
+    window.__themeAtFirstPaint = document.documentElement.getAttribute("data-theme");
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+
+def test_dark_theme_follows_the_system_and_a_choice_sticks(alice, pages, live_server_process):
+    page = pages.open(alice, color_scheme="dark")
+    say(page, "readable in the dark")
+    dark = page.evaluate(BACKGROUND)
+    assert is_dark(dark)
+    readable = [
+        ".message-body",
+        ".message-time",
+        ".composer-hint",
+        ".room-link .room-name",
+        "#composer-input",
+        ".theme-choice",
+    ]
+    for selector, ratio in page.evaluate(CONTRAST, readable):
+        assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f}"
+
+    # The other pages follow the system too: the directory, an account page, an error page.
+    other = pages.new_page(alice)
+    for path in ["/rooms/", "/accounts/password/change/", "/r/no-such-room/"]:
+        other.goto(pages.base + path)
+        assert is_dark(other.evaluate(BACKGROUND)), path
+
+    # A choice made here sticks, from the first paint of the next page.
+    choice = page.get_by_role("combobox", name="Colour theme")
+    expect(choice).to_have_value("system")
+    choice.select_option(label="Light theme")
+    expect(page.locator("body")).to_have_css("background-color", WHITE)
+    page.add_init_script(FIRST_PAINT)
+    page.reload()
+    assert page.evaluate("window.__themeAtFirstPaint") == "light"
+    expect(page.locator("body")).to_have_css("background-color", WHITE)
+    expect(page.get_by_role("combobox", name="Colour theme")).to_have_value("light")
+    other.goto(pages.base + "/rooms/")
+    assert not is_dark(other.evaluate(BACKGROUND))
+
+    # Dark on a light system, chosen on the directory page.
+    light = pages.browser.new_context(color_scheme="light")
+    light.add_cookies(pages.contexts["alice"].cookies())
+    directory = light.new_page()
+    directory.goto(pages.base + "/rooms/")
+    light_background = directory.evaluate(BACKGROUND)
+    assert not is_dark(light_background)
+    directory.get_by_role("combobox", name="Colour theme").select_option(label="Dark theme")
+    expect(directory.locator("body")).not_to_have_css("background-color", light_background)
+    assert is_dark(directory.evaluate(BACKGROUND))
+    directory.goto(pages.base + "/r/general/")
+    expect(directory.locator("body")).to_have_css("background-color", dark)
+    light.close()
