@@ -131,6 +131,12 @@ export function setupActions(ctx) {
       item.dataset.emoji = emoji;
       return item;
     });
+    // Every other emoji, searchable, the frequently used first.
+    const more = menuItem("…", () => ctx.emoji.open(trigger, (emoji) => toggleReaction(li, emoji), "Add reaction"), "emoji-item emoji-more");
+    more.setAttribute("aria-label", "More emoji");
+    more.title = "More emoji";
+    more.setAttribute("aria-haspopup", "dialog");
+    items.push(more);
     showMenu(popup("emoji-palette", "Add reaction"), trigger, items);
   }
 

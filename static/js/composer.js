@@ -6,6 +6,7 @@
  */
 import { api, el } from "./common.js";
 import { browserStorage, createDrafts } from "./drafts.js";
+import { shortcodeQuery } from "./emoji.js";
 import { avatarClass, firstLetter } from "./render.js";
 import { announce, els, showNotice } from "./ui.js";
 
@@ -40,7 +41,8 @@ export function setupComposer(ctx) {
   const { store } = ctx;
   const me = store.me;
   const timers = new Map(); // nonce -> the send's reply timeout
-  const mention = { items: [], active: -1, request: 0, timer: null };
+  // The completion list: people after "@", emoji after ":" (kind says which).
+  const mention = { kind: "person", items: [], active: -1, request: 0, timer: null };
   let typingSentAt = 0;
   let typingTimer = null;
   const drafts = createDrafts(browserStorage(), me);
@@ -206,21 +208,42 @@ export function setupComposer(ctx) {
     if (!match) {
       return null;
     }
-    return { query: match[2], start: end - match[2].length - 1, end };
+    return { kind: "person", query: match[2], start: end - match[2].length - 1, end };
+  }
+
+  function emojiQuery() {
+    const input = els.input;
+    if (input.selectionStart !== input.selectionEnd || !ctx.emoji) {
+      return null;
+    }
+    const end = input.selectionStart;
+    const found = shortcodeQuery(input.value.slice(0, end));
+    return found ? { kind: "emoji", query: found.query, start: found.start, end } : null;
+  }
+
+  function completionQuery() {
+    return mentionQuery() || emojiQuery();
   }
 
   function renderMentions() {
     const list = els.mentionList;
     list.replaceChildren();
-    mention.items.forEach((name, i) => {
+    list.setAttribute("aria-label", mention.kind === "emoji" ? "Emoji" : "People to mention");
+    mention.items.forEach((item, i) => {
       const option = el("li", "mention-option");
       option.id = "mention-option-" + i;
       option.setAttribute("role", "option");
       option.setAttribute("aria-selected", i === mention.active ? "true" : "false");
-      option.dataset.username = name;
-      const avatar = el("span", "mention-avatar " + avatarClass(name), firstLetter(name));
-      avatar.setAttribute("aria-hidden", "true");
-      option.append(avatar, el("span", "mention-name", name));
+      option.dataset.index = String(i);
+      if (mention.kind === "emoji") {
+        option.append(el("span", "mention-emoji", item.emoji), el("span", "mention-name", ":" + item.shortcodes[0] + ":"));
+        option.setAttribute("aria-label", item.emoji + " " + item.name);
+      } else {
+        option.dataset.username = item;
+        const avatar = el("span", "mention-avatar " + avatarClass(item), firstLetter(item));
+        avatar.setAttribute("aria-hidden", "true");
+        option.append(avatar, el("span", "mention-name", item));
+      }
       list.appendChild(option);
     });
     list.hidden = mention.items.length === 0;
@@ -263,6 +286,7 @@ export function setupComposer(ctx) {
     if (request !== mention.request || !now || now.query !== query) {
       return; // the text moved on meanwhile
     }
+    mention.kind = "person";
     mention.items = (data.users || []).map((u) => u.username).filter((name) => name !== me);
     mention.active = mention.items.length ? 0 : -1;
     renderMentions();
@@ -271,24 +295,46 @@ export function setupComposer(ctx) {
     }
   }
 
+  async function findEmoji(query) {
+    const request = ++mention.request;
+    let found;
+    try {
+      found = await ctx.emoji.search(query, 8);
+    } catch (err) {
+      return;
+    }
+    const now = emojiQuery();
+    if (request !== mention.request || !now || now.query !== query) {
+      return;
+    }
+    mention.kind = "emoji";
+    mention.items = found;
+    mention.active = found.length ? 0 : -1;
+    renderMentions();
+  }
+
   function updateMentions() {
-    const found = store.canWrite() ? mentionQuery() : null;
+    const found = store.canWrite() ? completionQuery() : null;
     if (!found) {
       closeMentions();
       return;
     }
     clearTimeout(mention.timer);
-    mention.timer = setTimeout(() => fetchMentions(found.query), 80);
+    mention.timer = setTimeout(() => (found.kind === "emoji" ? findEmoji : fetchMentions)(found.query), 80);
   }
 
-  function pickMention(name) {
-    const found = mentionQuery();
-    if (!found) {
+  /* Put a completion (a person's name or an emoji entry) in place of what was typed. */
+  function pickMention(item) {
+    const found = completionQuery();
+    if (!found || found.kind !== mention.kind) {
       closeMentions();
       return;
     }
     const input = els.input;
-    const insert = "@" + name + " ";
+    if (found.kind === "emoji") {
+      ctx.emoji.remember(item.emoji);
+    }
+    const insert = (found.kind === "emoji" ? item.emoji : "@" + item) + " ";
     input.value = input.value.slice(0, found.start) + insert + input.value.slice(found.end);
     const caret = found.start + insert.length;
     input.setSelectionRange(caret, caret);
@@ -322,7 +368,7 @@ export function setupComposer(ctx) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       submit();
-    } else if (event.key === "ArrowUp" && !els.input.value) {
+    } else if (event.key === "ArrowUp" && !event.altKey && !els.input.value) {
       // Edit your last message, as in other chat apps.
       const own = els.list.querySelectorAll("li.message.is-own[data-id]");
       if (own.length && store.canWrite()) {
@@ -333,6 +379,19 @@ export function setupComposer(ctx) {
   }
 
   // --- the box ------------------------------------------------------------------
+
+  /* Text (an emoji from the picker) at the caret, replacing any selection. */
+  function insertText(text) {
+    const input = els.input;
+    if (!input || input.disabled) {
+      return;
+    }
+    input.setRangeText(text, input.selectionStart, input.selectionEnd, "end");
+    input.focus();
+    keepDraft();
+    autosize();
+    signalTyping();
+  }
 
   const nativeAutosize = window.CSS && CSS.supports && CSS.supports("field-sizing", "content");
 
@@ -371,9 +430,19 @@ export function setupComposer(ctx) {
     els.mentionList.addEventListener("click", (event) => {
       const option = event.target instanceof Element ? event.target.closest("[role=option]") : null;
       if (option) {
-        pickMention(option.dataset.username);
+        pickMention(mention.items[Number(option.dataset.index)]);
       }
     });
+    const emojiButton = document.getElementById("composer-emoji");
+    if (emojiButton && ctx.emoji) {
+      emojiButton.addEventListener("click", () => {
+        if (ctx.emoji.isOpen()) {
+          ctx.emoji.close(true);
+          return;
+        }
+        ctx.emoji.open(emojiButton, insertText, "Insert an emoji");
+      });
+    }
     // Keep the focus (and a phone's keyboard) in the textarea when Send is tapped.
     els.send.addEventListener("mousedown", (event) => event.preventDefault());
     restoreDraft();

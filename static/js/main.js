@@ -13,10 +13,12 @@ import { setupActions } from "./actions.js";
 import { setupComposer } from "./composer.js";
 import { setupDialogs } from "./dialogs.js";
 import { setupMentionInvite } from "./mentioninvite.js";
+import { setupEmojiPicker } from "./emojipicker.js";
 import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
 import { setupRoom } from "./room.js";
+import { setupShortcuts } from "./shortcuts.js";
 import { setupSidebar } from "./sidebar.js";
 import { createSocket } from "./socket.js";
 import { Store } from "./store.js";
@@ -40,6 +42,7 @@ function start(config) {
       if (els.input) {
         els.input.disabled = true;
         els.send.disabled = true;
+        els.emojiButton.disabled = true;
       }
     },
   });
@@ -52,6 +55,7 @@ function start(config) {
     }
   };
   ctx.dialogs = setupDialogs(ctx);
+  ctx.emoji = setupEmojiPicker();
   ctx.notifications = setupNotifications(ctx);
   ctx.messages = setupMessages(ctx);
   ctx.composer = setupComposer(ctx);
@@ -60,6 +64,7 @@ function start(config) {
   ctx.sidebar = setupSidebar(ctx);
   ctx.room = setupRoom(ctx);
   ctx.presence = setupPresence(ctx);
+  ctx.shortcuts = setupShortcuts(ctx);
 
   const title = () => updateTitle(store.totals());
   ["counts", "room", "room-removed", "room-info"].forEach((name) => store.on(name, title));
@@ -88,6 +93,7 @@ function start(config) {
   ctx.notifications.start();
   ctx.composer.autosize();
   ctx.presence.start();
+  ctx.shortcuts.start();
   const target = ctx.messages.start();
   if (!target && els.input && !els.input.disabled && window.matchMedia("(min-width: 700px)").matches) {
     els.input.focus();

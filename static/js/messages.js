@@ -412,6 +412,18 @@ export function setupMessages(ctx) {
     autoReadPaused = false;
   }
 
+  /* Escape: everything here is read now, even after "mark unread from here". */
+  function markAllRead() {
+    if (!store.isMember) {
+      return;
+    }
+    autoReadPaused = false;
+    readSentId = 0;
+    readSentAt = 0;
+    removeDivider();
+    scheduleRead();
+  }
+
   // --- history API ---------------------------------------------------------
 
   async function fetchHistory(params) {
@@ -652,6 +664,7 @@ export function setupMessages(ctx) {
     fetchOne,
     goToMessage,
     markUnreadFrom,
+    markAllRead,
     resumeAutoRead,
     forgetReadSent,
     scheduleRead,

@@ -51,6 +51,7 @@ export function setupRoom(ctx) {
       els.form.hidden = !writable;
       els.input.disabled = !writable || signedOut;
       els.send.disabled = !writable || signedOut;
+      els.emojiButton.disabled = !writable || signedOut;
       const where = store.isChannel() ? "#" + roomInfo.name : roomLabel(roomInfo, me);
       els.input.placeholder = "Message " + where;
     }

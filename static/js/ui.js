@@ -22,6 +22,7 @@ export const els = {
   form: $("composer"),
   input: $("composer-input"),
   send: $("composer-send"),
+  emojiButton: $("composer-emoji"),
   mentionList: $("mention-list"),
   note: $("composer-note"),
   noteText: $("composer-note-text"),
