@@ -134,3 +134,36 @@ def test_the_message_list_with_runs_folds_the_new_messages_pill_and_an_invite_of
     say(page, "welcome @carol")
     expect(page.locator("#mention-invite")).to_be_visible()
     assert_accessible(page, "the offer to invite someone mentioned")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_switcher_shortcuts_and_emoji_picker_in_light_and_dark(pages, alice, bob, design, scheme):
+    page = pages.open(alice, f"/r/{design}/", color_scheme=scheme)
+    assert_accessible(page, f"room page, {scheme}")
+
+    page.keyboard.press("Control+k")
+    switcher = page.get_by_role("dialog", name="Jump to a room or person")
+    expect(switcher).to_be_visible()
+    switcher.get_by_role("combobox").fill("des")
+    assert_accessible(page, f"quick switcher, {scheme}")
+    page.keyboard.press("Escape")
+    expect(switcher).to_be_hidden()
+
+    page.locator("#message-pane").click()
+    page.keyboard.press("?")
+    shortcuts = page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(shortcuts).to_be_visible()
+    assert_accessible(page, f"keyboard shortcuts, {scheme}")
+    page.keyboard.press("Escape")
+    expect(shortcuts).to_be_hidden()
+
+    page.get_by_role("button", name="Insert an emoji").click()
+    picker = page.get_by_role("dialog", name="Insert an emoji")
+    picker.get_by_role("combobox", name="Search emoji").fill("party")
+    expect(picker.get_by_role("option").first).to_be_visible()
+    assert_accessible(page, f"emoji picker, {scheme}")
+    page.keyboard.press("Escape")
+
+    page.locator("#composer-input").press_sequentially(":tad")
+    expect(page.get_by_role("listbox", name="Emoji")).to_be_visible()
+    assert_accessible(page, f"shortcode completion, {scheme}")
