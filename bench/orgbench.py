@@ -939,8 +939,15 @@ def day_line(r: dict[str, Any]) -> str:
 
 def summary_line(scenario: str, out: dict[str, Any]) -> str:
     if scenario == "G":
-        return f"presence frames per user spread {out.get('presence_frames_per_user_spread')} " + (
-            _verdict(out)
+        linear = "linear" if out.get("linear", True) else "NOT linear"
+        opened = (
+            "all sizes within their time goal"
+            if all(r.get("pass") for r in out["sizes"])
+            else "a size missed its time goal"
+        )
+        return (
+            f"presence frames per user spread {out.get('presence_frames_per_user_spread')}"
+            f" ({linear}), {opened}: {_verdict(out)}"
         )
     if scenario == "H":
         return (
