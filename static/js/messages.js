@@ -110,9 +110,6 @@ export function setupMessages(ctx) {
       return;
     }
     const stick = isNearBottom() || stickToBottom;
-    if (acked) {
-      ctx.composer.settled(acked.nonce);
-    }
     place(message, acked);
     updateEmpty();
     if (stick) {
@@ -353,7 +350,7 @@ export function setupMessages(ctx) {
       }
     } catch (err) {
       if (isAuthError(err)) {
-        ctx.socket.goSignedOut();
+        ctx.socket.sessionEnded();
       } else {
         showNotice("Could not load older messages. Try again.");
       }
@@ -396,7 +393,7 @@ export function setupMessages(ctx) {
         prependPage(found);
       } catch (err) {
         if (isAuthError(err)) {
-          ctx.socket.goSignedOut();
+          ctx.socket.sessionEnded();
         } else {
           showNotice("Could not load that message. Try again.");
         }
