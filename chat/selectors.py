@@ -112,8 +112,8 @@ def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Messa
 
 
 def rooms_of_member(user: User) -> list[Room]:
-    """The rooms `user` has joined, by name, for the sidebar and socket subscriptions."""
-    return list(Room.objects.filter(memberships__user=user).order_by("name"))
+    """The rooms `user` has joined, by name (case-insensitive)."""
+    return list(Room.objects.filter(memberships__user=user).order_by(Lower("name"), "pk"))
 
 
 def room_ids_of_member(user_id: int) -> list[int]:
@@ -330,10 +330,14 @@ def dm_people(user_id: int, room_ids: set[int]) -> dict[int, list[str]]:
 
 
 def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
-    """The user's joined, unarchived rooms with unread and mention counts. Three queries."""
-    rooms = list(
-        Room.objects.filter(memberships__user=user, is_archived=False).order_by("kind", "name")
-    )
+    """The user's joined, unarchived rooms with unread and mention counts. Three queries.
+
+    Channels, then conversations, each by the name the sidebar shows, ignoring
+    case ("general" before "Project Plans"), as the page orders them live
+    (static/js/common.js, compareNames): a conversation shows its other
+    people, not its stored name.
+    """
+    rooms = list(Room.objects.filter(memberships__user=user, is_archived=False))
     counts = unread_counts(user.pk, [r.id for r in rooms])
     others = dm_people(user.pk, {r.id for r in rooms if r.is_direct})
     result = []
@@ -348,7 +352,16 @@ def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
                 "members": others.get(room.id, []),
             }
         )
+    result.sort(key=_sidebar_order)
     return result
+
+
+def _sidebar_order(entry: dict[str, Any]) -> tuple[bool, str, str, int]:
+    room = entry["room"]
+    label = room.name
+    if room.is_direct and entry["members"]:
+        label = ", ".join(entry["members"])
+    return (room.is_direct, label.casefold(), label, room.pk)
 
 
 def channels_to_browse(user: User) -> list[tuple[Room, bool, int]]:
@@ -359,7 +372,7 @@ def channels_to_browse(user: User) -> list[tuple[Room, bool, int]]:
             members_count=Count("memberships"),
             joined=Count("memberships", filter=Q(memberships__user=user)),
         )
-        .order_by("is_archived", "name")
+        .order_by("is_archived", Lower("name"), "name", "pk")
     )
     return [(room, bool(room.joined), room.members_count) for room in rows]
 

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from accounts.http import AuthenticatedRequest
@@ -70,6 +72,11 @@ def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 "user": request.user.username,
                 "socketPath": "/ws/chat/",
                 "historyUrl": f"/api/rooms/{current.slug}/messages/",
+                "sessionUrl": reverse("api-session"),
+                # The per-user send bucket, so the composer paces a burst of
+                # messages under it instead of having them refused.
+                "sendRate": settings.CHAT_RATE_LIMIT,
+                "sendBurst": settings.CHAT_RATE_BURST,
                 "pageSize": ROOM_PAGE_MESSAGES,
                 "messages": api.messages_data(messages, current.slug),
                 "seq": seq,

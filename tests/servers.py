@@ -53,10 +53,16 @@ class ServerProcess:
 
 
 def start_server(
-    startup_timeout: float = 60.0, args: tuple[str, ...] = (), **env_overrides: str
+    startup_timeout: float = 60.0,
+    args: tuple[str, ...] = (),
+    port: int | None = None,
+    **env_overrides: str,
 ) -> ServerProcess:
-    """Start `python -m teamchat.server` (with daphne `args`) and return once it listens."""
-    port = free_port()
+    """Start `python -m teamchat.server` (with daphne `args`) and return once it listens.
+
+    `port`: a stopped server's, to restart it where its clients reconnect.
+    """
+    port = port or free_port()
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),

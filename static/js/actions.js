@@ -341,10 +341,6 @@ export function setupActions(ctx) {
       if (!li) {
         return;
       }
-      if (target.closest("button.message-retry")) {
-        ctx.composer.retry(li.dataset.nonce);
-        return;
-      }
       const chip = target.closest("button.reaction");
       if (chip) {
         toggleReaction(li, chip.dataset.emoji);

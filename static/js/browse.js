@@ -2,11 +2,17 @@
  * TeamChat: the channel directory. Join buttons, the filter box, and the
  * "create a channel" form (shared with the chat page, see common.js).
  */
-import { api, roomUrl, setupCreateRoomForm } from "./common.js";
+import { api, roomUrl, setupCreateRoomForm, sortByName } from "./common.js";
 
 const directory = document.getElementById("channel-directory");
 if (directory) {
   const status = document.getElementById("browse-status");
+
+  // Open channels, then archived ones, each in the sidebar's name order.
+  ["li.channel-row:not(.is-archived)", "li.channel-row.is-archived"].forEach((selector) => {
+    const rows = Array.from(directory.querySelectorAll(selector));
+    sortByName(directory, rows, (row) => [row.dataset.name || "", row.dataset.room]);
+  });
 
   directory.addEventListener("click", async (event) => {
     const join = event.target instanceof Element ? event.target.closest("button.channel-join") : null;

@@ -77,6 +77,41 @@ export async function api(method, url, body) {
   return data || {};
 }
 
+/*
+ * The one order of room names, in the sidebar and the directory alike:
+ * ignoring case ("general" before "Project Plans"), by the reader's language
+ * (accents sort with their letters). The server lists rooms case-insensitively
+ * too, and the pages put its lists in this order once loaded, so a page looks
+ * the same whether a room came with it or was renamed while it was open.
+ */
+const nameCollator = new Intl.Collator(undefined, { usage: "sort" });
+
+export function compareNames(a, b) {
+  return nameCollator.compare(a, b);
+}
+
+/* Put `items` (elements of one parent) in order by `key(item)` -> [name, tie], moving only those out of place. */
+export function sortByName(parent, items, key) {
+  const keyed = items.map((item) => ({ item, key: key(item) }));
+  keyed.sort((x, y) => compareNames(x.key[0], y.key[0]) || (x.key[1] < y.key[1] ? -1 : x.key[1] > y.key[1] ? 1 : 0));
+  let before = items.length ? items[0] : null;
+  keyed.forEach(({ item }) => {
+    if (item !== before) {
+      parent.insertBefore(item, before);
+    } else {
+      before = nextOf(items, item);
+    }
+  });
+}
+
+function nextOf(items, item) {
+  let next = item.nextElementSibling;
+  while (next && !items.includes(next)) {
+    next = next.nextElementSibling;
+  }
+  return next;
+}
+
 export function roomUrl(slug) {
   return "/r/" + encodeURIComponent(slug) + "/";
 }

@@ -37,6 +37,16 @@ export function tooLong(text, what) {
   return true;
 }
 
+/*
+ * A phone or tablet: no hover and a coarse pointer (the same query as the CSS
+ * that shows the Send button there). Enter then makes a new line.
+ */
+const touchMedia = window.matchMedia("(hover: none), (pointer: coarse)");
+
+export function touchKeyboard() {
+  return touchMedia.matches;
+}
+
 export function setupComposer(ctx) {
   const { store } = ctx;
   const me = store.me;
@@ -74,18 +84,34 @@ export function setupComposer(ctx) {
   }
 
   // --- sending -------------------------------------------------------------------
+  //
+  // The store's outbox decides what goes next (one at a time, in the order
+  // typed, paced under the server's send bucket); pump() sends it, and runs
+  // again when a send is stored, when the pace allows the next, on a new
+  // socket, and on "Retry all".
+
+  let pumpTimer = null;
 
   function stopTimer(nonce) {
     clearTimeout(timers.get(nonce));
     timers.delete(nonce);
   }
 
-  function transmit(entry) {
-    stopTimer(entry.nonce);
-    store.outboxPending(entry.nonce);
+  function pump() {
+    clearTimeout(pumpTimer);
+    pumpTimer = null;
     if (!ctx.socket.isReady()) {
-      return; // sent once the socket has caught up
+      return; // `resumed` pumps again
     }
+    const next = store.outboxNext();
+    if (!next) {
+      return;
+    }
+    if (!next.entry) {
+      pumpTimer = setTimeout(pump, next.wait);
+      return;
+    }
+    const entry = next.entry;
     if (!ctx.socket.send({ type: "send", room: store.room, body: entry.body, nonce: entry.nonce })) {
       return;
     }
@@ -116,26 +142,27 @@ export function setupComposer(ctx) {
     els.input.focus();
     typingSentAt = 0;
     ctx.messages.resumeAutoRead();
-    transmit(entry);
+    // A new message goes after the ones that failed: sending it is sending them.
+    store.retryAll();
+    pump();
   }
 
-  /* A failed message's Retry button. */
-  function retry(nonce) {
-    const entry = store.outbox.get(nonce);
-    if (entry && !ctx.socket.isSignedOut()) {
-      transmit(entry);
-      if (els.input) {
-        els.input.focus();
-      }
+  /* "Retry all": every failed message again, in the order typed. */
+  function retryAll() {
+    if (ctx.socket.isSignedOut()) {
+      return;
     }
-  }
-
-  function resendPending() {
-    store.unsent().forEach(transmit);
+    store.retryAll();
+    pump();
+    if (els.input) {
+      els.input.focus();
+    }
   }
 
   /* The socket is gone: pending messages wait (timer stopped) for the next one. */
   function suspend() {
+    clearTimeout(pumpTimer);
+    pumpTimer = null;
     store.outbox.forEach((entry) => {
       if (entry.state === "pending") {
         stopTimer(entry.nonce);
@@ -144,9 +171,28 @@ export function setupComposer(ctx) {
     store.outboxSuspend();
   }
 
+  /* One bar for every message not sent: how many, and one button to send them all again. */
+  function renderOutboxBar() {
+    if (!els.outboxBar) {
+      return;
+    }
+    const failed = store.failed().length;
+    els.outboxBar.hidden = failed === 0 || ctx.socket.isSignedOut(); // (each says why, and nothing can be retried)
+    els.outboxText.textContent = failed === 1 ? "1 message was not sent." : failed + " messages were not sent.";
+    els.retryAll.textContent = failed > 1 ? "Retry all" : "Retry";
+  }
+
   store.on("outbox", ({ entry }) => {
     if (entry.state === "failed") {
       stopTimer(entry.nonce);
+    }
+    renderOutboxBar();
+  });
+  store.on("message", ({ acked }) => {
+    if (acked) {
+      stopTimer(acked.nonce);
+      renderOutboxBar();
+      pump(); // the next may go
     }
   });
 
@@ -365,7 +411,8 @@ export function setupComposer(ctx) {
         return;
       }
     }
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229 && !touchKeyboard()) {
+      // On a touch keyboard Enter is a new line, and the Send button sends.
       event.preventDefault();
       submit();
     } else if (event.key === "ArrowUp" && !event.altKey && !els.input.value) {
@@ -404,9 +451,26 @@ export function setupComposer(ctx) {
     els.input.style.height = Math.min(els.input.scrollHeight, 200) + "px";
   }
 
+  /* Enter on a touch keyboard makes a new line, as in phone chat apps; the keyboard's key says so. */
+  function applyKeyboardKind() {
+    const touch = touchKeyboard();
+    els.input.setAttribute("enterkeyhint", touch ? "enter" : "send");
+    if (els.hintKeys && els.hintTouch) {
+      els.hintKeys.hidden = touch;
+      els.hintTouch.hidden = !touch;
+    }
+  }
+
   function start() {
     if (!els.form) {
       return;
+    }
+    applyKeyboardKind();
+    if (touchMedia.addEventListener) {
+      touchMedia.addEventListener("change", applyKeyboardKind);
+    }
+    if (els.retryAll) {
+      els.retryAll.addEventListener("click", retryAll);
     }
     els.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -451,10 +515,8 @@ export function setupComposer(ctx) {
   return {
     start,
     autosize,
-    retry,
-    resendPending,
+    pump,
     suspend,
-    settled: stopTimer,
     closeMentions,
     renderTyping,
   };

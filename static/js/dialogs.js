@@ -167,8 +167,23 @@ export function setupDialogs(ctx) {
         }
       });
       els.archiveButton.addEventListener("click", async () => {
+        const archiving = !roomInfo.archived;
+        // Archiving takes the channel out of everyone's sidebar and stops all
+        // posting: asked first, like deleting or leaving. Unarchiving undoes it.
+        if (
+          archiving &&
+          !(await confirmAction({
+            title: "Archive " + roomTitle(roomInfo, me) + "?",
+            text:
+              "It becomes read-only for everyone and leaves every member's sidebar. " +
+              "Its messages stay readable, and it can be unarchived from its settings.",
+            ok: "Archive",
+          }))
+        ) {
+          return;
+        }
         try {
-          const data = await api("PATCH", roomApi(), { archived: !roomInfo.archived });
+          const data = await api("PATCH", roomApi(), { archived: archiving });
           els.settingsDialog.close();
           store.applyRoom(data.room);
           showNotice(data.room.archived ? "Archived: the channel is read-only now." : "Unarchived.");

@@ -37,8 +37,8 @@ function start(config) {
       store.clearTypers();
       ctx.composer.renderTyping();
     },
-    signedOut: () => {
-      store.failPending("you are signed out.");
+    signedOut: (reason) => {
+      store.failPending(reason);
       if (els.input) {
         els.input.disabled = true;
         els.send.disabled = true;
@@ -74,7 +74,7 @@ function start(config) {
   store.on("resumed", () => {
     ctx.messages.forgetReadSent();
     setStatus("online", "Connected");
-    ctx.composer.resendPending();
+    ctx.composer.pump();
     ctx.presence.resumed();
     if (refreshAfterResume) {
       refreshAfterResume = false;

@@ -218,9 +218,6 @@ export function setupMessages(ctx) {
       return;
     }
     const stick = isNearBottom() || stickToBottom;
-    if (acked) {
-      ctx.composer.settled(acked.nonce);
-    }
     place(message, acked);
     updateEmpty();
     if (stick) {
@@ -490,7 +487,7 @@ export function setupMessages(ctx) {
       }
     } catch (err) {
       if (isAuthError(err)) {
-        ctx.socket.goSignedOut();
+        ctx.socket.sessionEnded();
       } else {
         showNotice("Could not load older messages. Try again.");
       }
@@ -533,7 +530,7 @@ export function setupMessages(ctx) {
         prependPage(found);
       } catch (err) {
         if (isAuthError(err)) {
-          ctx.socket.goSignedOut();
+          ctx.socket.sessionEnded();
         } else {
           showNotice("Could not load that message. Try again.");
         }

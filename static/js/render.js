@@ -253,6 +253,7 @@ export function clearFailure(li) {
 export function setFailure(li, reason) {
   clearFailure(li);
   const box = el("div", "message-failure");
-  box.append(el("span", "message-error", reason), " ", button("message-retry", "Retry"));
+  // One "Retry all" below the list sends every failed message again, in order.
+  box.append(el("span", "message-error", reason));
   li.querySelector(".message-main").appendChild(box);
 }

@@ -1,9 +1,10 @@
 /*
- * The sidebar: the links of the rooms the store holds, in name order, with
+ * The sidebar: the links of the rooms the store holds, in name order
+ * (compareNames: case-insensitive, the same live and after a reload), with
  * their unread and mention badges and (1:1 conversations) the other
  * person's presence; and its drawer on phone-sized screens.
  */
-import { el, roomUrl } from "./common.js";
+import { el, roomUrl, sortByName } from "./common.js";
 import { firstLetter } from "./render.js";
 import { dmPartner, roomLabel } from "./store.js";
 import { els } from "./ui.js";
@@ -172,24 +173,32 @@ export function setupSidebar(ctx) {
     link.append(icon, el("span", "room-name"), el("span", "visually-hidden room-status"));
     const item = el("li", "room-item");
     item.appendChild(link);
-    const label = roomLabel(entry, me).toLowerCase();
-    const before = Array.from(list.querySelectorAll("li.room-item")).find((other) => {
-      const name = other.querySelector(".room-name");
-      return name && name.textContent.toLowerCase().localeCompare(label) > 0;
-    });
-    list.insertBefore(item, before || null);
+    list.appendChild(item); // put in its place by sortList()
   }
 
-  /* A room added or changed in the store. */
+  /* A list's rooms in name order (compareNames), rooms of the same name by slug. */
+  function sortList(list) {
+    if (!list) {
+      return;
+    }
+    const items = Array.from(list.querySelectorAll("li.room-item"));
+    sortByName(list, items, (item) => {
+      const link = item.querySelector("a.room-link");
+      const entry = store.rooms.get(link.dataset.room);
+      return [entry ? roomLabel(entry, me) : link.querySelector(".room-name").textContent, link.dataset.room];
+    });
+  }
+
+  /* A room added or changed in the store: shown, and (added or renamed) in its place. */
   function placeRoomLink({ entry, oldLabel }) {
     const link = roomLink(entry.slug);
-    if (link && oldLabel !== roomLabel(entry, me)) {
-      link.closest("li").remove(); // renamed: back in at its place in the order
-    }
-    if (!roomLink(entry.slug)) {
+    if (!link) {
       insertRoomLink(entry);
     }
     renderRoomLink(entry);
+    if (!link || oldLabel !== roomLabel(entry, me)) {
+      sortList(entry.kind === "dm" ? els.dmList : els.channelList);
+    }
   }
 
   function removeRoomLink({ slug }) {
@@ -225,6 +234,8 @@ export function setupSidebar(ctx) {
   }
 
   function start() {
+    sortList(els.channelList);
+    sortList(els.dmList);
     if (els.dmList) {
       // The server renders the dots as not known yet, whoever it is: the socket will say.
       els.dmList.querySelectorAll("a.room-link").forEach((link) => {

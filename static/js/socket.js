@@ -6,32 +6,45 @@
  * missed (page load, outages) from its event log before going live, then
  * sends `resumed`. Frames go to the store; this module only adds the
  * bookkeeping of "hints" (frames answered only when refused).
+ *
+ * When the socket is lost, the retries follow backoff.js (the first almost
+ * at once, then about a second apart while the outage is young), and the
+ * page tries at once when the browser is back online, when the tab is shown
+ * again, or when the person presses "Reconnect now". When the session ends
+ * (4401, or a refused handshake), GET /api/session/ says why: signed out, or
+ * the account was deactivated; neither reconnects.
  */
+import { reconnectDelay } from "./backoff.js";
 import { setStatus } from "./ui.js";
 
-const BACKOFF_FIRST_MS = 500;
-const BACKOFF_MAX_MS = 30000;
 const STABLE_AFTER_MS = 10000;
+const COUNTDOWN_FROM_MS = 3000; // shorter waits just say "Reconnecting…"
 const CLOSE_SESSION_ENDED = 4401;
 const CLOSE_RELOAD = 4410; // too far behind to catch up over the socket
 const HINT_RETRY_MS = 2000;
 const HINTS_KEPT = 64;
+const SESSION_URL = "/api/session/";
+const DEACTIVATED = "account_deactivated";
 
 /*
  * `hooks`: opened() once a socket is open (the replay follows), dropped() when
- * the socket is gone (whatever follows), signedOut() when the session ended.
+ * the socket is gone (whatever follows), signedOut(reason) when the session
+ * ended (`reason`: what unsent messages say, "you are signed out.").
  */
 export function createSocket({ config, store }, hooks) {
   let socket = null;
-  let attempt = 0;
+  let attempt = 0; // retries since the connection was lost
+  let downSince = 0; // when it was lost (0: connected, or connecting for the first time)
   let reconnectTimer = null;
   let countdownTimer = null;
   let stableTimer = null;
   let reconnectAt = 0;
-  let signedOut = false;
+  let signedOut = false; // the session ended (signed out or deactivated): no more sockets
+  let checkingSession = false;
   let leaving = false;
   let hintCount = 0;
   const hints = new Map(); // nonce -> what to do again when the server refused it as too many (or null)
+  const reconnectAction = { label: "Reconnect now", run: () => retryNow() };
 
   const isOpen = () => !!socket && socket.readyState === WebSocket.OPEN;
   const isReady = () => isOpen() && !store.catchingUp;
@@ -120,12 +133,23 @@ export function createSocket({ config, store }, hooks) {
     hooks.dropped();
   }
 
+  function lost() {
+    if (!downSince) {
+      downSince = Date.now();
+    }
+  }
+
   function connect() {
-    if (signedOut || leaving) {
+    if (signedOut || leaving || checkingSession) {
       return;
     }
     clearReconnectTimers();
-    setStatus("connecting", attempt ? "Reconnecting…" : "Connecting…");
+    if (downSince) {
+      // The button stays through each try, so it does not blink (or lose focus) every second.
+      setStatus("connecting", "Reconnecting…", { action: reconnectAction });
+    } else {
+      setStatus("connecting", "Connecting…");
+    }
     let sock;
     try {
       sock = new WebSocket(url());
@@ -142,7 +166,9 @@ export function createSocket({ config, store }, hooks) {
       opened = true;
       clearTimeout(stableTimer);
       stableTimer = setTimeout(() => {
+        // Up long enough to count as back: the next outage starts afresh.
         attempt = 0;
+        downSince = 0;
       }, STABLE_AFTER_MS);
       store.catchingUp = true; // until `resumed`
       hooks.opened();
@@ -163,10 +189,12 @@ export function createSocket({ config, store }, hooks) {
       if (leaving || signedOut) {
         return;
       }
+      lost();
       if (event.code === CLOSE_RELOAD) {
         window.location.reload();
       } else if (event.code === CLOSE_SESSION_ENDED) {
-        goSignedOut();
+        // The session ended: only its own answer (200) brings a socket back.
+        checkSession(() => goSignedOut());
       } else if (!opened) {
         connectFailed();
       } else {
@@ -191,43 +219,88 @@ export function createSocket({ config, store }, hooks) {
     connect();
   }
 
+  /* Waiting to try again: try now (the network is back, the tab is shown, the person asked). */
+  function retryNow() {
+    if (!socket && !signedOut && !leaving && !checkingSession) {
+      connect();
+    }
+  }
+
   function connectFailed() {
-    // The handshake failed: find out whether the session is gone.
-    fetch(config.historyUrl + "?limit=1", {
+    // The handshake failed: the server is down, or the session is gone.
+    checkSession(scheduleReconnect);
+  }
+
+  /*
+   * Ask the server whether this page's session still holds (GET /api/session/):
+   * 200 reconnects; 401 `account_deactivated` says so and stops; any other
+   * 401 or 403 is a sign-out; anything else (no answer, a server error) is
+   * left to `otherwise`.
+   */
+  function checkSession(otherwise) {
+    if (signedOut || checkingSession) {
+      return;
+    }
+    checkingSession = true;
+    const settle = (then) => {
+      checkingSession = false;
+      if (!signedOut && !leaving) {
+        then();
+      }
+    };
+    fetch(config.sessionUrl || SESSION_URL, {
       credentials: "same-origin",
       cache: "no-store",
       headers: { Accept: "application/json" },
-    }).then(
-      (response) => {
-        if (response.status === 401 || response.status === 403) {
-          goSignedOut();
-        } else {
-          scheduleReconnect();
+    })
+      .then(async (response) => {
+        if (response.ok) {
+          settle(scheduleReconnect);
+          return;
         }
-      },
-      () => scheduleReconnect()
-    );
+        let body = null;
+        try {
+          body = await response.json();
+        } catch (err) {
+          /* not JSON: a proxy's error page */
+        }
+        if (response.status === 401 && body && body.error === DEACTIVATED) {
+          const detail = typeof body.detail === "string" && body.detail ? body.detail : "Your account has been deactivated.";
+          settle(() => endSession("deactivated", detail, "your account was deactivated."));
+        } else if (response.status === 401 || response.status === 403) {
+          settle(() => goSignedOut());
+        } else {
+          settle(otherwise);
+        }
+      })
+      .catch(() => settle(otherwise));
   }
 
   function scheduleReconnect() {
-    if (signedOut || leaving) {
-      return;
+    if (signedOut || leaving || socket) {
+      return; // (a socket: the check was about a request, and this socket still stands)
     }
     clearReconnectTimers();
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * Math.pow(2, attempt));
-    const delay = Math.min(BACKOFF_MAX_MS, base * (0.75 + Math.random() * 0.5));
+    lost();
+    const delay = reconnectDelay(attempt, Date.now() - downSince);
     attempt += 1;
     reconnectAt = Date.now() + delay;
     const tick = () => {
-      const seconds = Math.max(1, Math.ceil((reconnectAt - Date.now()) / 1000));
-      setStatus("offline", "Reconnecting in " + seconds + "s…");
+      if (navigator.onLine === false) {
+        setStatus("no-network", "No network. Waiting to reconnect…", { action: reconnectAction });
+        return;
+      }
+      const left = reconnectAt - Date.now();
+      const text = delay < COUNTDOWN_FROM_MS ? "Reconnecting…" : "Reconnecting in " + Math.max(1, Math.ceil(left / 1000)) + "s…";
+      setStatus("offline", text, { action: reconnectAction });
     };
     tick();
     countdownTimer = setInterval(tick, 250);
     reconnectTimer = setTimeout(connect, delay);
   }
 
-  function goSignedOut() {
+  /* The session ended: no more sockets on this page. */
+  function endSession(state, text, reason) {
     if (signedOut) {
       return;
     }
@@ -243,13 +316,28 @@ export function createSocket({ config, store }, hooks) {
         /* ignore */
       }
     }
-    setStatus("signed-out", "Signed out", true);
-    hooks.signedOut();
+    setStatus(state, text, { login: state === "signed-out" });
+    hooks.signedOut(reason);
   }
 
-  window.addEventListener("online", () => {
-    if (!socket && reconnectTimer && !signedOut) {
-      connect();
+  function goSignedOut() {
+    endSession("signed-out", "Signed out", "you are signed out.");
+  }
+
+  /* The server refused a request as not signed in: find out why, and end the page's session. */
+  function sessionEnded() {
+    checkSession(() => goSignedOut());
+  }
+
+  window.addEventListener("online", retryNow);
+  window.addEventListener("offline", () => {
+    if (reconnectTimer) {
+      setStatus("no-network", "No network. Waiting to reconnect…", { action: reconnectAction });
+    }
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && reconnectTimer) {
+      retryNow();
     }
   });
   window.addEventListener("pagehide", (event) => {
@@ -260,16 +348,14 @@ export function createSocket({ config, store }, hooks) {
   window.addEventListener("pageshow", (event) => {
     if (event.persisted) {
       leaving = false;
-      if (!socket && !signedOut) {
-        connect();
-      }
+      retryNow();
     }
   });
 
   return {
     connect,
     reconnectNow,
-    goSignedOut,
+    sessionEnded,
     send,
     hint,
     isOpen,

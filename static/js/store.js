@@ -70,7 +70,14 @@ export class Store {
     this.messages = new Map(); // message id -> message data (this room), in no particular order
     this.lastId = 0; // highest message id held
     this.oldestId = null; // smallest message id held
-    this.outbox = new Map(); // nonce -> {nonce, body, created, state: "pending"|"failed", reason, sent}
+    this.outbox = new Map(); // nonce -> {nonce, body, created, state: "pending"|"failed", reason, sent}, in the order typed
+    // The server's per-user send bucket as the page can estimate it (rate per
+    // second, burst): sends are paced under it instead of being refused.
+    this.sendRate = typeof config.sendRate === "number" && config.sendRate > 0 ? config.sendRate : 0;
+    this.sendBurst = typeof config.sendBurst === "number" && config.sendBurst >= 1 ? config.sendBurst : 1;
+    this.sendTokens = this.sendBurst;
+    this.sendTokensAt = null; // when sendTokens was last brought up to date (null: not yet)
+    this.sendAwaited = false; // a send is on its way: the estimate does not refill until its answer
     this.actions = new Map(); // nonce -> {kind, id, revert}: edits, deletions, reactions awaiting their event
     this.typers = new Map(); // username -> time their indicator expires
     this.presence = new Map(); // username -> online | away | offline (absent: not known)
@@ -238,6 +245,9 @@ export class Store {
       if (!known && m.nonce && m.user === this.me && this.outbox.has(m.nonce)) {
         acked = this.outbox.get(m.nonce);
         this.outbox.delete(m.nonce);
+        if (acked.sent) {
+          this.sendSettled();
+        }
       }
       message = this.holdMessage(m);
       isNew = !known && !acked;
@@ -518,6 +528,12 @@ export class Store {
   }
 
   // --- the outbox: sends not stored yet ----------------------------------------------
+  //
+  // Sends go out one at a time, in the order typed, paced under the server's
+  // send bucket: the next leaves once the one before is stored. Nothing is
+  // sent past a failed one (it would be stored before it): a failure fails
+  // every unsent message behind it too, and retryAll() puts them all back in
+  // line, in order. So the list shows them where they were typed.
 
   /* A message typed here: pending until the server's `message` with its nonce comes back. */
   queue(body, nonce, created) {
@@ -526,7 +542,44 @@ export class Store {
     return entry;
   }
 
-  /* (Again) waiting to be sent: on a retry, or before each attempt. */
+  /*
+   * Tokens in the estimated bucket now (refilled since last asked). The server
+   * takes a send's token somewhere between its sending and its answer; counted
+   * as taken at the answer (no refill in between), the estimate never runs
+   * ahead of the server's bucket however the delays vary.
+   */
+  refillSendTokens() {
+    const now = this.now();
+    if (this.sendTokensAt !== null && this.sendRate > 0 && !this.sendAwaited) {
+      this.sendTokens = Math.min(this.sendBurst, this.sendTokens + ((now - this.sendTokensAt) / 1000) * this.sendRate);
+    }
+    this.sendTokensAt = now;
+    return this.sendTokens;
+  }
+
+  /*
+   * What to send now: {entry} (send it, then outboxSent()), {wait} (ms until
+   * the pace allows the next), or null (nothing to send: the outbox is empty,
+   * a send is awaiting its reply, or the next is failed and waits for a retry).
+   */
+  outboxNext() {
+    for (const entry of this.outbox.values()) {
+      if (entry.state !== "pending" || entry.sent) {
+        return null;
+      }
+      if (this.sendRate <= 0) {
+        return { entry, wait: 0 };
+      }
+      const tokens = this.refillSendTokens();
+      if (tokens >= 1) {
+        return { entry, wait: 0 };
+      }
+      return { entry: null, wait: Math.ceil(((1 - tokens) / this.sendRate) * 1000) };
+    }
+    return null;
+  }
+
+  /* (Again) waiting to be sent. */
   outboxPending(nonce) {
     const entry = this.outbox.get(nonce);
     if (entry) {
@@ -538,26 +591,70 @@ export class Store {
     return entry;
   }
 
+  /* Handed to the socket: it spends a token of the bucket. */
   outboxSent(nonce) {
     const entry = this.outbox.get(nonce);
     if (entry) {
       entry.sent = true;
+      this.refillSendTokens();
+      this.sendTokens = Math.max(0, this.sendTokens - 1);
+      this.sendAwaited = true;
     }
   }
 
+  /* The send on its way was answered (stored or refused) or lost with its socket: refilling goes on. */
+  sendSettled() {
+    this.refillSendTokens();
+    this.sendAwaited = false;
+  }
+
+  /* Not stored: this one fails with `reason`, and every unsent one typed after it waits with it. */
   outboxFail(nonce, reason) {
     const entry = this.outbox.get(nonce);
     if (!entry) {
       return;
     }
+    if (entry.sent) {
+      this.sendSettled();
+    }
+    let behind = false;
+    Array.from(this.outbox.values()).forEach((other) => {
+      if (other === entry) {
+        behind = true;
+        this.failEntry(other, reason);
+      } else if (behind && other.state === "pending" && !other.sent) {
+        this.failEntry(other, "waiting for the message above.");
+      }
+    });
+  }
+
+  failEntry(entry, reason) {
     entry.state = "failed";
     entry.reason = reason;
     entry.sent = false;
     this.emit("outbox", { entry });
   }
 
+  /* The server refused a send for its rate: the bucket is empty, whatever this page counted. */
+  sendRefusedForRate() {
+    this.sendSettled();
+    this.sendTokens = 0;
+  }
+
+  /* Every failed message back in line, in the order typed; returns how many. */
+  retryAll() {
+    const failed = this.failed();
+    failed.forEach((entry) => this.outboxPending(entry.nonce));
+    return failed.length;
+  }
+
+  failed() {
+    return Array.from(this.outbox.values()).filter((entry) => entry.state === "failed");
+  }
+
   /* The socket is gone: pending messages wait, to be sent again with the same nonce. */
   outboxSuspend() {
+    this.sendSettled();
     this.outbox.forEach((entry) => {
       if (entry.state === "pending") {
         entry.sent = false;
@@ -568,7 +665,7 @@ export class Store {
   failPending(reason) {
     Array.from(this.outbox.values()).forEach((entry) => {
       if (entry.state === "pending") {
-        this.outboxFail(entry.nonce, reason);
+        this.failEntry(entry, reason);
       }
     });
   }
@@ -608,6 +705,9 @@ export class Store {
     const detail = typeof data.detail === "string" && data.detail ? data.detail : String(data.code);
     const nonce = typeof data.nonce === "string" ? data.nonce : null;
     if (nonce && this.outbox.has(nonce)) {
+      if (data.code === "rate_limited") {
+        this.sendRefusedForRate();
+      }
       this.outboxFail(nonce, detail);
       return;
     }

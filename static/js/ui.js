@@ -12,6 +12,7 @@ const $ = (id) => document.getElementById(id);
 export const els = {
   app: $("app"),
   status: $("connection-status"),
+  currentUser: $("current-user"),
   announcer: $("status-announcer"),
   notice: $("notice"),
   pane: $("message-pane"),
@@ -23,6 +24,11 @@ export const els = {
   input: $("composer-input"),
   send: $("composer-send"),
   emojiButton: $("composer-emoji"),
+  hintKeys: $("hint-keys"),
+  hintTouch: $("hint-touch"),
+  outboxBar: $("outbox-bar"),
+  outboxText: $("outbox-bar-text"),
+  retryAll: $("retry-all"),
   mentionList: $("mention-list"),
   note: $("composer-note"),
   noteText: $("composer-note-text"),
@@ -56,7 +62,6 @@ export const els = {
 };
 
 let noticeTimer = null;
-let lastStatusState = null;
 let baseTitle = document.title;
 
 export function announce(text) {
@@ -65,25 +70,68 @@ export function announce(text) {
   }
 }
 
-export function setStatus(state, text, withLoginLink) {
+// The dot by the person's own name follows the connection: what the others
+// see of them is only true while this page is connected.
+const CONNECTION = {
+  online: "connected",
+  connecting: "reconnecting",
+  offline: "reconnecting",
+  "no-network": "offline",
+  "signed-out": "offline",
+  deactivated: "offline",
+};
+const CONNECTION_WORDS = { connected: "Connected", reconnecting: "Reconnecting", offline: "Offline" };
+
+let statusShown = { state: null, action: null, login: false };
+
+/*
+ * The connection status: `state` (data-state, which styles it: online,
+ * connecting, offline, no-network, signed-out, deactivated) and its words;
+ * `options.login` adds a link to sign in again, `options.action` a button
+ * ({label, run}). Called every tick of a countdown: only the words change
+ * then, so a focused button stays focused.
+ */
+export function setStatus(state, text, options = {}) {
   const node = els.status;
-  node.setAttribute("data-state", state);
-  node.replaceChildren(document.createTextNode(text));
-  if (withLoginLink) {
-    const link = el("a", "status-login", "log in again");
-    link.href = node.getAttribute("data-login-url") || "/accounts/login/";
-    node.append(" — ", link);
+  const action = options.action || null;
+  const login = !!options.login;
+  if (statusShown.state !== state || statusShown.action !== action || statusShown.login !== login || !node.firstChild) {
+    const words = el("span", "status-text", text);
+    node.replaceChildren(words);
+    if (login) {
+      const link = el("a", "status-login", "log in again");
+      link.href = node.getAttribute("data-login-url") || "/accounts/login/";
+      node.append(" — ", link);
+    }
+    if (action) {
+      const button = el("button", "status-action", action.label);
+      button.type = "button";
+      button.addEventListener("click", action.run);
+      node.append(button);
+    }
+  } else if (node.firstChild.textContent !== text) {
+    node.firstChild.textContent = text;
   }
-  if (state !== lastStatusState) {
-    lastStatusState = state;
+  node.setAttribute("data-state", state);
+  const connection = CONNECTION[state] || "reconnecting";
+  if (els.currentUser && els.currentUser.dataset.connection !== connection) {
+    els.currentUser.dataset.connection = connection;
+    els.currentUser.title = CONNECTION_WORDS[connection];
+  }
+  if (state !== statusShown.state) {
     if (state === "online") {
       announce("Connected.");
     } else if (state === "offline") {
       announce("Connection lost. Reconnecting.");
+    } else if (state === "no-network") {
+      announce("No network. Reconnecting once it is back.");
     } else if (state === "signed-out") {
       announce("Signed out. Log in again to keep chatting.");
+    } else if (state === "deactivated") {
+      announce(text);
     }
   }
+  statusShown = { state, action, login };
 }
 
 export function showNotice(text) {

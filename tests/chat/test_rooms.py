@@ -108,6 +108,35 @@ def test_browse_lists_every_public_channel_and_nothing_private(person):
     ]
 
 
+def test_rooms_are_listed_by_name_ignoring_case(person):
+    """As the pages show them: "general" before "Project Plans", a conversation by its people."""
+    alice = person("alice")
+    for who in ("zed", "Bea", "carl"):
+        person(who)
+    for name in ("Project Plans", "apple", "Zoo", "design"):
+        services.room_create(actor=alice.user, name=name)
+    services.room_create(actor=alice.user, name="Attic")
+    services.room_update(actor=alice.user, room="attic", archived=True)
+    services.dm_open(actor=alice.user, usernames=["zed"])
+    services.dm_open(actor=alice.user, usernames=["Bea", "carl"])
+    services.dm_open(actor=alice.user, usernames=["carl"])
+
+    mine = alice.rooms()
+    channels = [r["name"] for r in mine if r["kind"] == "channel"]
+    assert channels == ["apple", "design", "general", "Project Plans", "Zoo"]
+    people = [", ".join(r["members"]) for r in mine if r["kind"] == "dm"]
+    assert people == ["Bea, carl", "carl", "zed"]
+    listed = alice.get("/api/rooms/", browse=1).json()["rooms"]
+    assert [r["name"] for r in listed] == [
+        "apple",
+        "design",
+        "general",
+        "Project Plans",
+        "Zoo",
+        "Attic",  # archived ones last
+    ]
+
+
 def test_joining_and_leaving_a_public_channel(person):
     alice, bob = person("alice"), person("bob")
     services.room_create(actor=alice.user, name="random")

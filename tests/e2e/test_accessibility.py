@@ -52,7 +52,8 @@ def test_the_room_page_in_every_state(pages, alice, bob, design):
     expect(menu).to_be_hidden()
 
     box = page.locator("#composer-input")
-    box.fill("@b")
+    box.click()
+    box.press_sequentially("@b")
     expect(page.locator("#mention-list")).to_be_visible()
     assert_accessible(page, "mention completion open")
     box.fill("")

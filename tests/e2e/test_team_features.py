@@ -529,6 +529,7 @@ def test_renames_archives_and_removals_reach_open_pages(alice, bob, random_room,
     settings_button = alice_page.get_by_role("button", name="Settings")
     settings_button.click()
     settings.get_by_role("button", name="Archive").click()
+    alice_page.locator("#confirm-dialog").get_by_role("button", name="Archive").click()
     expect(bob_page.locator("#archived-badge")).to_be_visible()
     expect(bob_page.locator("#composer-note")).to_contain_text("is archived: it is read-only")
     expect(bob_page.locator("#composer-input")).to_be_disabled()
