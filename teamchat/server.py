@@ -15,12 +15,23 @@ MAX_FRAME_BYTES = 128 * 1024
 # default. After a restart every client reconnects at once; those handshakes
 # should queue for a while rather than fail and come back again.
 CONNECT_TIMEOUT_SECONDS = 30
+# Connections the kernel completes while the server is busy, before it
+# accepts them. Twisted's default is 50: when a whole organization connects
+# at once (Monday morning, every tab after a deploy), the rest of the SYNs
+# are dropped and those clients retry after 1, 3, 7, 15, 31 s. The kernel caps
+# it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 4096
+
+
+def listen_endpoint(host: str, port: int) -> str:
+    """The Twisted endpoint daphne listens on (as its --bind/--port would, plus the backlog)."""
+    interface = host.strip("[]").replace(":", r"\:")
+    return f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
 
 
 def daphne_args(host: str, port: int, extra: list[str] | None = None) -> list[str]:
     return [
-        "--bind", host,
-        "--port", str(port),
+        "--endpoint", listen_endpoint(host, port),
         "--websocket-max-message-size", str(MAX_FRAME_BYTES),
         "--websocket-max-frame-size", str(MAX_FRAME_BYTES),
         "--websocket_connect_timeout", str(CONNECT_TIMEOUT_SECONDS),

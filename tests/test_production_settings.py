@@ -214,3 +214,12 @@ def test_every_environment_variable_is_in_env_example():
     )
     assert read, "no env reads found: the pattern is stale"
     assert read - listed == set()
+
+
+def test_the_server_listens_with_room_for_a_whole_organization_connecting_at_once():
+    from teamchat import server
+
+    args = server.daphne_args("127.0.0.1", 8123)
+    endpoint = args[args.index("--endpoint") + 1]
+    assert endpoint == "tcp:port=8123:interface=127.0.0.1:backlog=4096"
+    assert server.listen_endpoint("::1", 8000) == r"tcp:port=8000:interface=\:\:1:backlog=4096"
