@@ -7,6 +7,7 @@ from django.db import connection
 from django.test import Client
 
 from tests.conftest import CHROMIUM
+from tests.factories import UserFactory
 from tests.servers import start_server
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls made
@@ -28,6 +29,21 @@ CHROMIUM_ARGS = [
 # Going offline is announced after a grace period (5 s by default) so that a
 # reconnect does not flicker; pages here close for good, so half a second will do.
 SERVER_ENV = {"CHAT_PRESENCE_OFFLINE_GRACE_SECONDS": "0.5"}
+
+
+@pytest.fixture
+def alice(transactional_db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(transactional_db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def carol(transactional_db):
+    return UserFactory(username="carol")
 
 
 @pytest.fixture

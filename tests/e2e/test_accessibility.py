@@ -13,16 +13,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.processes]
 
 
 @pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def bob(transactional_db):
-    return UserFactory(username="bob")
-
-
-@pytest.fixture
 def design(alice, bob):
     """A channel alice manages, with bob in it and a few messages alice has not read."""
 

@@ -22,11 +22,6 @@ BACK_WITHIN_MS = 3000
 
 
 @pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
 def admin(transactional_db):
     return UserFactory(username="root", role=User.Role.ADMIN)
 

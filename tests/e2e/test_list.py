@@ -11,28 +11,12 @@ from chat import services
 from chat.models import Membership, Message
 from tests.e2e.conftest import off_the_loop
 from tests.e2e.helpers import message, message_menu, online, room_link, say, sent
-from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 
 BERLIN = ZoneInfo("Europe/Berlin")
 IN_BERLIN = {"timezone_id": "Europe/Berlin", "locale": "en-US"}
 CONTINUATION = re.compile(r"\bis-continuation\b")
-
-
-@pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def bob(transactional_db):
-    return UserFactory(username="bob")
-
-
-@pytest.fixture
-def carol(transactional_db):
-    return UserFactory(username="carol")
 
 
 @pytest.fixture

@@ -8,19 +8,8 @@ from playwright.sync_api import expect
 from chat import services
 from tests.e2e.conftest import off_the_loop
 from tests.e2e.helpers import message, message_menu, room_link, say, sent
-from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
-
-
-@pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def bob(transactional_db):
-    return UserFactory(username="bob")
 
 
 @pytest.fixture

@@ -19,21 +19,10 @@ from tests.e2e.helpers import (
     sent,
     set_tab_hidden,
 )
-from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 
 HOSTILE = "**bold** <img src=x onerror=alert(1)> [x](javascript:alert(1))"
-
-
-@pytest.fixture
-def alice(transactional_db):
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def bob(transactional_db):
-    return UserFactory(username="bob")
 
 
 @pytest.fixture
@@ -51,11 +40,6 @@ def same_document(page: Page) -> None:
 
 def still_same_document(page: Page) -> bool:
     return page.evaluate("window.__sameDocument === true")
-
-
-@pytest.fixture
-def carol(transactional_db):
-    return UserFactory(username="carol")
 
 
 def test_a_private_channel_created_and_shared_through_the_ui(alice, bob, carol, pages):
