@@ -1,4 +1,7 @@
+import secrets
+
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -173,3 +176,55 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.kind}"
+
+
+def _upload_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def uploads_storage() -> Storage:
+    """Where uploaded files live: the `uploads` alias of STORAGES (a local directory by default)."""
+    return storages["uploads"]
+
+
+class Upload(models.Model):
+    """A file someone uploaded: private to its uploader until a message carries it.
+
+    `key` is the unguessable part of its URL (access is still checked on every
+    download). `content_type` comes from the bytes, never from the client.
+    Images carry their size (and a thumbnail's) so the page can lay them out
+    before they load.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.CharField(max_length=32, unique=True, default=_upload_key, editable=False)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    # Set once, when a message is sent with it; an upload belongs to one message.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=100)
+    file = models.FileField(storage=uploads_storage, max_length=255)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail = models.FileField(storage=uploads_storage, max_length=255, blank=True)
+    thumb_width = models.PositiveIntegerField(null=True, blank=True)
+    thumb_height = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The uploader's quota, and the sweep of uploads never attached.
+            models.Index(fields=["uploader", "created"], name="upload_uploader_created"),
+            models.Index(
+                fields=["created"], condition=Q(message__isnull=True), name="upload_unattached"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.name} by {self.uploader_id}"

@@ -291,9 +291,16 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TeamChat <noreply@lo
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files people upload: a private directory outside the static files (never
+# served by whitenoise or a web server directly; every download is checked).
+UPLOADS_DIR = Path(env("UPLOADS_DIR", default=str(BASE_DIR / "var" / "uploads")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "teamchat.storage.StaticFilesStorage"},
+    "uploads": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(UPLOADS_DIR), "base_url": None},
+    },
 }
 
 # --- Internationalisation -------------------------------------------------
