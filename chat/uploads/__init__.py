@@ -1,0 +1,1 @@
+"""Files people upload: storing, checking, serving, and attaching them to messages."""
