@@ -14,7 +14,7 @@ def upload_url(upload: Upload) -> str:
 def thumbnail_url(upload: Upload) -> str | None:
     if not upload.thumbnail:
         return None
-    return f"/files/{upload.id}/{upload.key}/thumbnail"
+    return f"/thumbs/{upload.id}/{upload.key}"
 
 
 def attachment_data(upload: Upload) -> dict[str, Any]:
