@@ -74,3 +74,15 @@ def check_write(slug: str, *, public: bool, is_member: bool, archived: bool) -> 
 def readable_through(user_id: int, field: str = "room") -> Q:
     """Q for rows (messages, ...) whose room `field` the user may read: readable_by, through it."""
     return readable_by(user_id, prefix=f"{field}__")
+
+
+def downloadable_by(user_id: int) -> Q:
+    """Q for uploads the user may download: the same rule as the messages that carry them.
+
+    The uploader may fetch a file until a message carries it; after that,
+    whoever may read that message (readable_by its room) may, the uploader
+    included. A deleted message takes its files with it, for everyone.
+    """
+    unshared = Q(uploader_id=user_id, message__isnull=True)
+    shared = Q(message__is_deleted=False) & readable_through(user_id, field="message__room")
+    return unshared | shared

@@ -38,6 +38,8 @@ STATUS = {
     Code.NO_SUCH_ROOM: 404,
     Code.NOT_FOUND: 404,
     Code.RATE_LIMITED: 429,
+    Code.TOO_LARGE: 413,
+    Code.QUOTA_EXCEEDED: 413,
 }
 
 

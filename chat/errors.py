@@ -29,6 +29,8 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CSRF_FAILED = "csrf_failed"
     UNAVAILABLE = "unavailable"
+    TOO_LARGE = "too_large"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 class ChatError(Exception):
@@ -99,3 +101,39 @@ class Unavailable(ChatError):
         super().__init__(
             Code.UNAVAILABLE, "That could not be done; retry (a send with the same nonce)."
         )
+
+
+class NoSuchUpload(ChatError):
+    """No file the user may download at that address: never says whether it exists."""
+
+    def __init__(self) -> None:
+        super().__init__(Code.NOT_FOUND, "No such file.")
+
+
+class FileTooLarge(ChatError):
+    """A file over UPLOADS_MAX_BYTES: refused while it streams in, nothing stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(Code.TOO_LARGE, f"Files may be at most {_size(limit)}.")
+
+
+class QuotaExceeded(ChatError):
+    """The file would take the uploader past their storage quota: nothing stored."""
+
+    def __init__(self, quota: int) -> None:
+        super().__init__(
+            Code.QUOTA_EXCEEDED,
+            f"Your files would take more than your {_size(quota)} of storage; "
+            "delete some messages with files first.",
+        )
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.3g} {unit}"
+        value /= 1024
+    raise AssertionError  # unreachable: the loop returns at GiB

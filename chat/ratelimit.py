@@ -200,3 +200,9 @@ def hourly_allowed(what: str, user_id: int, limit: int) -> bool:
     except ValueError:  # expired between the two calls: a new hour
         cache.set(key, 1, timeout=3700)
         return True
+
+
+# Files uploaded, in every process: each is stored, typed and maybe thumbnailed.
+uploads = SharedRateLimiter(
+    settings.UPLOADS_RATE_LIMIT, settings.UPLOADS_RATE_BURST, name="uploads"
+)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import api, views
+from .uploads import views as uploads
 
 app_name = "chat"
 
@@ -21,6 +22,9 @@ urlpatterns = [
         name="api-room-member",
     ),
     path("api/dms/", api.dms, name="api-dms"),
+    path("api/uploads/", uploads.upload, name="api-uploads"),
+    path("files/<int:upload_id>/<str:key>/<path:name>", uploads.download, name="upload-file"),
+    path("thumbs/<int:upload_id>/<str:key>", uploads.thumbnail, name="upload-thumbnail"),
     path("api/users/", api.users, name="api-users"),
     path("api/emoji/", api.emoji, name="api-emoji"),
     path("api/messages/<int:message_id>/", api.message_detail, name="api-message"),

@@ -5,8 +5,13 @@ command and by the tests that start real server processes.
 """
 
 import argparse
+import io
+import json
+from typing import Any
 
+import daphne.server
 from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory, WebRequest
 
 # PROTOCOL.md: frames up to 128 KiB are always read; daphne refuses larger
 # ones itself (closing with 1009) before they reach the application.
@@ -40,11 +45,74 @@ def daphne_args(host: str, port: int, extra: list[str] | None = None) -> list[st
     ]  # fmt: skip
 
 
+def body_limit() -> int:
+    """The largest request body accepted: one upload at the limit plus its multipart framing."""
+    from django.conf import settings
+
+    return int(settings.UPLOADS_MAX_BYTES + settings.UPLOADS_MULTIPART_SLACK)
+
+
+class BoundedRequest(WebRequest):
+    """A request whose body may not pass `body_limit()`: refused with 413 as it arrives.
+
+    daphne (through Twisted) reads a whole body, to a temporary file, before
+    the application sees any of it. Here a declared Content-Length over the
+    limit is answered as soon as the headers are in, before any of the body
+    is read; a chunked body is answered the moment it passes the limit. The
+    connection then closes, and nothing more of the body is kept.
+    """
+
+    refused = False
+    received = 0
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802  (Twisted's interface)
+        if length is not None and length > body_limit():
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
+        if self.refused:
+            return
+        self.received += len(data)
+        if self.received > body_limit():
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def _refuse(self) -> None:
+        self.refused = True
+        self.content = io.BytesIO()
+        # No "100 Continue" for a body that will not be read.
+        self.requestHeaders.removeHeader(b"expect")
+        limit_mib = body_limit() / (1024 * 1024)
+        body = json.dumps(
+            {"error": "too_large", "detail": f"The request body is over {limit_mib:.3g} MiB."}
+        ).encode()
+        head = (
+            "HTTP/1.1 413 Content Too Large\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "X-Content-Type-Options: nosniff\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        self.channel.transport.write(head.encode() + body)
+        self.channel.loseConnection()
+
+
+class BoundedHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = BoundedRequest
+        return protocol
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     known, extra = parser.parse_known_args()
+    daphne.server.HTTPFactory = BoundedHTTPFactory
     CommandLineInterface().run(daphne_args(known.host, known.port, extra))
 
 

@@ -28,9 +28,7 @@ _EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # noqa: S105  (refuse
 
 def _secret_key() -> str:
     key = env.str("DJANGO_SECRET_KEY", default="")
-    if key and not DEBUG and (
-        key == _EXAMPLE_SECRET_KEY or len(key) < 50 or len(set(key)) < 5
-    ):
+    if key and not DEBUG and (key == _EXAMPLE_SECRET_KEY or len(key) < 50 or len(set(key)) < 5):
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is the example's placeholder or too weak: use at least 50 "
             "random characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'"
@@ -294,13 +292,33 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Files people upload: a private directory outside the static files (never
 # served by whitenoise or a web server directly; every download is checked).
 UPLOADS_DIR = Path(env("UPLOADS_DIR", default=str(BASE_DIR / "var" / "uploads")))
+# Or an S3-compatible bucket (AWS, MinIO, Ceph...) when UPLOADS_S3_BUCKET is
+# set: private objects, no public or signed URLs handed out; downloads still
+# pass the access check and are streamed (or handed to the proxy).
+UPLOADS_S3_BUCKET = env.str("UPLOADS_S3_BUCKET", default="")
+_uploads_storage: dict = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(UPLOADS_DIR), "base_url": None},
+}
+if UPLOADS_S3_BUCKET:
+    _uploads_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": UPLOADS_S3_BUCKET,
+            "endpoint_url": env.str("UPLOADS_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("UPLOADS_S3_REGION", default="") or None,
+            "access_key": env.str("UPLOADS_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("UPLOADS_S3_SECRET_ACCESS_KEY", default="") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+            "location": env.str("UPLOADS_S3_PREFIX", default="uploads"),
+        },
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "teamchat.storage.StaticFilesStorage"},
-    "uploads": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(UPLOADS_DIR), "base_url": None},
-    },
+    "uploads": _uploads_storage,
 }
 
 # --- Internationalisation -------------------------------------------------
@@ -346,6 +364,45 @@ CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = env.float("CHAT_PRESENCE_OFFLINE_GRACE_SEC
 # How often an open socket re-checks that its session is still valid, so a
 # session that simply expires closes its sockets too.
 CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=60)
+
+# --- Uploads --------------------------------------------------------------
+# Largest file (bytes). Counted while the body streams in: the server refuses
+# a request declaring more (plus UPLOADS_MULTIPART_SLACK for the multipart
+# framing) before reading it, and stops reading a chunked one past it.
+UPLOADS_MAX_BYTES = env.int("UPLOADS_MAX_BYTES", default=25 * 1024 * 1024)
+UPLOADS_MULTIPART_SLACK = 64 * 1024
+# What one account may keep stored (bytes, every upload it has not deleted).
+UPLOADS_QUOTA_BYTES = env.int("UPLOADS_QUOTA_BYTES", default=1024 * 1024 * 1024)
+# Uploads per user: a token bucket (per second, burst), across processes.
+UPLOADS_RATE_LIMIT = env.float("UPLOADS_RATE_LIMIT", default=0.5)
+UPLOADS_RATE_BURST = env.int("UPLOADS_RATE_BURST", default=20)
+# The box thumbnails fit in (never enlarged).
+UPLOADS_THUMBNAIL_SIZE = (
+    env.int("UPLOADS_THUMBNAIL_WIDTH", default=480),
+    env.int("UPLOADS_THUMBNAIL_HEIGHT", default=360),
+)
+# Uploads no message carries are deleted after this many hours (uploads_prune).
+UPLOADS_UNATTACHED_HOURS = env.int("UPLOADS_UNATTACHED_HOURS", default=24)
+# Who sends the bytes once the access check has passed: this process
+# ("django", streamed from the storage), or the proxy in front of it
+# ("x-accel-redirect" for nginx, "x-sendfile" for Apache/lighttpd), given the
+# file's path under UPLOADS_INTERNAL_PREFIX (nginx: an `internal` location;
+# X-Sendfile: a directory prefix, UPLOADS_DIR by default).
+UPLOADS_SERVE = env.str("UPLOADS_SERVE", default="django")
+if UPLOADS_SERVE not in ("django", "x-accel-redirect", "x-sendfile"):
+    raise ImproperlyConfigured("UPLOADS_SERVE must be django, x-accel-redirect or x-sendfile.")
+if UPLOADS_SERVE != "django" and UPLOADS_S3_BUCKET:
+    raise ImproperlyConfigured("UPLOADS_SERVE proxy modes need the local UPLOADS_DIR storage.")
+UPLOADS_INTERNAL_PREFIX = env.str(
+    "UPLOADS_INTERNAL_PREFIX",
+    default="/_uploads/" if UPLOADS_SERVE != "x-sendfile" else str(UPLOADS_DIR) + "/",
+)
+# Uploaded files go to a temporary file on disk as they are parsed, never to
+# memory, after the first handler has counted them against UPLOADS_MAX_BYTES.
+FILE_UPLOAD_HANDLERS = [
+    "chat.uploads.handlers.SizeLimitHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Operations -----------------------------------------------------------
 # /metrics answers loopback clients, and others that present this token as

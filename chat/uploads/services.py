@@ -1,0 +1,128 @@
+"""Writing uploads: storing a new file, and deleting those no message ever carried."""
+
+import functools
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from accounts.models import User
+from chat.errors import ChatError, Code, FileTooLarge, QuotaExceeded, RateLimited
+from chat.models import Upload, uploads_storage
+from chat.ratelimit import uploads as upload_limiter
+
+from . import images
+from .sniff import clean_name, sniff
+
+log = logging.getLogger(__name__)
+
+
+def _file_path(key: str) -> str:
+    # Never the uploader's name: a storage path (or S3 key) they cannot steer.
+    return f"files/{key[:2]}/{key}"
+
+
+def _thumb_path(key: str, content_type: str) -> str:
+    return f"thumbs/{key[:2]}/{key}.{'png' if content_type == 'image/png' else 'jpg'}"
+
+
+def upload_check_rate(*, uploader_id: int) -> None:
+    """RateLimited when the user has uploaded too much too fast (before the body is read)."""
+    if not upload_limiter.allow(uploader_id):
+        raise RateLimited()
+
+
+def _stored_bytes(uploader_id: int) -> int:
+    total = Upload.objects.filter(uploader_id=uploader_id).aggregate(total=Sum("size"))["total"]
+    return int(total or 0)
+
+
+def upload_create(*, uploader: User, file: File, name: str) -> Upload:
+    """Store `file` (a file on disk) as the uploader's, its type read from its bytes.
+
+    Refuses an empty file (invalid), one over UPLOADS_MAX_BYTES (too_large)
+    and one that would take the uploader past UPLOADS_QUOTA_BYTES
+    (quota_exceeded). Images PNG/JPEG/GIF/WebP that Pillow opens and
+    libmagic agrees on get their upright size and a thumbnail without
+    metadata; every other file is kept as it is, with its sniffed type, and
+    is only ever served as an attachment. The file is private to its
+    uploader until a message carries it.
+    """
+    size = file.size or 0
+    if size <= 0:
+        raise ChatError(Code.INVALID, "The file is empty.")
+    if size > settings.UPLOADS_MAX_BYTES:
+        raise FileTooLarge(settings.UPLOADS_MAX_BYTES)
+    quota = settings.UPLOADS_QUOTA_BYTES
+    if _stored_bytes(uploader.pk) + size > quota:
+        raise QuotaExceeded(quota)
+
+    sniffed = sniff(file)
+    upload = Upload(
+        uploader=uploader, name=clean_name(name), size=size, content_type=sniffed.content_type
+    )
+    storage = uploads_storage()
+    rendered = None
+    if sniffed.image is not None:
+        upload.width, upload.height = sniffed.image.width, sniffed.image.height
+        rendered = images.thumbnail(sniffed.image, settings.UPLOADS_THUMBNAIL_SIZE)
+        sniffed.image.close()
+    # Streamed: a file on disk is moved (or copied in chunks), never read whole.
+    file.seek(0)
+    upload.file.name = storage.save(_file_path(upload.key), file)
+    if rendered is not None:
+        upload.thumbnail.name = storage.save(
+            _thumb_path(upload.key, rendered.content_type), ContentFile(rendered.data)
+        )
+        upload.thumb_width, upload.thumb_height = rendered.width, rendered.height
+    try:
+        with transaction.atomic():
+            # One upload of a user at a time past this point, so two at once
+            # cannot both fit the quota's last gap.
+            User.objects.select_for_update().filter(pk=uploader.pk).first()
+            if _stored_bytes(uploader.pk) + size > quota:
+                raise QuotaExceeded(quota)
+            upload.save()
+    except BaseException:
+        _delete_files(upload)
+        raise
+    return upload
+
+
+def _delete_files(upload: Upload) -> None:
+    storage = uploads_storage()
+    for field in (upload.file, upload.thumbnail):
+        if field and field.name:
+            try:
+                storage.delete(field.name)
+            except OSError:
+                log.warning("could not delete stored file %s", field.name)
+
+
+def uploads_prune(*, now: datetime | None = None) -> int:
+    """Delete uploads no message carries that are older than UPLOADS_UNATTACHED_HOURS.
+
+    Their files and thumbnails go first, then the rows; returns how many.
+    Safe to run from several places at once (a row already gone is skipped).
+    """
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.UPLOADS_UNATTACHED_HOURS)
+    pruned = 0
+    stale = Upload.objects.filter(message__isnull=True, created__lt=cutoff).order_by("id")
+    for upload in stale.iterator(chunk_size=500):
+        with transaction.atomic():
+            locked = (
+                Upload.objects.select_for_update(skip_locked=True)
+                .filter(pk=upload.pk, message__isnull=True)
+                .first()
+            )
+            if locked is None:
+                continue  # sent with a message meanwhile, or another prune has it
+            locked.delete()
+            transaction.on_commit(functools.partial(_delete_files, locked))
+            pruned += 1
+    return pruned
