@@ -311,7 +311,10 @@ if UPLOADS_S3_BUCKET:
             "secret_key": env.str("UPLOADS_S3_SECRET_ACCESS_KEY", default="") or None,
             "default_acl": "private",
             "querystring_auth": True,
-            "file_overwrite": False,
+            # Keys are random and never reused: no existence check per save.
+            "file_overwrite": True,
+            # A download is buffered on disk past 1 MiB, never whole in memory.
+            "max_memory_size": 1024 * 1024,
             "location": env.str("UPLOADS_S3_PREFIX", default="uploads"),
         },
     }

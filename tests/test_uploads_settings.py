@@ -29,6 +29,8 @@ def test_an_s3_bucket_in_the_environment_switches_uploads_to_private_s3_storage(
     assert options["region_name"] == "eu-central-1"
     assert (options["access_key"], options["secret_key"]) == ("key-id", "secret")
     assert options["default_acl"] == "private"
+    # Downloads stream through a file that spills to disk, not one held in memory.
+    assert 0 < options["max_memory_size"] <= 8 * 1024 * 1024
     # Static files are not touched.
     assert got["STORAGES"]["staticfiles"]["BACKEND"] == "teamchat.storage.StaticFilesStorage"
 

@@ -98,6 +98,19 @@ def test_an_image_is_stored_with_its_size_and_a_thumbnail_and_served_inline(pers
     assert response["Cache-Control"].startswith("private")
 
 
+def test_head_answers_the_headers_without_the_bytes(person):
+    alice, bob = person("alice"), person("bob")
+    data = b"%PDF-1.4\n%%EOF\n"
+    got = uploaded(alice, data, "a.pdf")
+    response = alice.client.head(got["url"])
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response["Content-Length"] == str(len(data))
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert bob.client.head(got["url"]).status_code == 404
+
+
 def test_html_named_png_is_typed_html_and_only_ever_downloaded(person):
     alice = person("alice")
     page = b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>"
