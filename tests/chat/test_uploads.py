@@ -2,6 +2,8 @@
 
 import io
 import re
+import struct
+import zlib
 from datetime import timedelta
 from urllib.parse import unquote
 
@@ -170,15 +172,30 @@ def test_a_pdf_is_a_download_card_not_an_image(person):
     assert response["Content-Disposition"].startswith("attachment;")
 
 
-def test_a_png_that_lies_about_its_pixels_is_stored_as_a_plain_attachment(person, monkeypatch):
-    from chat.uploads import images
+def png_bomb() -> bytes:
+    """74 bytes of PNG that claim 100,000 x 100,000 pixels (10 gigapixels)."""
 
-    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_is_never_decoded_and_is_only_a_download(person):
     alice = person("alice")
-    got = uploaded(alice, image_bytes("PNG", (100, 100)), "bomb.png")
+    got = uploaded(alice, png_bomb(), "bomb.png")
+    assert got["content_type"] == "image/png"
     assert got["width"] is None and got["thumbnail"] is None
     response = alice.client.get(got["url"])
     assert response["Content-Disposition"].startswith("attachment;")
+    assert response["X-Content-Type-Options"] == "nosniff"
 
 
 # --- Thumbnails ------------------------------------------------------------
