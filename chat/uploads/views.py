@@ -6,6 +6,7 @@ browser: nosniff, a sandboxing Content-Security-Policy, and
 `Content-Disposition: attachment` for everything but confirmed raster images.
 """
 
+import logging
 import unicodedata
 from urllib.parse import quote
 
@@ -24,6 +25,8 @@ from . import selectors, services
 from .data import attachment_data
 from .handlers import refusal
 from .sniff import is_inline
+
+log = logging.getLogger(__name__)
 
 # Nothing in a served file may run, load anything or be framed as this site.
 FILE_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
@@ -89,8 +92,13 @@ def _serve(
         elif size is not None:
             response["Content-Length"] = str(size)
     else:
+        try:
+            stored = uploads_storage().open(path, "rb")
+        except FileNotFoundError:
+            log.error("upload file missing from the storage: %s", path)
+            return _not_found()
         # Streamed from the storage in chunks; never read whole.
-        response = FileResponse(uploads_storage().open(path, "rb"), content_type=content_type)
+        response = FileResponse(stored, content_type=content_type)
         if size is not None:
             response["Content-Length"] = str(size)
     for name, value in headers.items():

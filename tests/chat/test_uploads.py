@@ -399,6 +399,14 @@ def test_a_room_member_downloads_a_shared_file_and_loses_it_when_the_message_goe
         assert who.client.get(got["thumbnail"]["url"]).status_code == 404
 
 
+def test_a_file_missing_from_the_storage_is_a_404_not_an_error(person):
+    alice = person("alice")
+    got = uploaded(alice, b"%PDF-1.4\n%%EOF\n", "gone.pdf")
+    uploads_storage().delete(Upload.objects.get().file.name)
+    response = alice.client.get(got["url"])
+    assert response.status_code == 404
+
+
 # --- Proxy modes ------------------------------------------------------------
 
 
