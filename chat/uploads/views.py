@@ -17,7 +17,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBas
 from django.http.multipartparser import MultiPartParserError
 
 from accounts.http import AuthenticatedRequest
-from chat.api import _api, allow
+from chat.api import allow, api_view
 from chat.errors import ChatError, Code, NoSuchUpload
 from chat.models import uploads_storage
 
@@ -34,7 +34,7 @@ _THUMB_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 
 
 @allow("POST")
-@_api
+@api_view
 def upload(request: AuthenticatedRequest) -> JsonResponse:
     """One file in the multipart field `file` -> 201 {"upload": attachment}."""
     services.upload_check_rate(uploader_id=request.user.pk)
