@@ -327,6 +327,24 @@ def test_a_file_over_the_limit_is_413_and_stops_being_read_at_the_limit(
     assert not uploads_dir.exists() or not any(p.is_file() for p in uploads_dir.rglob("*"))
 
 
+def test_even_a_small_file_is_parsed_to_disk_not_memory(person, monkeypatch):
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    from chat.uploads import services
+
+    seen = []
+    real = services.upload_create
+
+    def recording(**kwargs):
+        seen.append(type(kwargs["file"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "upload_create", recording)
+    alice = person("alice")
+    uploaded(alice, b"tiny", "tiny.txt")
+    assert seen == [TemporaryUploadedFile]
+
+
 def test_a_file_at_the_limit_is_accepted(person, settings):
     settings.UPLOADS_MAX_BYTES = 64 * 1024
     alice = person("alice")
