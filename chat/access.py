@@ -77,12 +77,17 @@ def readable_through(user_id: int, field: str = "room") -> Q:
 
 
 def downloadable_by(user_id: int) -> Q:
-    """Q for uploads the user may download: the same rule as the messages that carry them.
+    """Q for uploads the user may download (PROTOCOL v2, Uploads).
 
-    The uploader may fetch a file until a message carries it; after that,
-    whoever may read that message (readable_by its room) may, the uploader
-    included. A deleted message takes its files with it, for everyone.
+    The uploader always, and the members of the room whose message carries
+    the file. Stricter than reading: someone reading a public channel they
+    have not joined sees the message but not its files until they join, as
+    the contract says. A deleted message takes its files with it, for
+    everyone.
     """
+    member_of = Membership.objects.filter(user_id=user_id).values("room_id")
     unshared = Q(uploader_id=user_id, message__isnull=True)
-    shared = Q(message__is_deleted=False) & readable_through(user_id, field="message__room")
+    shared = Q(message__is_deleted=False) & (
+        Q(uploader_id=user_id) | Q(message__room_id__in=member_of)
+    )
     return unshared | shared

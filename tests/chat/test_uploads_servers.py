@@ -103,6 +103,17 @@ def test_who_may_download_a_file(server, login_cookie):
     services.message_delete(actor=alice, message_id=message.pk)
     assert allowed() == nobody
 
+    # Shared in a public channel: its members, not carol, who may read the
+    # channel without having joined it.
+    response, data = upload(server, cookies["alice"], "notes.txt", b"agenda\n")
+    url = json.loads(data)["upload"]["url"]
+    lobby = RoomFactory(slug="lobby", is_private=False, created_by=alice)
+    for member in (alice, bob):
+        MembershipFactory(room=lobby, user=member)
+    posted = MessageFactory(room=lobby, author=alice, body="")
+    Upload.objects.filter(pk=json.loads(data)["upload"]["id"]).update(message=posted)
+    assert allowed() == {**nobody, "alice": True, "bob": True}
+
 
 def read_response(sock: socket.socket) -> bytes:
     sock.settimeout(10)
