@@ -70,7 +70,7 @@ export class Store {
     this.messages = new Map(); // message id -> message data (this room), in no particular order
     this.lastId = 0; // highest message id held
     this.oldestId = null; // smallest message id held
-    this.outbox = new Map(); // nonce -> {nonce, body, created, state: "pending"|"failed", reason, sent}, in the order typed
+    this.outbox = new Map(); // nonce -> {nonce, body, created, attachments, state: "pending"|"failed", reason, sent}, in the order typed
     // The server's per-user send bucket as the page can estimate it (rate per
     // second, burst): sends are paced under it instead of being refused.
     this.sendRate = typeof config.sendRate === "number" && config.sendRate > 0 ? config.sendRate : 0;
@@ -164,6 +164,9 @@ export class Store {
         break;
       case "reaction":
         this.applyReaction(data);
+        break;
+      case "attachment_removed":
+        this.applyAttachmentRemoved(data);
         break;
       case "read":
         if (typeof data.room === "string") {
@@ -270,13 +273,23 @@ export class Store {
       return; // not loaded here; it shows as edited when loaded
     }
     const changes = {};
-    ["body", "html", "edited", "mentions"].forEach((key) => {
+    ["body", "html", "edited", "mentions", "attachments"].forEach((key) => {
       if (key in data) {
         changes[key] = data[key];
       }
     });
     const message = this.holdMessage(Object.assign(changes, { id: data.id }));
     this.emit("message-edited", { message, changes });
+  }
+
+  /* An admin removed a file: the message shows the rest of its attachments. */
+  applyAttachmentRemoved(data) {
+    const message = data.room === this.room && typeof data.message === "number" ? this.messages.get(data.message) : null;
+    if (!message || !Array.isArray(message.attachments) || typeof data.id !== "number") {
+      return;
+    }
+    const changes = { attachments: message.attachments.filter((a) => a.id !== data.id) };
+    this.emit("message-edited", { message: this.holdMessage(Object.assign({}, changes, { id: message.id })), changes });
   }
 
   applyReaction(data) {
@@ -535,9 +548,13 @@ export class Store {
   // every unsent message behind it too, and retryAll() puts them all back in
   // line, in order. So the list shows them where they were typed.
 
-  /* A message typed here: pending until the server's `message` with its nonce comes back. */
-  queue(body, nonce, created) {
-    const entry = { nonce, body, created, user: this.me, state: "pending", reason: null, sent: false };
+  /*
+   * A message typed here: pending until the server's `message` with its nonce
+   * comes back. `attachments` are its uploads (attachment objects, shown while
+   * pending); every send of it, retries included, carries the same ids.
+   */
+  queue(body, nonce, created, attachments = []) {
+    const entry = { nonce, body, created, attachments, user: this.me, state: "pending", reason: null, sent: false };
     this.outbox.set(nonce, entry);
     return entry;
   }
