@@ -78,6 +78,8 @@ def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 "sendRate": settings.CHAT_RATE_LIMIT,
                 "sendBurst": settings.CHAT_RATE_BURST,
                 "pageSize": ROOM_PAGE_MESSAGES,
+                # Checked before uploading, so a file too large is said at once.
+                "uploadMaxBytes": settings.UPLOADS_MAX_BYTES,
                 "messages": api.messages_data(messages, current.slug),
                 "seq": seq,
                 "isMember": is_member,

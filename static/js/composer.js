@@ -3,8 +3,10 @@
  * resent with the same nonce after a reconnect), @mention completion, the
  * typing hint this page sends and the "… is typing" line it shows, and the
  * room's draft (drafts.js), kept while typing and dropped once it is sent.
+ * Files attached (composerfiles.js) go with the message once uploaded.
  */
 import { api, el } from "./common.js";
+import { setupComposerFiles } from "./composerfiles.js";
 import { browserStorage, createDrafts } from "./drafts.js";
 import { shortcodeQuery } from "./emoji.js";
 import { avatarClass, firstLetter } from "./render.js";
@@ -56,6 +58,16 @@ export function setupComposer(ctx) {
   let typingSentAt = 0;
   let typingTimer = null;
   const drafts = createDrafts(browserStorage(), me);
+  // Enter while files upload: the message goes when they are done.
+  let waiting = false;
+  const files = setupComposerFiles(ctx, {
+    onIdle: () => {
+      if (waiting) {
+        waiting = false;
+        submit();
+      }
+    },
+  });
 
   // --- the draft ---------------------------------------------------------------
 
@@ -112,7 +124,11 @@ export function setupComposer(ctx) {
       return;
     }
     const entry = next.entry;
-    if (!ctx.socket.send({ type: "send", room: store.room, body: entry.body, nonce: entry.nonce })) {
+    const frame = { type: "send", room: store.room, body: entry.body, nonce: entry.nonce };
+    if (entry.attachments && entry.attachments.length) {
+      frame.attachments = entry.attachments.map((a) => a.id); // the same ids on every retry
+    }
+    if (!ctx.socket.send(frame)) {
       return;
     }
     store.outboxSent(entry.nonce);
@@ -130,10 +146,24 @@ export function setupComposer(ctx) {
       return;
     }
     const text = els.input.value;
-    if (text.trim() === "" || tooLong(text, "That message is too long")) {
+    const state = files.sendState(text);
+    const wasWaiting = waiting;
+    waiting = false;
+    if (state === "empty") {
+      if (wasWaiting) {
+        files.say(""); // the files it waited for were removed
+      }
       return;
     }
-    const entry = store.queue(text, makeNonce(), new Date().toISOString());
+    if (tooLong(text, "That message is too long")) {
+      return;
+    }
+    if (state === "wait") {
+      waiting = true;
+      files.say("Sending when the files are uploaded…");
+      return;
+    }
+    const entry = store.queue(text, makeNonce(), new Date().toISOString(), files.take());
     ctx.messages.addPending(entry);
     els.input.value = "";
     drafts.save(store.room, text, entry.nonce); // kept until the server has stored it
@@ -509,6 +539,7 @@ export function setupComposer(ctx) {
     }
     // Keep the focus (and a phone's keyboard) in the textarea when Send is tapped.
     els.send.addEventListener("mousedown", (event) => event.preventDefault());
+    files.start();
     restoreDraft();
   }
 

@@ -10,6 +10,7 @@
  * tree (which hashed static names need: see docs/architecture.md).
  */
 import { setupActions } from "./actions.js";
+import { setupViewer } from "./attachments.js";
 import { setupComposer } from "./composer.js";
 import { setupDialogs } from "./dialogs.js";
 import { setupMentionInvite } from "./mentioninvite.js";
@@ -43,6 +44,7 @@ function start(config) {
         els.input.disabled = true;
         els.send.disabled = true;
         els.emojiButton.disabled = true;
+        els.attachButton.disabled = true;
       }
     },
   });
@@ -58,6 +60,7 @@ function start(config) {
   ctx.emoji = setupEmojiPicker();
   ctx.notifications = setupNotifications(ctx);
   ctx.messages = setupMessages(ctx);
+  ctx.viewer = setupViewer(els.viewer, els.list);
   ctx.composer = setupComposer(ctx);
   ctx.mentionInvite = setupMentionInvite(ctx);
   ctx.actions = setupActions(ctx);

@@ -8,6 +8,7 @@
  * a message's `html`, which the server renders from Markdown and sanitizes
  * (chat.formatting): it goes in through setSanitizedHtml() and nowhere else.
  */
+import { setAttachments } from "./attachments.js";
 import { el } from "./common.js";
 
 function pad2(n) {
@@ -165,6 +166,9 @@ export function updateMessage(li, m, me) {
   }
   if (m.reactions && typeof m.reactions === "object") {
     setReactions(li, m.reactions, me);
+  }
+  if (Array.isArray(m.attachments)) {
+    setAttachments(li, m.attachments);
   }
 }
 

@@ -52,6 +52,7 @@ export function setupRoom(ctx) {
       els.input.disabled = !writable || signedOut;
       els.send.disabled = !writable || signedOut;
       els.emojiButton.disabled = !writable || signedOut;
+      els.attachButton.disabled = !writable || signedOut;
       const where = store.isChannel() ? "#" + roomInfo.name : roomLabel(roomInfo, me);
       els.input.placeholder = "Message " + where;
     }

@@ -53,6 +53,7 @@ export class Store {
    */
   constructor(config, { visible = () => true, now = () => Date.now() } = {}) {
     this.me = config.user;
+    this.uploadMaxBytes = typeof config.uploadMaxBytes === "number" ? config.uploadMaxBytes : Infinity;
     this.room = config.room;
     this.roomInfo = Object.assign(
       { slug: config.room, name: config.roomName, topic: "", kind: config.roomKind, private: false, archived: false },
