@@ -18,14 +18,15 @@ const KIND_LABELS = {
   other: "File",
 };
 
-const KIND_ICONS = {
-  pdf: "📄",
-  archive: "🗜",
-  text: "📝",
-  audio: "🎵",
-  video: "🎬",
-  image: "🖼",
-  other: "📎",
+// A short tag in a coloured square (no icon font or emoji font needed).
+const KIND_TAGS = {
+  pdf: "PDF",
+  archive: "ZIP",
+  text: "TXT",
+  audio: "AUD",
+  video: "VID",
+  image: "IMG",
+  other: "FILE",
 };
 
 function imageItem(a) {
@@ -57,7 +58,7 @@ function fileItem(a) {
   const kind = fileKind(a.content_type);
   const item = el("li", "attachment attachment-file");
   item.dataset.kind = kind;
-  const icon = el("span", "attachment-icon", KIND_ICONS[kind]);
+  const icon = el("span", "attachment-icon", KIND_TAGS[kind]);
   icon.setAttribute("aria-hidden", "true");
   const text = el("span", "attachment-text");
   const kindLabel = el("span", "visually-hidden", KIND_LABELS[kind] + ": ");

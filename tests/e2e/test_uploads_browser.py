@@ -27,9 +27,8 @@ PDF = (
 def live_server_process(request, transactional_db, tmp_path):
     """The server, storing uploads in a directory of this test's own."""
     marker = request.node.get_closest_marker("server_env")
-    server = start_server(
-        **{**SERVER_ENV, "UPLOADS_DIR": str(tmp_path / "uploads"), **(marker.kwargs if marker else {})}
-    )
+    env = {**SERVER_ENV, "UPLOADS_DIR": str(tmp_path / "uploads")}
+    server = start_server(**{**env, **(marker.kwargs if marker else {})})
     yield server
     server.stop()
 
@@ -61,7 +60,9 @@ PASTE = """
   data.items.add(new File([bytes], name, { type }));
   const box = document.getElementById("composer-input");
   box.focus();
-  return box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+  const init = { clipboardData: data, bubbles: true, cancelable: true };
+  const paste = new ClipboardEvent("paste", init);
+  return box.dispatchEvent(paste);
 }
 """
 
@@ -70,7 +71,8 @@ DRAG = """
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const data = new DataTransfer();
   data.items.add(new File([bytes], name, { type: "application/pdf" }));
-  document.querySelector(target).dispatchEvent(new DragEvent(kind, { dataTransfer: data, bubbles: true, cancelable: true }));
+  const drag = new DragEvent(kind, { dataTransfer: data, bubbles: true, cancelable: true });
+  document.querySelector(target).dispatchEvent(drag);
 }
 """
 
@@ -79,7 +81,9 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def test_an_image_by_the_button_shows_live_for_the_other_person_and_opens_full_size(alice, bob, pages):
+def test_an_image_by_the_button_shows_live_for_the_other_person_and_opens_full_size(
+    alice, bob, pages
+):
     page = pages.open(alice)
     other = pages.open(bob)
     attach_by_button(page, "harbour.png", "image/png", png())
@@ -109,7 +113,9 @@ def test_an_image_by_the_button_shows_live_for_the_other_person_and_opens_full_s
     viewer = other.get_by_role("dialog", name="harbour.png")
     expect(viewer).to_be_visible()
     full = viewer.locator("img.viewer-image")
-    other.wait_for_function("img => img.complete && img.naturalWidth === 1200", arg=full.element_handle())
+    other.wait_for_function(
+        "img => img.complete && img.naturalWidth === 1200", arg=full.element_handle()
+    )
     expect(viewer.get_by_role("link", name="Download")).to_have_attribute("download", "harbour.png")
     assert_accessible(other, "the image viewer open")
     other.keyboard.press("Escape")
@@ -182,14 +188,19 @@ def test_files_dropped_on_the_room_are_attached(alice, pages):
     expect(page.locator("#composer-input")).to_be_focused()
 
 
+def throttle(cdp, upload: int) -> None:
+    """Uploads at `upload` bytes a second (-1: unlimited)."""
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": upload},
+    )
+
+
 def slow_uploads(page: Page):
     """Uploads at 20 kB/s: slow enough to watch and cancel."""
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
-    cdp.send(
-        "Network.emulateNetworkConditions",
-        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 20_000},
-    )
+    throttle(cdp, 20_000)
     return cdp
 
 
@@ -204,7 +215,7 @@ def test_cancelling_an_upload_sends_and_stores_nothing(alice, bob, pages):
     expect(bar).to_be_visible()
     page.get_by_role("button", name="Cancel the upload of big.png").click()
     expect(page.locator("#composer-files li")).to_have_count(0)
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    throttle(cdp, -1)
 
     say(page, "nothing attached")
     li = message(other, "alice", "nothing attached")
@@ -222,9 +233,10 @@ def test_enter_while_uploading_sends_once_the_files_are_up(alice, bob, pages):
     box = page.locator("#composer-input")
     box.fill("with the file")
     box.press("Enter")
-    expect(page.locator("#composer-files-status")).to_have_text("Sending when the files are uploaded…")
+    status = page.locator("#composer-files-status")
+    expect(status).to_have_text("Sending when the files are uploaded…")
     expect(box).to_have_value("with the file")
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    throttle(cdp, -1)
 
     expect(box).to_have_value("")
     card = message(other, "alice", "with the file").locator("li.attachment-file")
@@ -237,7 +249,8 @@ def test_a_file_over_the_limit_is_refused_in_words_and_left_out(alice, pages):
     attach_by_button(page, "huge.pdf", "application/pdf", PDF + b"%" * 5000)
     refused = chip(page, "huge.pdf")
     expect(refused).to_have_attribute("data-state", "failed")
-    expect(refused.locator(".file-chip-error")).to_have_text("Too large to upload: the limit is 3.9 KB.")
+    error = refused.locator(".file-chip-error")
+    expect(error).to_have_text("Too large to upload: the limit is 3.9 KB.")
     assert_accessible(page, "a refused file chip")
     page.get_by_role("button", name="Remove huge.pdf").click()
     expect(page.locator("#composer-files li")).to_have_count(0)
