@@ -107,7 +107,10 @@ export function setupViewer(dialog, container) {
   if (!dialog || !container) {
     return null;
   }
-  const img = dialog.querySelector(".viewer-image");
+  // Made here: the page's markup holds no <img> of its own.
+  const img = document.createElement("img");
+  img.className = "viewer-image";
+  dialog.querySelector(".viewer-frame").appendChild(img);
   const title = dialog.querySelector(".viewer-title");
   const size = dialog.querySelector(".viewer-size");
   const download = dialog.querySelector(".viewer-download");
