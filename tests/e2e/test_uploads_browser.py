@@ -252,6 +252,8 @@ def test_a_file_over_the_limit_is_refused_in_words_and_left_out(alice, pages):
     error = refused.locator(".file-chip-error")
     expect(error).to_have_text("Too large to upload: the limit is 3.9 KB.")
     assert_accessible(page, "a refused file chip")
+    page.emulate_media(color_scheme="dark")
+    assert_accessible(page, "a refused file chip, dark theme")
     page.get_by_role("button", name="Remove huge.pdf").click()
     expect(page.locator("#composer-files li")).to_have_count(0)
     assert stored_uploads() == 0
