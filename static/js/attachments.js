@@ -51,6 +51,14 @@ function imageItem(a) {
   img.decoding = "async";
   open.appendChild(img);
   item.appendChild(open);
+  // A picture the server will not show (a public channel read without
+  // joining it, a file removed meanwhile) falls back to its card, not a
+  // broken image.
+  img.addEventListener("error", () => {
+    const card = fileItem(a);
+    card.dataset.id = item.dataset.id;
+    item.replaceWith(card);
+  }, { once: true });
   return item;
 }
 
