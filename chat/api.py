@@ -175,11 +175,17 @@ def _history_params(query: QueryDict) -> HistoryParams:
 
 
 def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
-    """Messages with their reactions and mentions: three queries for any page."""
-    reactions, mentions = selectors.message_extras([m.id for m in page])
+    """Messages with their reactions, mentions and files: four queries for any page."""
+    ids = [m.id for m in page]
+    reactions, mentions = selectors.message_extras(ids)
+    files = selectors.message_attachments(ids)
     return [
         events.message_data(
-            m, room_slug, reactions=reactions.get(m.id), mentions=mentions.get(m.id)
+            m,
+            room_slug,
+            reactions=reactions.get(m.id),
+            mentions=mentions.get(m.id),
+            attachments=files.get(m.id),
         )
         for m in page
     ]

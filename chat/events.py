@@ -17,6 +17,7 @@ from .models import Event, Message, Room
 
 log = logging.getLogger(__name__)
 
+
 def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -38,6 +39,7 @@ def message_data(
     *,
     reactions: dict[str, list[str]] | None = None,
     mentions: list[str] | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A message as the history API returns it (the `message` event without `type` and `seq`)."""
     return {
@@ -51,6 +53,7 @@ def message_data(
         "edited": format_time(message.edited) if message.edited else None,
         "mentions": mentions or [],
         "reactions": reactions or {},
+        "attachments": attachments or [],
     }
 
 
@@ -92,12 +95,14 @@ def message_retry_text(message: Message) -> str:
             {"type": "message_deleted", "room": message.room.slug, "id": message.id, "seq": None}
         )
     reactions, mentions = selectors.message_extras([message.id])
+    files = selectors.message_attachments([message.id])
     event = message_event(
         message,
         message.room.slug,
         None,
         reactions=reactions.get(message.id),
         mentions=mentions.get(message.id),
+        attachments=files.get(message.id),
     )
     return encode(event)
 
@@ -146,12 +151,13 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
         last = logged[-1].seq if logged else start
         message_ids = [e.message_id for e in logged if e.message_id is not None]
         reactions, mentions = selectors.message_extras(message_ids)
+        files = selectors.message_attachments(message_ids)
         counts = selectors.unread_rooms_of(users) if complete else {}
     texts: dict[int, str | None] = {}
 
     def text(event: Event) -> str | None:
         if event.seq not in texts:
-            texts[event.seq] = _replayed(event, reactions, mentions)
+            texts[event.seq] = _replayed(event, reactions, mentions, files)
         return texts[event.seq]
 
     pages = []
@@ -175,7 +181,10 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
 
 
 def _replayed(
-    event: Event, reactions: dict[int, dict[str, list[str]]], mentions: dict[int, list[str]]
+    event: Event,
+    reactions: dict[int, dict[str, list[str]]],
+    mentions: dict[int, list[str]],
+    files: dict[int, list[dict[str, Any]]],
 ) -> str | None:
     message = event.message
     if message is None:
@@ -189,6 +198,7 @@ def _replayed(
             event.seq,
             reactions=reactions.get(message.id),
             mentions=mentions.get(message.id),
+            attachments=files.get(message.id),
         )
     else:
         data = message_edited_event(

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from .errors import ChatError, Code, NoSuchRoom
 from .services import nonce_validate, text_is_storable
 
@@ -21,6 +23,8 @@ class Frame:
     emoji: str | None = None
     state: str | None = None
     users: tuple[str, ...] | None = None
+    # `send` only: the sender's upload ids, in order, without repeats.
+    attachments: tuple[int, ...] = ()
 
 
 class FrameError(ChatError):
@@ -146,4 +150,22 @@ def parse_frame(text: str) -> Frame:
             raise FrameError(Code.INVALID, f"{name} is not valid text.", nonce)
     if kind == "presence" and values["state"] not in PRESENCE_STATES:
         raise FrameError(Code.INVALID, "state must be 'active' or 'away'.", nonce)
+    if kind == "send" and frame.get("attachments") is not None:
+        values["attachments"] = attachment_ids(frame["attachments"], nonce)
     return Frame(type=kind, nonce=nonce, **values)
+
+
+def attachment_ids(value: Any, nonce: str | None = None) -> tuple[int, ...]:
+    """A send's `attachments`: a list of at most UPLOADS_MAX_PER_MESSAGE upload ids.
+
+    A repeated id is one file; whose uploads they are is the service's check.
+    """
+    most = settings.UPLOADS_MAX_PER_MESSAGE
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 < i <= _MAX_ID for i in value
+    ):
+        raise FrameError(Code.INVALID, "attachments must be a list of upload ids.", nonce)
+    ids = tuple(dict.fromkeys(value))
+    if len(ids) > most:
+        raise FrameError(Code.INVALID, f"A message carries at most {most} files.", nonce)
+    return ids

@@ -27,7 +27,8 @@ from accounts.models import User
 
 from . import access
 from .errors import NoSuchMessage, NoSuchRoom
-from .models import Event, Membership, Mention, Message, Reaction, Room
+from .models import Event, Membership, Mention, Message, Reaction, Room, Upload
+from .uploads.data import attachment_data
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -255,6 +256,17 @@ def message_extras(
     ):
         mentions[mid].append(username)
     return reactions, mentions
+
+
+def message_attachments(message_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The attachment objects of these messages, in the order they were uploaded. One query."""
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not message_ids:
+        return found
+    for upload in Upload.objects.filter(message_id__in=message_ids).order_by("id"):
+        assert upload.message_id is not None
+        found[upload.message_id].append(attachment_data(upload))
+    return found
 
 
 def _count(qs: QuerySet[Message]) -> Coalesce:

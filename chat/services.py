@@ -8,7 +8,7 @@ from typing import Any
 import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, connection
-from django.db.models import Max
+from django.db.models import Case, Max, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -20,8 +20,19 @@ from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
 from .formatting import mentions as mentioned_names
 from .formatting import render
-from .models import DEFAULT_ROOM_SLUG, Event, Membership, Mention, Message, Reaction, Room
+from .models import (
+    DEFAULT_ROOM_SLUG,
+    Event,
+    Membership,
+    Mention,
+    Message,
+    Reaction,
+    Room,
+    Upload,
+)
 from .ratelimit import hourly_allowed
+from .uploads.data import attachment_data
+from .uploads.services import uploads_free
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +75,13 @@ def nonce_validate(nonce: object) -> str | None:
     return nonce
 
 
-def body_validate(body: str) -> None:
-    """Refuse a blank, over-long or control-character body; the body itself is never altered."""
+def body_validate(body: str, *, may_be_blank: bool = False) -> None:
+    """Refuse a blank, over-long or control-character body; the body itself is never altered.
+
+    A message that carries files may have no text (`may_be_blank`).
+    """
     length = len(body.strip())
-    if length == 0:
+    if length == 0 and not may_be_blank:
         raise ChatError(Code.INVALID, "The message is empty.")
     if length > BODY_MAX_CHARS:
         raise ChatError(Code.TOO_LONG, f"The message is longer than {BODY_MAX_CHARS} characters.")
@@ -89,18 +103,24 @@ class SendRequest:
     room: str
     body: str
     nonce: str | None
+    # Upload ids, in the order they are shown; validated by protocol.attachment_ids.
+    attachments: tuple[int, ...] = ()
 
 
-def message_send(*, author: User, room: str, body: str, nonce: str | None) -> SendResult:
+def message_send(
+    *, author: User, room: str, body: str, nonce: str | None, attachments: tuple[int, ...] = ()
+) -> SendResult:
     """Store a message from `author` in the room with slug `room`, then broadcast it.
 
     Raises ChatError for a bad body, a room the author cannot see
     (`no_such_room`), has not joined (`not_member`) or that is archived
     (`forbidden`). A repeated nonce from the same author returns the message
     already stored (created=False) and broadcasts nothing. The broadcast
-    happens only after the commit.
+    happens only after the commit. `attachments` are ids of the author's own
+    uploads that no message carries yet (`invalid` otherwise); with them the
+    body may be blank.
     """
-    [result] = message_send_many([SendRequest(author, room, body, nonce)])
+    [result] = message_send_many([SendRequest(author, room, body, nonce, attachments)])
     if isinstance(result, ChatError):
         raise result
     return result
@@ -117,7 +137,7 @@ def message_send_many(requests: list[SendRequest]) -> list[SendResult | ChatErro
     pending: list[int] = []
     for i, req in enumerate(requests):
         try:
-            body_validate(req.body)
+            body_validate(req.body, may_be_blank=bool(req.attachments))
             nonce_validate(req.nonce)
         except ChatError as exc:
             results[i] = exc
@@ -215,7 +235,10 @@ def _store(
                 if key is not None:
                     in_batch[key] = draft.index
                 to_create.append(draft)
+        files = _attachments_claim(requests, to_create, results)
+        to_create = [d for d in to_create if results[d.index] is None]
         Message.objects.bulk_create([d.message for d in to_create])
+        _attachments_attach(requests, to_create, files)
         logged = Event.objects.bulk_create(
             [Event(kind="message", room_id=d.message.room_id, message=d.message) for d in to_create]
         )
@@ -224,15 +247,76 @@ def _store(
         )
         for draft, event in zip(to_create, logged, strict=True):
             names = [u.username for u in draft.mentioned]
-            data = events.message_event(draft.message, draft.room_slug, event.seq, mentions=names)
+            # In upload order, as history shows them.
+            carried = sorted((files[i] for i in requests[draft.index].attachments), key=_id)
+            data = events.message_event(
+                draft.message,
+                draft.room_slug,
+                event.seq,
+                mentions=names,
+                attachments=[attachment_data(u) for u in carried],
+            )
             items.append(Item(events.encode(data), (draft.message.room_id,), seq=event.seq))
     metrics.MESSAGES_STORED.inc(len(to_create))
     for draft in to_create:
         results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
     for i, first in repeats:
         original = results[first]
-        assert isinstance(original, SendResult)
-        results[i] = SendResult(original.message, original.room_slug, created=False)
+        if isinstance(original, SendResult):
+            results[i] = SendResult(original.message, original.room_slug, created=False)
+        else:
+            results[i] = original  # the first was refused (its files), and so is its repeat
+
+
+def _attachments_claim(
+    requests: list[SendRequest],
+    drafts: list[_Draft],
+    results: list[SendResult | ChatError | None],
+) -> dict[int, Upload]:
+    """The uploads the drafts carry, locked; a draft naming one it may not carry gets `invalid`.
+
+    Each id must be the author's own upload that no message carries yet (nor
+    an earlier draft of this batch): unknown and someone else's get the same
+    answer. Runs inside the ordering transaction, so of two sends racing for
+    one file exactly one gets it. One query for the batch.
+    """
+    wanted = {i for d in drafts for i in requests[d.index].attachments}
+    if not wanted:
+        return {}
+    found = {u.id: u for u in Upload.objects.select_for_update().filter(id__in=wanted)}
+    claimed: set[int] = set()
+    for draft in drafts:
+        ids = requests[draft.index].attachments
+        uploads = [found.get(i) for i in ids]
+        if any(u is None or u.uploader_id != draft.message.author_id for u in uploads):
+            results[draft.index] = ChatError(
+                Code.INVALID, "attachments names a file that is not one of your uploads."
+            )
+        elif any(u.message_id is not None or u.id in claimed for u in uploads if u):
+            results[draft.index] = ChatError(
+                Code.INVALID, "A file in attachments is already part of another message."
+            )
+        else:
+            claimed.update(ids)
+    return found
+
+
+def _id(upload: Upload) -> int:
+    return upload.id
+
+
+def _attachments_attach(
+    requests: list[SendRequest], drafts: list[_Draft], files: dict[int, Upload]
+) -> None:
+    """Bind each stored draft's uploads to its message: one UPDATE for the batch."""
+    owner = {i: d.message for d in drafts for i in requests[d.index].attachments}
+    if not owner:
+        return
+    Upload.objects.filter(id__in=owner).update(
+        message_id=Case(*(When(id=i, then=Value(m.id)) for i, m in owner.items()))
+    )
+    for i, message in owner.items():
+        files[i].message = message
 
 
 def _message_for_change(actor: User, message_id: int) -> tuple[Message, bool]:
@@ -252,9 +336,12 @@ def _writable(message: Message, is_member: bool) -> None:
 
 
 def message_edit(*, actor: User, message_id: int, body: str) -> Message:
-    """Replace the text of `actor`'s own message and tell the room; marks it edited."""
-    body_validate(body)
+    """Replace the text of `actor`'s own message and tell the room; marks it edited.
+
+    A message that carries files may be left with no text.
+    """
     message, is_member = _message_for_change(actor, message_id)
+    body_validate(body, may_be_blank=Upload.objects.filter(message=message).exists())
     _writable(message, is_member)
     if message.author_id != actor.pk:
         raise ChatError(Code.FORBIDDEN, "You can only edit your own messages.")
@@ -282,7 +369,7 @@ def message_delete(*, actor: User, message_id: int) -> None:
     """Delete a message for everyone: its author may, and so may moderators and admins.
 
     The row stays (its nonce still answers a retried send) without its text,
-    reactions or mentions.
+    reactions, mentions or files (deleted from the storage).
     """
     message, is_member = _message_for_change(actor, message_id)
     if message.author_id != actor.pk and not actor.is_moderator:
@@ -293,6 +380,8 @@ def message_delete(*, actor: User, message_id: int) -> None:
         Message.objects.filter(pk=message.pk).update(is_deleted=True, body="", html="")
         Reaction.objects.filter(message=message).delete()
         Mention.objects.filter(message=message).delete()
+        # Its files go with it: unreachable at once, their bytes freed after the commit.
+        uploads_free(uploads=list(Upload.objects.filter(message=message)))
         data = {"room": message.room.slug, "id": message.pk}
         items.append(record("message_deleted", data, room=message.room))
 

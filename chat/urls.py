@@ -23,6 +23,7 @@ urlpatterns = [
     ),
     path("api/dms/", api.dms, name="api-dms"),
     path("api/uploads/", uploads.upload, name="api-uploads"),
+    path("api/uploads/<int:upload_id>/", uploads.upload_detail, name="api-upload"),
     path("files/<int:upload_id>/<str:key>/<path:name>", uploads.download, name="upload-file"),
     path("thumbs/<int:upload_id>/<str:key>", uploads.thumbnail, name="upload-thumbnail"),
     path("api/users/", api.users, name="api-users"),

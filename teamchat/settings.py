@@ -374,6 +374,8 @@ CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=6
 # framing) before reading it, and stops reading a chunked one past it.
 UPLOADS_MAX_BYTES = env.int("UPLOADS_MAX_BYTES", default=25 * 1024 * 1024)
 UPLOADS_MULTIPART_SLACK = 64 * 1024
+# Files one message may carry (PROTOCOL v2: at most 10).
+UPLOADS_MAX_PER_MESSAGE = min(env.int("UPLOADS_MAX_PER_MESSAGE", default=10), 10)
 # What one account may keep stored (bytes, every upload it has not deleted).
 UPLOADS_QUOTA_BYTES = env.int("UPLOADS_QUOTA_BYTES", default=1024 * 1024 * 1024)
 # Uploads per user: a token bucket (per second, burst), across processes.

@@ -448,7 +448,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._rate_limited(frame)
             return
         assert frame.room is not None and frame.body is not None  # parse_frame checked them
-        request = services.SendRequest(self.user, frame.room, frame.body, frame.nonce)
+        request = services.SendRequest(
+            self.user, frame.room, frame.body, frame.nonce, frame.attachments
+        )
         # The next frame is read while this one is being stored, so a client
         # with several sends in flight gets them into one commit; results come
         # back as the writer finishes each batch, in order.

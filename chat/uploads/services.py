@@ -12,7 +12,15 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import User
-from chat.errors import ChatError, Code, FileTooLarge, QuotaExceeded, RateLimited
+from chat.errors import (
+    ChatError,
+    Code,
+    FileTooLarge,
+    NoSuchUpload,
+    QuotaExceeded,
+    RateLimited,
+)
+from chat.eventlog import logged_change, record
 from chat.models import Upload, uploads_storage
 from chat.ratelimit import uploads as upload_limiter
 
@@ -126,3 +134,44 @@ def uploads_prune(*, now: datetime | None = None) -> int:
             transaction.on_commit(functools.partial(_delete_files, locked))
             pruned += 1
     return pruned
+
+
+def uploads_free(*, uploads: list[Upload]) -> None:
+    """Delete these uploads: the rows now (every download 404s), their files after the commit.
+
+    Called inside the transaction that deletes what carried them; a rollback
+    keeps both.
+    """
+    if not uploads:
+        return
+    Upload.objects.filter(pk__in=[u.pk for u in uploads]).delete()
+    for upload in uploads:
+        transaction.on_commit(functools.partial(_delete_files, upload))
+
+
+def upload_delete(*, actor: User, upload_id: int) -> None:
+    """Delete one file: its uploader while no message carries it, an admin any time.
+
+    An uploader takes back a file they decided not to send (the page's
+    cancel). An admin removes a file from a message: it is gone for everyone
+    at once, and the room is told (`attachment_removed`, in the event log, so
+    a reconnecting page catches up) while the message stays. Anyone else, or
+    an upload that does not exist, gets NoSuchUpload, which says nothing
+    about whether it exists; the uploader of a file a message carries is told
+    to delete the message instead.
+    """
+    upload = Upload.objects.select_related("message__room").filter(pk=upload_id).first()
+    if upload is None or not (upload.uploader_id == actor.pk or actor.is_chat_admin):
+        raise NoSuchUpload()
+    message = upload.message
+    if message is not None and not actor.is_chat_admin:
+        raise ChatError(
+            Code.FORBIDDEN, "This file is part of a message: delete the message to remove it."
+        )
+    with logged_change() as items:
+        uploads_free(uploads=[upload])
+        if message is not None and not message.is_deleted:
+            data = {"room": message.room.slug, "message": message.pk, "id": upload.pk}
+            items.append(record("attachment_removed", data, room=message.room))
+    if message is not None:
+        log.info("admin %s removed file %s of message %s", actor.pk, upload.pk, message.pk)

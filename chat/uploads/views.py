@@ -56,6 +56,14 @@ def upload(request: AuthenticatedRequest) -> JsonResponse:
     return JsonResponse({"upload": attachment_data(created)}, status=201)
 
 
+@allow("DELETE")
+@api_view
+def upload_detail(request: AuthenticatedRequest, upload_id: int) -> HttpResponse:
+    """DELETE: the uploader takes back an unsent file; an admin removes any file (204)."""
+    services.upload_delete(actor=request.user, upload_id=upload_id)
+    return HttpResponse(status=204)
+
+
 def _not_found() -> HttpResponse:
     response = HttpResponse(NoSuchUpload().detail, status=404, content_type="text/plain")
     response["X-Content-Type-Options"] = "nosniff"

@@ -91,6 +91,7 @@ async def test_send_is_stored_then_broadcast_to_every_member_socket(alice, bob):
         "edited": None,
         "mentions": [],
         "reactions": {},
+        "attachments": [],
         "seq": events[0]["seq"],
     }
     assert events == [expected, expected, expected]

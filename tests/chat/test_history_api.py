@@ -52,6 +52,7 @@ def test_messages_are_shaped_like_the_message_event(client, reader, history):
         "edited": None,
         "mentions": [],
         "reactions": {},
+        "attachments": [],
     }
     assert first["created"].endswith("Z")
 
@@ -145,5 +146,6 @@ def test_query_count_does_not_grow_with_the_page_size(client, reader, history):
         counts.append(len(queries))
     assert counts[0] == counts[1]
     # Session, user, the sign-up policy (may they in yet?), room access, one
-    # page of messages with their authors, their reactions, their mentions.
-    assert counts[1] <= 7
+    # page of messages with their authors, their reactions, their mentions,
+    # their files.
+    assert counts[1] <= 8
