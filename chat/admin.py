@@ -7,7 +7,8 @@ from django.http import HttpRequest
 from accounts.http import signed_in_user
 
 from . import access, services
-from .models import Membership, Message, Room
+from .models import Membership, Message, Room, Upload
+from .uploads import services as upload_services
 
 
 class ReadableFilter(admin.SimpleListFilter):
@@ -140,3 +141,46 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description="body")
     def short_body(self, obj: Message) -> str:
         return obj.body if len(obj.body) <= 80 else obj.body[:79] + "…"
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    """Uploaded files: listed and removed here, never edited or added.
+
+    Removing goes through chat.uploads.services (the stored bytes are freed,
+    downloads answer 404 at once, and an open page drops the file from its
+    message live), so a row is never deleted behind the event log's back.
+    """
+
+    list_display = ("id", "name", "content_type", "size", "uploader", "message", "created")
+    list_filter = ("content_type",)
+    list_select_related = ("uploader",)
+    search_fields = ("name", "uploader__username")
+    date_hierarchy = "created"
+    fields = ("name", "content_type", "size", "width", "height", "uploader", "message", "created")
+    readonly_fields = fields
+    actions = ["remove_files"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # use the action, which tells open pages
+
+    @admin.action(description="Remove the files (for everyone)")
+    def remove_files(self, request: HttpRequest, queryset) -> None:
+        actor = signed_in_user(request)
+        done, refused = 0, []
+        for upload in queryset:
+            try:
+                upload_services.upload_delete(actor=actor, upload_id=upload.pk)
+                done += 1
+            except services.ChatError:
+                refused.append(str(upload.pk))
+        self.message_user(request, f"Removed {done} file(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request,
+                f"Only a chat admin may remove others' files. Not removed: {', '.join(refused)}.",
+                messages.ERROR,
+            )

@@ -38,7 +38,7 @@ from accounts.models import User
 
 from . import access, formatting, selectors
 from .errors import NoSuchRoom
-from .models import Message, Room
+from .models import Message, Room, Upload
 
 QUERY_MIN_LENGTH = 2
 # Parts of words, identifiers and URLs are found from this many characters
@@ -117,6 +117,8 @@ class SearchHit:
     snippet: list[Segment]
     # The same excerpt as sanitized HTML, matches in <mark>.
     snippet_html: str
+    # The files the message carries (attachment objects).
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def room_label(self) -> str:
@@ -343,14 +345,24 @@ def _halves(readable: QuerySet[Message], words: str) -> list[QuerySet[Message]]:
     """
     if not words:
         return [readable]
+    files = readable.filter(id__in=_named_files(words))
     if connection.vendor != "postgresql":
-        return [readable.filter(body__icontains=words)]
+        return [readable.filter(body__icontains=words), files]
     tsquery = SearchQuery(words, config="simple", search_type="websearch")
     halves = [readable.filter(_Matches(_SimpleTsvector(F("body")), tsquery))]
     if len(words) >= SUBSTRING_MIN_LENGTH:
         # Trigrams: a shorter query could not use the index, only read every message.
         halves.append(readable.filter(_ILike(F("body"), Value(_like_pattern(words)))))
+    halves.append(files)
     return halves
+
+
+def _named_files(words: str) -> QuerySet[Upload, int]:
+    """Ids of messages carrying a file whose name holds every word ("quarterly report")."""
+    files = Upload.objects.filter(message__isnull=False)
+    for word in words.split():
+        files = files.filter(name__icontains=word.strip('"'))
+    return files.values_list("message_id", flat=True)
 
 
 @dataclass
@@ -484,6 +496,7 @@ def messages_search(
         user.pk, {m.room_id for m in found if m.room.kind == Room.Kind.DIRECT}
     )
     pattern = _pattern(_highlight_terms(parts.words)) if parts.words else None
+    files = selectors.message_attachments([m.id for m in found])
     hits = []
     for m in found:
         snippet_html, snippet = formatting.excerpt(
@@ -500,6 +513,7 @@ def messages_search(
                 created=m.created,
                 snippet=snippet,
                 snippet_html=snippet_html,
+                attachments=files.get(m.id, []),
             )
         )
     next_cursor = f"{found[-1].id}.{start + len(found)}" if more else None

@@ -45,6 +45,7 @@ def _hit_data(hit: SearchHit) -> dict[str, Any]:
         "created": events.format_time(hit.created),
         "snippet": [[text, marked] for text, marked in hit.snippet],
         "snippet_html": hit.snippet_html,
+        "attachments": hit.attachments,
     }
 
 

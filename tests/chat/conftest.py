@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from accounts.models import User
-from chat import eventlog
+from chat import eventlog, ratelimit
 from chat.models import Room
 from tests.chat.sockets import Socket, connect
 from tests.factories import MembershipFactory, RoomFactory, UserFactory
@@ -50,6 +50,20 @@ class Person:
         response = self.get("/api/rooms/")
         assert response.status_code == 200, response.content
         return response.json()["rooms"]
+
+
+@pytest.fixture(autouse=True)
+def uploads_dir(settings, tmp_path):
+    """Every test stores uploaded files in a directory of its own, with a fresh upload budget."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "uploads": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "uploads"), "base_url": None},
+        },
+    }
+    ratelimit.uploads.reset()
+    return tmp_path / "uploads"
 
 
 @pytest.fixture

@@ -22,20 +22,6 @@ from tests.factories import MessageFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def uploads_dir(settings, tmp_path):
-    """Every test stores its files in a directory of its own."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "uploads": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "uploads"), "base_url": None},
-        },
-    }
-    ratelimit.uploads.reset()
-    return tmp_path / "uploads"
-
-
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), **save: object) -> bytes:
     image = Image.new("RGB", size, (200, 30, 30))
     out = io.BytesIO()
