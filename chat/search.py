@@ -345,16 +345,19 @@ def _halves(readable: QuerySet[Message], words: str) -> list[QuerySet[Message]]:
     """
     if not words:
         return [readable]
-    files = readable.filter(id__in=_named_files(words))
     if connection.vendor != "postgresql":
-        return [readable.filter(body__icontains=words), files]
+        return [readable.filter(body__icontains=words)]
     tsquery = SearchQuery(words, config="simple", search_type="websearch")
     halves = [readable.filter(_Matches(_SimpleTsvector(F("body")), tsquery))]
     if len(words) >= SUBSTRING_MIN_LENGTH:
         # Trigrams: a shorter query could not use the index, only read every message.
         halves.append(readable.filter(_ILike(F("body"), Value(_like_pattern(words)))))
-    halves.append(files)
     return halves
+
+
+# The newest messages with a matching file name considered per search: a
+# name common enough to pass this is better narrowed with more words.
+FILE_CANDIDATES = 2000
 
 
 def _named_files(words: str) -> QuerySet[Upload, int]:
@@ -428,10 +431,22 @@ def search_ids(
 ) -> list[int]:
     """Ids of up to `limit` matches `user` may read, newest first, below `before_id`."""
     found: set[int] = set()
-    for half in _halves(_filtered(user, parts), parts.words):
+    readable = _filtered(user, parts)
+    for half in _halves(readable, parts.words):
         if before_id is not None:
             half = half.filter(id__lt=before_id)
         found.update(_newest_ids(half, limit, words=parts.words, trace=trace))
+    if parts.words:
+        # Messages whose files are named so, found from the uploads (far fewer
+        # than the messages) and only then checked against who may read them:
+        # asked the other way round, an empty match would walk every message.
+        named = _named_files(parts.words)
+        if before_id is not None:
+            named = named.filter(message_id__lt=before_id)
+        candidates = list(named.order_by("-message_id")[:FILE_CANDIDATES])
+        if candidates:
+            files = readable.filter(id__in=candidates).order_by("-id")
+            found.update(files.values_list("id", flat=True)[:limit])
     return sorted(found, reverse=True)[:limit]
 
 

@@ -288,6 +288,7 @@ def test_the_api_returns_hits_with_snippet_segments(signed_in, general_room):
         "room_kind": "channel",
         "people": [],
         "user": "alice",
+        "attachments": [],
         "created": result["created"],
         "snippet": [["ship", True], [" it", False]],
         "snippet_html": "<p><mark>ship</mark> it</p>\n",
@@ -400,9 +401,12 @@ def test_the_search_is_two_queries_however_many_hits(reader, general_room):
     # The ids of each half (words, substring) for the total and for the page,
     # then the page's messages; each id query is tried on the text index
     # within a time budget (a savepoint and a statement timeout around it).
+    # Files named so are looked for in the uploads, for the total and the
+    # page (none match here, so no message is read for them).
     with CaptureQueriesContext(connection) as ctx:
         assert len(messages_search(reader, "metric").hits) == 30
     assert len(message_reads(ctx)) == 5
+    assert len([q for q in ctx.captured_queries if 'FROM "chat_upload"' in q["sql"]]) == 3
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="statement timeouts are PostgreSQL's")
