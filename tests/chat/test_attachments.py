@@ -339,3 +339,27 @@ def test_a_message_of_files_only_can_be_edited_to_no_text_and_keeps_its_files(pe
     plain = services.message_send(author=alice.user, room="general", body="text", nonce=None)
     refused = alice.patch(f"/api/messages/{plain.message.pk}/", {"body": " "})
     assert refused.status_code == 400 and refused.json()["error"] == "invalid"
+
+
+def test_search_by_file_name_is_answered_by_the_name_index_and_takes_words_literally(person):
+    from chat import search
+
+    alice = person("alice")
+    for name in ("q1_plan.pdf", "q1xplan.pdf"):
+        file_id = upload(alice, name=name)["id"]
+        services.message_send(
+            author=alice.user, room="general", body="", nonce=None, attachments=(file_id,)
+        )
+    hits = alice.get("/api/search/", q="1_plan").json()["results"]
+    assert [[f["name"] for f in h["attachments"]] for h in hits] == [["q1_plan.pdf"]]
+
+    # On PostgreSQL the words are matched with ILIKE, the form the trigram
+    # index on the names answers (Django's icontains, UPPER(name) LIKE, it cannot).
+    sql, params = search._named_files("quarterly report").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chat_upload_name_trgm'")
+        [(index,)] = cursor.fetchall()
+    assert "name)::text ~~* '%quarterly%'" in plan and "upper(" not in plan.lower(), plan
+    assert "gin_trgm_ops" in index
