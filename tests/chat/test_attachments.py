@@ -363,3 +363,21 @@ def test_search_by_file_name_is_answered_by_the_name_index_and_takes_words_liter
         [(index,)] = cursor.fetchall()
     assert "name)::text ~~* '%quarterly%'" in plan and "upper(" not in plan.lower(), plan
     assert "gin_trgm_ops" in index
+
+
+async def test_a_reconnecting_socket_learns_of_a_file_an_admin_removed(people, sockets):
+    alice, bob = await people("alice", "bob")
+    [admin] = await people("root", role="admin")
+    pdf = await aupload(alice)
+    sent = await sync_to_async(services.message_send)(
+        author=alice.user, room="general", body="see", nonce=None, attachments=(pdf["id"],)
+    )
+    seen = await sync_to_async(_last_seq)()
+    assert (await sync_to_async(admin.delete)(f"/api/uploads/{pdf['id']}/")).status_code == 204
+    removed = await sync_to_async(_last_seq)()
+
+    b = await sockets(bob, seq=seen)
+    assert await b.receive() == {
+        "type": "attachment_removed", "room": "general", "message": sent.message.pk,
+        "id": pdf["id"], "seq": removed,
+    }  # fmt: skip
