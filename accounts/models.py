@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ValidationError
+from django.core.files.storage import Storage, storages
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -27,6 +28,11 @@ class UsernameValidator(RegexValidator):
         "Other characters could make your name look like someone else's."
     )
     flags = re.ASCII
+
+
+def _uploads_storage() -> Storage:
+    """Where avatars live: with the files people upload (STORAGES["uploads"])."""
+    return storages["uploads"]
 
 
 class User(AbstractUser):
@@ -56,6 +62,21 @@ class User(AbstractUser):
         help_text="Moderators may delete any message, remove members and deactivate users; "
         "admins may also manage every room. Superusers are admins.",
     )
+
+    # The profile people see on messages, in lists and on the profile card.
+    # The username stays the identity (the protocol's `user`).
+    display_name = models.CharField(max_length=64, blank=True)
+    title = models.CharField(max_length=100, blank=True)
+    # An IANA name ("Europe/Paris"), blank when not given.
+    time_zone = models.CharField(max_length=64, blank=True)
+    status_text = models.CharField(max_length=100, blank=True)
+    status_emoji = models.CharField(max_length=32, blank=True)
+    # When the status stops showing; null: until it is cleared.
+    status_expires = models.DateTimeField(null=True, blank=True)
+    # A square picture re-encoded by the server; its URL names the version,
+    # so it can be cached for good.
+    avatar = models.FileField(storage=_uploads_storage, max_length=255, blank=True)
+    avatar_version = models.PositiveIntegerField(default=0)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

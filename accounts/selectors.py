@@ -1,12 +1,18 @@
 """Account-side reads."""
 
+from datetime import datetime
+from typing import Any
+
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.db.models import F
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+
+from chat.events import format_time
 
 from .models import Invite, Session, SignupPolicy, User
 
@@ -125,3 +131,66 @@ def logins_still_valid(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:
             if constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
                 valid.add((row.login_id, user.pk))
     return valid
+
+
+def avatar_url(user: User) -> str | None:
+    """The picture's address, naming its version (so it is cached for good); None without one."""
+    return f"/avatars/{user.pk}/{user.avatar_version}" if user.avatar else None
+
+
+def person_data(user: User, now: datetime | None = None) -> dict[str, Any]:
+    """What everyone may see of a person: the `profile` event and `GET /api/people/`.
+
+    A status past its expiry is no status: the server never hands it out.
+    """
+    now = now or timezone.now()
+    live = (user.status_text or user.status_emoji) and (
+        user.status_expires is None or user.status_expires > now
+    )
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "title": user.title,
+        "time_zone": user.time_zone,
+        "status": (
+            {
+                "text": user.status_text,
+                "emoji": user.status_emoji,
+                "expires": format_time(user.status_expires) if user.status_expires else None,
+            }
+            if live
+            else None
+        ),
+        "avatar": avatar_url(user),
+    }
+
+
+PERSON_FIELDS = (
+    "id",
+    "username",
+    "display_name",
+    "title",
+    "time_zone",
+    "status_text",
+    "status_emoji",
+    "status_expires",
+    "avatar",
+    "avatar_version",
+)
+
+
+def people_directory() -> list[dict[str, Any]]:
+    """Every active person, by username. One query."""
+    now = timezone.now()
+    users = User.objects.filter(is_active=True).only(*PERSON_FIELDS).order_by(Lower("username"))
+    return [person_data(u, now) for u in users]
+
+
+def avatar_of(user_id: int, version: int) -> User | None:
+    """The active user whose current avatar is this version, if any."""
+    return (
+        User.objects.filter(pk=user_id, avatar_version=version, is_active=True)
+        .exclude(avatar="")
+        .only("id", "avatar", "avatar_version")
+        .first()
+    )

@@ -1,14 +1,31 @@
 """Account-side writes and the hooks that keep sockets in step with them."""
 
+import functools
+import logging
+import re
+import secrets
+import zoneinfo
 from contextvars import ContextVar
 from datetime import datetime
+from typing import IO, Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from chat.errors import ChatError, Code
+from chat.eventlog import logged_change, record_for_everyone
+from chat.services import emoji_validate, text_is_storable
+from chat.uploads import images
 
 from .models import Invite, User
+from .selectors import person_data
+
+log = logging.getLogger(__name__)
 
 # Users whose sockets must re-check their sessions once the current request's
 # response (and so its session) has been saved. None outside a request.
@@ -125,3 +142,142 @@ def invite_redeem(*, token: str) -> bool:
             token=token, expires__gt=timezone.now(), uses__lt=F("max_uses")
         ).update(uses=F("uses") + 1)
     )
+
+
+# --- Profiles -------------------------------------------------------------------
+
+DISPLAY_NAME_MAX = 64
+TITLE_MAX = 100
+STATUS_TEXT_MAX = 100
+AVATAR_SIDE = 256
+# Control characters and the bidirectional overrides that make text pose as other text.
+_PROFILE_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _profile_text(data: dict[str, Any], name: str, most: int) -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise ChatError(Code.INVALID, f"{name} must be text.")
+    value = value.strip()
+    if len(value) > most:
+        raise ChatError(Code.INVALID, f"{name} is longer than {most} characters.")
+    if _PROFILE_REFUSED.search(value) or not text_is_storable(value):
+        raise ChatError(Code.INVALID, f"{name} contains control characters.")
+    return value
+
+
+def _status(value: Any, now: datetime) -> tuple[str, str, datetime | None]:
+    """(text, emoji, expires) from `{"text", "emoji", "expires"}`; None clears it."""
+    if value is None:
+        return "", "", None
+    if not isinstance(value, dict) or not set(value) <= {"text", "emoji", "expires"}:
+        raise ChatError(Code.INVALID, 'status must be {"text", "emoji", "expires"} or null.')
+    text = _profile_text({"status text": value.get("text", "")}, "status text", STATUS_TEXT_MAX)
+    emoji = value.get("emoji") or ""
+    if emoji:
+        if not isinstance(emoji, str):
+            raise ChatError(Code.INVALID, "The status emoji must be one emoji.")
+        emoji_validate(emoji)
+    if not text and not emoji:
+        raise ChatError(Code.INVALID, "A status needs text or an emoji (null clears it).")
+    expires = value.get("expires")
+    if expires is None:
+        return text, emoji, None
+    when = parse_datetime(expires) if isinstance(expires, str) else None
+    if when is None or when.tzinfo is None:
+        raise ChatError(Code.INVALID, "expires must be a time with its zone (ISO 8601) or null.")
+    if when <= now:
+        raise ChatError(Code.INVALID, "The status would already have ended.")
+    return text, emoji, when
+
+
+def profile_update(*, user: User, data: dict[str, Any]) -> User:
+    """Change any of display_name, title, time_zone and status, then tell everyone.
+
+    Unknown fields and bad values are refused with a ChatError naming them;
+    nothing is changed then. A status is `{"text", "emoji", "expires"}`
+    (an emoji as reactions take them, an ISO time or null for "until
+    cleared"), or null to clear it.
+    """
+    allowed = {"display_name", "title", "time_zone", "status"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ChatError(Code.INVALID, f"Unknown profile fields: {', '.join(unknown)}.")
+    changes: dict[str, Any] = {}
+    if "display_name" in data:
+        changes["display_name"] = _profile_text(data, "display_name", DISPLAY_NAME_MAX)
+    if "title" in data:
+        changes["title"] = _profile_text(data, "title", TITLE_MAX)
+    if "time_zone" in data:
+        zone = data["time_zone"]
+        if not isinstance(zone, str) or (zone and zone not in _time_zones()):
+            raise ChatError(Code.INVALID, "time_zone must be a time zone name like Europe/Paris.")
+        changes["time_zone"] = zone
+    if "status" in data:
+        text, emoji, expires = _status(data["status"], timezone.now())
+        changes.update(status_text=text, status_emoji=emoji, status_expires=expires)
+    for name, value in changes.items():
+        setattr(user, name, value)
+    with logged_change() as items:
+        user.save(update_fields=list(changes))
+        items.append(record_for_everyone("profile", person_data(user)))
+    return user
+
+
+def avatar_set(*, user: User, file: IO[bytes]) -> User:
+    """Make the centre square of this picture the user's avatar (256 px, no metadata).
+
+    PNG, JPEG, GIF or WebP within the pixel limit; anything else is refused
+    in words. The previous picture is deleted once the change is committed.
+    """
+    try:
+        image = images.open_image(file)
+    except images.NotAnImage as exc:
+        raise ChatError(
+            Code.INVALID, f"The avatar must be a PNG, JPEG, GIF or WebP picture. {exc}"
+        ) from None
+    rendered = images.square(image, AVATAR_SIDE)
+    storage = storages["uploads"]
+    old = user.avatar.name if user.avatar else None
+    version = user.avatar_version + 1
+    ext = "png" if rendered.content_type == "image/png" else "jpg"
+    name = storage.save(
+        f"avatars/{user.pk}/{version}-{secrets.token_hex(4)}.{ext}", ContentFile(rendered.data)
+    )
+    try:
+        _avatar_store(user, name, version)
+    except BaseException:
+        storage.delete(name)
+        raise
+    if old:
+        transaction.on_commit(functools.partial(_file_delete, old))
+    return user
+
+
+def avatar_clear(*, user: User) -> User:
+    """Go back to the generated initials; the picture is deleted once that is committed."""
+    old = user.avatar.name if user.avatar else None
+    _avatar_store(user, "", user.avatar_version + 1)
+    if old:
+        transaction.on_commit(functools.partial(_file_delete, old))
+    return user
+
+
+def _avatar_store(user: User, name: str, version: int) -> None:
+    user.avatar.name = name
+    user.avatar_version = version
+    with logged_change() as items:
+        user.save(update_fields=["avatar", "avatar_version"])
+        items.append(record_for_everyone("profile", person_data(user)))
+
+
+def _file_delete(name: str) -> None:
+    try:
+        storages["uploads"].delete(name)
+    except OSError:
+        log.warning("could not delete the old avatar %s", name)

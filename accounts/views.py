@@ -1,13 +1,18 @@
 """The invite link, and the session's state for the chat page."""
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.files.storage import storages
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from chat.api import allow
+from chat.api import allow, api_view, json_body
+from chat.errors import ChatError, Code
 
+from . import selectors, services
 from .adapters import INVITE_SESSION_KEY
+from .http import AuthenticatedRequest
 from .models import Invite
 from .selectors import session_account_deactivated
 
@@ -52,3 +57,53 @@ def session_status(request: HttpRequest) -> JsonResponse:
             status=401,
         )
     return JsonResponse({"error": "not_authenticated", "detail": "Log in first."}, status=401)
+
+
+# --- People -----------------------------------------------------------------------
+
+
+@allow("GET")
+@api_view
+def people(request: AuthenticatedRequest) -> JsonResponse:
+    """`GET /api/people/`: everyone's public profile, for names, pictures and cards."""
+    return JsonResponse({"people": selectors.people_directory()})
+
+
+@allow("GET", "PATCH")
+@api_view
+def profile(request: AuthenticatedRequest) -> JsonResponse:
+    """`GET/PATCH /api/profile/`: one's own profile; PATCH any of its fields."""
+    user = request.user
+    if request.method == "PATCH":
+        data = json_body(request)
+        user = services.profile_update(user=user, data=data)
+    return JsonResponse({"profile": selectors.person_data(user)})
+
+
+@allow("POST", "DELETE")
+@api_view
+def profile_avatar(request: AuthenticatedRequest) -> JsonResponse:
+    """`POST` a picture (multipart field `file`) to make it one's avatar; `DELETE` it."""
+    if request.method == "DELETE":
+        user = services.avatar_clear(user=request.user)
+    else:
+        file = request.FILES.get("file") if list(request.FILES) == ["file"] else None
+        if file is None:
+            raise ChatError(Code.INVALID, "Send one picture, as multipart/form-data in `file`.")
+        user = services.avatar_set(user=request.user, file=file)
+    return JsonResponse({"profile": selectors.person_data(user)})
+
+
+@require_GET
+def avatar(request: HttpRequest, user_id: int, version: int) -> HttpResponseBase:
+    """A person's picture, to signed-in users; 404 for anyone else or an old version."""
+    found = selectors.avatar_of(user_id, version) if request.user.is_authenticated else None
+    if found is None:
+        raise Http404
+    kind = "image/png" if (found.avatar.name or "").endswith(".png") else "image/jpeg"
+    # Through the storage as configured now (the field keeps the one it started with).
+    response = FileResponse(storages["uploads"].open(found.avatar.name or ""), content_type=kind)
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

@@ -136,6 +136,10 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+# For API views that live with their feature (accounts: profiles).
+json_body = _json_body
+
+
 def _storable(value: Any) -> bool:
     if isinstance(value, str):
         return services.text_is_storable(value)

@@ -54,6 +54,8 @@ class Op(enum.IntEnum):
     # Room `arg` became read-only, or writable again.
     ARCHIVE = 4
     UNARCHIVE = 5
+    # Every socket of every process (a profile change: everyone shows people).
+    EVERYONE = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,17 @@ def record(
     text = encode({"type": kind, **data, "seq": event.seq})
     rooms = (room.id,) if room is not None and to_room else ()
     return Item(text, rooms, user_id, event.seq, op, arg)
+
+
+def record_for_everyone(kind: str, data: dict[str, Any]) -> Item:
+    """Write one event row for every user (inside `logged_change`) and return its item.
+
+    The row names neither a room nor a user, which is what "everyone" means
+    in the log; one row and one item however many people there are.
+    """
+    event = Event.objects.create(kind=kind, data=data)
+    text = encode({"type": kind, **data, "seq": event.seq})
+    return Item(text, (), None, event.seq, Op.EVERYONE)
 
 
 def encode(event: dict[str, Any]) -> str:

@@ -166,7 +166,9 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
         mine = []
         for event in logged:
             if event.seq > request.after and (
-                event.room_id in allowed or event.user_id == request.user_id
+                event.room_id in allowed
+                or event.user_id == request.user_id
+                or (event.room_id is None and event.user_id is None)  # for everyone
             ):
                 encoded = text(event)
                 if encoded is not None:

@@ -148,7 +148,8 @@ class Event(models.Model):
     that reconnects names the last `seq` it saw and is sent every later event
     from here. An event goes to the members of `room` (when set) and to
     `user` (when set): a read marker only to its user, a membership change to
-    the room and to the member concerned.
+    the room and to the member concerned. With neither, it goes to everyone
+    (a profile change).
     """
 
     seq = models.BigAutoField(primary_key=True)
@@ -172,6 +173,12 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["room", "seq"], name="event_room_seq"),
             models.Index(fields=["user", "seq"], name="event_user_seq"),
+            # Events for everyone (profile changes), found by a replay.
+            models.Index(
+                fields=["seq"],
+                condition=Q(room__isnull=True, user__isnull=True),
+                name="event_everyone_seq",
+            ),
         ]
 
     def __str__(self) -> str:

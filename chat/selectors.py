@@ -446,12 +446,13 @@ def member_room_ids(user_ids: set[int]) -> dict[int, set[int]]:
 
 
 def events_since(room_ids: set[int], user_ids: set[int], after: int, limit: int) -> list[Event]:
-    """The first `limit` logged events after `after` of these rooms or addressed to these users.
+    """The first `limit` logged events after `after` of these rooms, these users, or everyone.
 
     In `seq` order; messages come with their room and author. Two queries
     (the events, their messages).
     """
-    query = Q(user_id__in=user_ids)
+    # Events for everyone name neither a room nor a user.
+    query = Q(user_id__in=user_ids) | Q(room__isnull=True, user__isnull=True)
     if room_ids:
         query |= Q(room_id__in=room_ids)
     return list(

@@ -17,6 +17,10 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("api/session/", accounts_views.session_status, name="api-session"),
+    path("api/people/", accounts_views.people, name="api-people"),
+    path("api/profile/", accounts_views.profile, name="api-profile"),
+    path("api/profile/avatar/", accounts_views.profile_avatar, name="api-profile-avatar"),
+    path("avatars/<int:user_id>/<int:version>", accounts_views.avatar, name="avatar"),
     path("", include("chat.urls")),
     path("", include("chat.search_urls")),
     # Last: any other /api/ path is a JSON 404, like every API error.

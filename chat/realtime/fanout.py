@@ -284,6 +284,8 @@ class Fanout:
         targets: set[Subscriber] | None
         if len(item.rooms) == 1 and user is None:  # a room's event: the common case
             targets = self.by_room.get(item.rooms[0])
+        elif op is Op.EVERYONE:
+            targets = set(self.rooms_of)  # every registered socket
         else:
             targets = set(self.by_user.get(user, ())) if user is not None else set()
             for room_id in item.rooms:
