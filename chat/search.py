@@ -363,7 +363,7 @@ FILE_CANDIDATES = 2000
 def _named_files(words: str) -> QuerySet[Upload, int]:
     """Ids of messages carrying a file whose name holds every word ("quarterly report").
 
-    On PostgreSQL as ILIKE, which the trigram index of migration 0007 answers.
+    On PostgreSQL as ILIKE, which the trigram index of migration 0008 answers.
     """
     files = Upload.objects.filter(message__isnull=False)
     for word in words.split():

@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("chat", "0006_uploads"),
+        ("chat", "0007_event_everyone"),
     ]
 
     operations = [migrations.RunPython(create_index, drop_index)]
