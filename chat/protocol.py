@@ -5,10 +5,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-
 from .errors import ChatError, Code, NoSuchRoom
-from .services import nonce_validate, text_is_storable
+from .services import attachments_validate, nonce_validate, text_is_storable
 
 
 @dataclass(frozen=True)
@@ -160,12 +158,11 @@ def attachment_ids(value: Any, nonce: str | None = None) -> tuple[int, ...]:
 
     A repeated id is one file; whose uploads they are is the service's check.
     """
-    most = settings.UPLOADS_MAX_PER_MESSAGE
     if not isinstance(value, list) or not all(
         isinstance(i, int) and not isinstance(i, bool) and 0 < i <= _MAX_ID for i in value
     ):
         raise FrameError(Code.INVALID, "attachments must be a list of upload ids.", nonce)
-    ids = tuple(dict.fromkeys(value))
-    if len(ids) > most:
-        raise FrameError(Code.INVALID, f"A message carries at most {most} files.", nonce)
-    return ids
+    try:
+        return attachments_validate(tuple(value))
+    except ChatError as exc:
+        raise FrameError.of(exc, nonce) from None

@@ -361,10 +361,19 @@ FILE_CANDIDATES = 2000
 
 
 def _named_files(words: str) -> QuerySet[Upload, int]:
-    """Ids of messages carrying a file whose name holds every word ("quarterly report")."""
+    """Ids of messages carrying a file whose name holds every word ("quarterly report").
+
+    On PostgreSQL as ILIKE, which the trigram index of migration 0008 answers.
+    """
     files = Upload.objects.filter(message__isnull=False)
     for word in words.split():
-        files = files.filter(name__icontains=word.strip('"'))
+        word = word.strip('"')
+        if not word:
+            continue
+        if connection.vendor == "postgresql":
+            files = files.filter(_ILike(F("name"), Value(_like_pattern(word))))
+        else:
+            files = files.filter(name__icontains=word)
     return files.values_list("message_id", flat=True)
 
 

@@ -2,7 +2,7 @@
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import emoji as emoji_data
@@ -103,8 +103,17 @@ class SendRequest:
     room: str
     body: str
     nonce: str | None
-    # Upload ids, in the order they are shown; validated by protocol.attachment_ids.
+    # Upload ids, in the order they are shown; a repeated id is one file.
     attachments: tuple[int, ...] = ()
+
+
+def attachments_validate(ids: tuple[int, ...]) -> tuple[int, ...]:
+    """The distinct upload ids of a send, refused past UPLOADS_MAX_PER_MESSAGE."""
+    distinct = tuple(dict.fromkeys(ids))
+    most = settings.UPLOADS_MAX_PER_MESSAGE
+    if len(distinct) > most:
+        raise ChatError(Code.INVALID, f"A message carries at most {most} files.")
+    return distinct
 
 
 def message_send(
@@ -135,10 +144,13 @@ def message_send_many(requests: list[SendRequest]) -> list[SendResult | ChatErro
     """
     results: list[SendResult | ChatError | None] = [None] * len(requests)
     pending: list[int] = []
+    requests = list(requests)
     for i, req in enumerate(requests):
         try:
             body_validate(req.body, may_be_blank=bool(req.attachments))
             nonce_validate(req.nonce)
+            if req.attachments:
+                requests[i] = replace(req, attachments=attachments_validate(req.attachments))
         except ChatError as exc:
             results[i] = exc
         else:

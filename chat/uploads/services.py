@@ -160,15 +160,23 @@ def upload_delete(*, actor: User, upload_id: int) -> None:
     about whether it exists; the uploader of a file a message carries is told
     to delete the message instead.
     """
-    upload = Upload.objects.select_related("message__room").filter(pk=upload_id).first()
-    if upload is None or not (upload.uploader_id == actor.pk or actor.is_chat_admin):
-        raise NoSuchUpload()
-    message = upload.message
-    if message is not None and not actor.is_chat_admin:
-        raise ChatError(
-            Code.FORBIDDEN, "This file is part of a message: delete the message to remove it."
-        )
     with logged_change() as items:
+        # Decided on the locked row, inside the order: a send claiming this
+        # file at the same moment either committed first (then it is part of a
+        # message and its uploader is refused) or waits and finds it gone.
+        upload = (
+            Upload.objects.select_for_update(of=("self",))
+            .select_related("message__room")
+            .filter(pk=upload_id)
+            .first()
+        )
+        if upload is None or not (upload.uploader_id == actor.pk or actor.is_chat_admin):
+            raise NoSuchUpload()
+        message = upload.message
+        if message is not None and not actor.is_chat_admin:
+            raise ChatError(
+                Code.FORBIDDEN, "This file is part of a message: delete the message to remove it."
+            )
         uploads_free(uploads=[upload])
         if message is not None and not message.is_deleted:
             data = {"room": message.room.slug, "message": message.pk, "id": upload.pk}

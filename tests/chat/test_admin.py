@@ -98,3 +98,32 @@ async def test_renaming_a_room_in_the_admin_reaches_open_sockets(people, sockets
         "Design team",
         "pixels",
     )
+
+
+def test_a_chat_admin_removes_files_in_the_admin_through_the_service():
+    from chat.models import Event, Upload
+
+    author = UserFactory()
+    file = Upload.objects.create(
+        uploader=author, name="leak.pdf", size=1, content_type="application/pdf"
+    )
+    sent = services.message_send(
+        author=author, room="general", body="", nonce=None, attachments=(file.pk,)
+    ).message
+    moderator, client = staff(role="moderator")
+    moderator.user_permissions.add(*Permission.objects.filter(codename="view_upload"))
+    listed = client.get("/admin/chat/upload/", {"q": "leak"}).content.decode()
+    assert "leak.pdf" in listed
+    action = {"action": "remove_files", "_selected_action": [file.pk]}
+    refused = client.post("/admin/chat/upload/", action, follow=True).content.decode()
+    assert "Only a chat admin may remove others" in refused
+    assert Upload.objects.filter(pk=file.pk).exists()
+
+    admin, client = staff(role="admin")
+    admin.user_permissions.add(*Permission.objects.filter(codename="view_upload"))
+    done = client.post("/admin/chat/upload/", action, follow=True).content.decode()
+    assert "Removed 1 file(s)." in done
+    assert not Upload.objects.filter(pk=file.pk).exists()
+    event = Event.objects.order_by("-seq").first()
+    assert event is not None and event.kind == "attachment_removed"
+    assert event.data == {"room": "general", "message": sent.pk, "id": file.pk}

@@ -1,6 +1,7 @@
 """Files on messages: sending them, seeing them everywhere a message shows, deleting them."""
 
 import io
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -246,3 +247,137 @@ def test_sending_a_batch_with_files_costs_the_same_queries_as_one(person):
     assert cost(1) == cost(20)
     shown = alice.history("general", limit=20)
     assert all(len(m["attachments"]) == 2 for m in shown)
+
+
+def test_two_connections_racing_for_one_file_store_one_message(person):
+    """Two sends in two transactions at once: one gets the file, the other stores nothing."""
+    alice = person("alice")
+    file_id = upload(alice)["id"]
+    start = threading.Barrier(2)
+    results: dict[str, object] = {}
+
+    def send(body: str) -> None:
+        try:
+            start.wait(timeout=10)
+            results[body] = services.message_send(
+                author=alice.user, room="general", body=body, nonce=None, attachments=(file_id,)
+            )
+        except ChatError as exc:
+            results[body] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(b,)) for b in ("left", "right")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    won = [b for b, r in results.items() if isinstance(r, services.SendResult)]
+    lost = [r for r in results.values() if isinstance(r, ChatError)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert lost[0].code == "invalid" and "already part of another message" in lost[0].detail
+    [shown] = alice.history("general")
+    assert shown["body"] == won[0] and [f["id"] for f in shown["attachments"]] == [file_id]
+
+
+def test_the_service_itself_counts_and_merges_the_files(person, settings):
+    alice = person("alice")
+    ids = [upload(alice)["id"] for _ in range(3)]
+    settings.UPLOADS_MAX_PER_MESSAGE = 2
+    with pytest.raises(ChatError, match="at most 2 files"):
+        services.message_send(
+            author=alice.user, room="general", body="x", nonce=None, attachments=tuple(ids)
+        )
+    assert Upload.objects.filter(pk__in=ids, message__isnull=False).count() == 0
+    # A repeated id is one file, live and in history alike.
+    sent = services.message_send(
+        author=alice.user, room="general", body="", nonce=None,
+        attachments=(ids[1], ids[0], ids[1]),
+    )  # fmt: skip
+    [shown] = alice.history("general")
+    assert shown["id"] == sent.message.pk
+    assert sorted(f["id"] for f in shown["attachments"]) == sorted(ids[:2])
+
+
+def test_a_failed_send_attaches_nothing_and_keeps_the_files(person):
+    alice = person("alice")
+    mine = upload(alice)["id"]
+    # The room is refused after the files were named: they stay the sender's, unsent.
+    with pytest.raises(ChatError):
+        services.message_send(
+            author=alice.user, room="no-such-room", body="", nonce=None, attachments=(mine,)
+        )
+    assert Upload.objects.get(pk=mine).message_id is None
+    # With one good and one foreign file, the whole send is refused, the good one kept.
+    bobs = upload(person("bob"))["id"]
+    with pytest.raises(ChatError, match="not one of your uploads"):
+        services.message_send(
+            author=alice.user, room="general", body="", nonce=None, attachments=(mine, bobs)
+        )
+    assert Upload.objects.filter(pk__in=(mine, bobs), message__isnull=False).count() == 0
+    assert alice.history("general") == []
+    sent = services.message_send(
+        author=alice.user, room="general", body="", nonce=None, attachments=(mine,)
+    )
+    assert Upload.objects.get(pk=mine).message_id == sent.message.pk
+
+
+def test_a_message_of_files_only_can_be_edited_to_no_text_and_keeps_its_files(person):
+    alice = person("alice")
+    pdf = upload(alice)
+    sent = services.message_send(
+        author=alice.user, room="general", body="see attached", nonce=None,
+        attachments=(pdf["id"],),
+    )  # fmt: skip
+    response = alice.patch(f"/api/messages/{sent.message.pk}/", {"body": ""})
+    assert response.status_code == 200, response.content
+    edited = response.json()["message"]
+    assert edited["body"] == "" and [f["id"] for f in edited["attachments"]] == [pdf["id"]]
+    [shown] = alice.history("general")
+    assert shown["edited"] and shown["attachments"] == edited["attachments"]
+
+    plain = services.message_send(author=alice.user, room="general", body="text", nonce=None)
+    refused = alice.patch(f"/api/messages/{plain.message.pk}/", {"body": " "})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid"
+
+
+def test_search_by_file_name_is_answered_by_the_name_index_and_takes_words_literally(person):
+    from chat import search
+
+    alice = person("alice")
+    for name in ("q1_plan.pdf", "q1xplan.pdf"):
+        file_id = upload(alice, name=name)["id"]
+        services.message_send(
+            author=alice.user, room="general", body="", nonce=None, attachments=(file_id,)
+        )
+    hits = alice.get("/api/search/", q="1_plan").json()["results"]
+    assert [[f["name"] for f in h["attachments"]] for h in hits] == [["q1_plan.pdf"]]
+
+    # On PostgreSQL the words are matched with ILIKE, the form the trigram
+    # index on the names answers (Django's icontains, UPPER(name) LIKE, it cannot).
+    sql, params = search._named_files("quarterly report").query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chat_upload_name_trgm'")
+        [(index,)] = cursor.fetchall()
+    assert "name)::text ~~* '%quarterly%'" in plan and "upper(" not in plan.lower(), plan
+    assert "gin_trgm_ops" in index
+
+
+async def test_a_reconnecting_socket_learns_of_a_file_an_admin_removed(people, sockets):
+    alice, bob = await people("alice", "bob")
+    [admin] = await people("root", role="admin")
+    pdf = await aupload(alice)
+    sent = await sync_to_async(services.message_send)(
+        author=alice.user, room="general", body="see", nonce=None, attachments=(pdf["id"],)
+    )
+    seen = await sync_to_async(_last_seq)()
+    assert (await sync_to_async(admin.delete)(f"/api/uploads/{pdf['id']}/")).status_code == 204
+    removed = await sync_to_async(_last_seq)()
+
+    b = await sockets(bob, seq=seen)
+    assert await b.receive() == {
+        "type": "attachment_removed", "room": "general", "message": sent.message.pk,
+        "id": pdf["id"], "seq": removed,
+    }  # fmt: skip

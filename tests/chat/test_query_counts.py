@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat import events, selectors, services
-from chat.models import Membership
+from chat.models import Membership, Upload
 from chat.services import ChatError, SendRequest
 from tests.factories import MembershipFactory, ReactionFactory, RoomFactory, UserFactory
 
@@ -127,3 +127,29 @@ def test_a_replay_page_costs_the_same_for_1_or_300_events(person, channel):
         services.reaction_toggle(actor=alice.user, message_id=mid.message.id, emoji="👍")
         services.read_marker_set(user=bob.user, room=room, message_id=mid.message.id)
     assert queries(lambda: replay(start, 300)) == one
+
+
+def test_history_with_files_costs_the_same_for_1_or_50_messages(person):
+    alice, bob = person("alice"), person("bob")
+
+    def fill(n: int) -> None:
+        for i in range(n):
+            files = [
+                Upload.objects.create(
+                    uploader=alice.user, name=f"{i}-{j}.pdf", size=1, content_type="application/pdf"
+                ).pk
+                for j in range(2)
+            ]
+            services.message_send(
+                author=alice.user, room="general", body="", nonce=None, attachments=tuple(files)
+            )
+
+    def read(limit: int) -> None:
+        page = bob.history("general", limit=limit)
+        assert len(page) == limit
+        assert all([f["name"][-6:] for f in m["attachments"]] == ["-0.pdf", "-1.pdf"] for m in page)
+
+    fill(1)
+    one = queries(lambda: read(1))
+    fill(49)
+    assert queries(lambda: read(50)) == one
