@@ -269,7 +269,9 @@ export function renderMessage(m, state, me) {
   const meta = el("div", "message-meta");
   const time = el("time", "message-time");
   formatTime(time, m.created);
-  meta.append(el("span", "message-user", m.user), " ", time);
+  const author = el("button", "message-user", m.user);
+  author.type = "button";
+  meta.append(author, " ", time);
   main.append(meta, el("div", "message-body"));
   li.append(avatar, main);
   updateMessage(li, m, me);

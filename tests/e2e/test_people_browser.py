@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import SERVER_ENV
 from tests.e2e.helpers import message, say
 from tests.servers import start_server
@@ -79,3 +80,36 @@ def test_a_new_name_and_picture_show_live_on_the_other_persons_page(alice, bob, 
     expect(again.locator("#messages li.message[data-user='alice'] .message-user")).to_have_text(
         "Alice Liddell"
     )
+
+
+def test_the_profile_card_shows_status_and_local_time_and_opens_the_dm(alice, bob, pages):
+    mine = pages.open(alice)
+    other = pages.open(bob)
+    say(mine, "ask me anything")
+    expect(message(other, "alice", "ask me anything")).to_have_count(1)
+    profile = {
+        "display_name": "Alice Liddell",
+        "title": "Design lead",
+        "time_zone": "Asia/Tokyo",
+        "status": {"text": "In a meeting", "emoji": "📅", "expires": None},
+    }
+    assert mine.evaluate(PATCH, profile) == 200
+
+    author = other.locator("#messages li.message[data-user='alice'] .message-user")
+    expect(author).to_have_text("Alice Liddell")
+    author.click()
+    card = other.get_by_role("dialog", name="Alice Liddell")
+    expect(card).to_be_visible()
+    expect(card.locator(".profile-username")).to_have_text("@alice")
+    expect(card.locator(".profile-title")).to_have_text("Design lead")
+    expect(card.locator(".profile-status")).to_have_text("📅 In a meeting")
+    expect(card.locator(".profile-time")).to_contain_text("local time")
+    assert_accessible(other, "the profile card open")
+
+    # The status goes while the card is open: the card follows.
+    assert mine.evaluate(PATCH, {"status": None}) == 200
+    expect(card.locator(".profile-status")).to_be_hidden()
+
+    card.get_by_role("button", name="Message").click()
+    other.wait_for_url("**/r/dm-*/")
+    expect(other.locator("#messages")).to_be_visible()
