@@ -113,3 +113,15 @@ def test_the_profile_card_shows_status_and_local_time_and_opens_the_dm(alice, bo
     card.get_by_role("button", name="Message").click()
     other.wait_for_url("**/r/dm-*/")
     expect(other.locator("#messages")).to_be_visible()
+
+
+def test_mention_completion_finds_a_display_name_and_shows_both_names(alice, bob, pages):
+    theirs = pages.open(bob)
+    assert theirs.evaluate(PATCH, {"display_name": "Robert Paulson"}) == 200
+    mine = pages.open(alice)
+    box = mine.locator("#composer-input")
+    box.press_sequentially("@pau")
+    option = mine.get_by_role("option", name="Robert Paulson @bob")
+    expect(option).to_be_visible()
+    box.press("Enter")
+    expect(box).to_have_value("@bob ")
