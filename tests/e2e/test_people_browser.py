@@ -75,6 +75,16 @@ def test_a_new_name_and_picture_show_live_on_the_other_persons_page(alice, bob, 
     loaded = "([i]) => i.complete && i.naturalWidth === 256"
     other.wait_for_function(loaded, arg=[picture.element_handle()])
 
+    other.locator("#members-button").click()
+    row = other.locator("#member-list li.member[data-user='alice']")
+    expect(row.locator(".member-name")).to_have_text("Alice Liddell (@alice)")
+    expect(row.locator(".member-avatar img")).to_have_attribute("src", f"/avatars/{alice.pk}/1")
+    assert (
+        mine.evaluate(PATCH, {"status": {"text": "Lunch", "emoji": "🍜", "expires": None}}) == 200
+    )
+    expect(row.locator(".member-status")).to_have_attribute("title", "Lunch")
+    assert_accessible(other, "member panel with a picture and a status")
+
     # A page loaded afterwards has the profile from the start.
     again = pages.open(bob)
     expect(again.locator("#messages li.message[data-user='alice'] .message-user")).to_have_text(
