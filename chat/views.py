@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from accounts.http import AuthenticatedRequest
+from accounts.selectors import people_directory
 
 from . import api, events, selectors
 from .errors import NoSuchRoom
@@ -89,6 +90,8 @@ def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 "lastReadId": membership.last_read_id if membership else None,
                 "rooms": [api.sidebar_data(e) for e in sidebar],
                 "roomData": events.room_data(current),
+                # Everyone's public profile; `profile` events keep it current.
+                "people": people_directory(),
             },
         },
     )

@@ -9,6 +9,7 @@ import { api, el } from "./common.js";
 import { setupComposerFiles } from "./composerfiles.js";
 import { browserStorage, createDrafts } from "./drafts.js";
 import { shortcodeQuery } from "./emoji.js";
+import { shownName } from "./people.js";
 import { avatarClass, firstLetter } from "./render.js";
 import { announce, els, showNotice } from "./ui.js";
 
@@ -318,7 +319,11 @@ export function setupComposer(ctx) {
         option.dataset.username = item;
         const avatar = el("span", "mention-avatar " + avatarClass(item), firstLetter(item));
         avatar.setAttribute("aria-hidden", "true");
-        option.append(avatar, el("span", "mention-name", item));
+        const shown = shownName(store.people.get(item), item);
+        option.append(avatar, el("span", "mention-name", shown));
+        if (shown !== item) {
+          option.append(" ", el("span", "mention-username", "@" + item));
+        }
       }
       list.appendChild(option);
     });
@@ -363,7 +368,14 @@ export function setupComposer(ctx) {
       return; // the text moved on meanwhile
     }
     mention.kind = "person";
-    mention.items = (data.users || []).map((u) => u.username).filter((name) => name !== me);
+    // The server's matches by username, then people whose display name matches.
+    const names = (data.users || []).map((u) => u.username);
+    store.people.matching(query).forEach((person) => {
+      if (!names.includes(person.username)) {
+        names.push(person.username);
+      }
+    });
+    mention.items = names.filter((name) => name !== me);
     mention.active = mention.items.length ? 0 : -1;
     renderMentions();
     if (mention.items.length) {

@@ -18,6 +18,7 @@ import { setupEmojiPicker } from "./emojipicker.js";
 import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
+import { setupProfileCard } from "./profilecard.js";
 import { setupRoom } from "./room.js";
 import { setupShortcuts } from "./shortcuts.js";
 import { setupSidebar } from "./sidebar.js";
@@ -68,6 +69,7 @@ function start(config) {
   ctx.room = setupRoom(ctx);
   ctx.presence = setupPresence(ctx);
   ctx.shortcuts = setupShortcuts(ctx);
+  ctx.profileCard = setupProfileCard(ctx);
 
   const title = () => updateTitle(store.totals());
   ["counts", "room", "room-removed", "room-info"].forEach((name) => store.on(name, title));

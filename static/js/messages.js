@@ -11,7 +11,7 @@
  * `li` of the message they stand above, so the list stays a valid list.
  */
 import { ApiError, el } from "./common.js";
-import { button, clearFailure, markSent, renderMessage, setFailure, setReaction, updateMessage } from "./render.js";
+import { button, clearFailure, markSent, renderMessage, setFailure, showPerson, setReaction, updateMessage } from "./render.js";
 import { continues, dayLabel, startsDay } from "./timeline.js";
 import { announce, els, showNotice } from "./ui.js";
 
@@ -49,6 +49,24 @@ export function setupMessages(ctx) {
   let readSentAt = 0;
   let readTimer = null;
   let autoReadPaused = false; // after "mark unread from here"
+
+  // --- people --------------------------------------------------------------------
+
+  /* A message's item, its author shown as the directory knows them. */
+  function drawMessage(m, state) {
+    const li = renderMessage(m, state, me);
+    showPerson(li, store.people.get(m.user));
+    return li;
+  }
+
+  // A changed profile shows at once on every message of that person.
+  store.on("profile", ({ person }) => {
+    els.list.querySelectorAll("li.message").forEach((li) => {
+      if (li.dataset.user === person.username) {
+        showPerson(li, person);
+      }
+    });
+  });
 
   // --- scrolling ---------------------------------------------------------------
 
@@ -200,7 +218,7 @@ export function setupMessages(ctx) {
       li.remove();
       markSent(li, message, me);
     } else {
-      li = renderMessage(message, "sent", me);
+      li = drawMessage(message, "sent");
     }
     insertSent(li, message.id);
     byId.set(message.id, li);
@@ -286,7 +304,7 @@ export function setupMessages(ctx) {
 
   /* A message typed here, below the stored ones until the server stores it. */
   function addPending(entry) {
-    const li = renderMessage(entry, "pending", me);
+    const li = drawMessage(entry, "pending");
     els.list.appendChild(li);
     layoutOne(li);
     pending.set(entry.nonce, li);
@@ -453,7 +471,7 @@ export function setupMessages(ctx) {
     const fromBottom = pane.scrollHeight - pane.scrollTop;
     const fragment = document.createDocumentFragment();
     const added = store.addOlder(page).map((m) => {
-      const li = renderMessage(m, "sent", me);
+      const li = drawMessage(m, "sent");
       fragment.appendChild(li);
       byId.set(m.id, li);
       return li;
@@ -560,7 +578,7 @@ export function setupMessages(ctx) {
   function start() {
     const fragment = document.createDocumentFragment();
     const items = store.messageList().map((m) => {
-      const li = renderMessage(m, "sent", me);
+      const li = drawMessage(m, "sent");
       fragment.appendChild(li);
       byId.set(m.id, li);
       return li;

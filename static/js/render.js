@@ -10,6 +10,7 @@
  */
 import { setAttachments } from "./attachments.js";
 import { el } from "./common.js";
+import { shownName } from "./people.js";
 
 function pad2(n) {
   return n < 10 ? "0" + n : String(n);
@@ -209,6 +210,46 @@ function decorate(li, me) {
   }
 }
 
+/*
+ * Show `person` (their directory entry, or null) on a message's author line:
+ * the display name, the username for hover and screen readers, and their
+ * picture instead of the initial when they have one.
+ */
+export function showPerson(li, person) {
+  const user = li.dataset.user || "";
+  const name = li.querySelector(".message-user");
+  if (name) {
+    const shown = shownName(person, user);
+    name.textContent = shown;
+    name.title = "@" + user;
+    if (shown !== user) {
+      name.setAttribute("aria-label", shown + " (@" + user + ")");
+    } else {
+      name.removeAttribute("aria-label");
+    }
+  }
+  const avatar = li.querySelector(".message-avatar");
+  if (!avatar) {
+    return;
+  }
+  const url = person && person.avatar;
+  const img = avatar.querySelector("img");
+  if (url) {
+    if (!img || img.getAttribute("src") !== url) {
+      const picture = document.createElement("img");
+      picture.src = url;
+      picture.alt = "";
+      picture.width = 36;
+      picture.height = 36;
+      avatar.replaceChildren(picture);
+    }
+    avatar.classList.add("has-picture");
+  } else if (img || avatar.classList.contains("has-picture")) {
+    avatar.replaceChildren(firstLetter(user));
+    avatar.classList.remove("has-picture");
+  }
+}
+
 /* A message's list item; `state` is "sent" (stored), or "pending" for one typed here. */
 export function renderMessage(m, state, me) {
   const li = el("li", "message");
@@ -228,7 +269,9 @@ export function renderMessage(m, state, me) {
   const meta = el("div", "message-meta");
   const time = el("time", "message-time");
   formatTime(time, m.created);
-  meta.append(el("span", "message-user", m.user), " ", time);
+  const author = el("button", "message-user", m.user);
+  author.type = "button";
+  meta.append(author, " ", time);
   main.append(meta, el("div", "message-body"));
   li.append(avatar, main);
   updateMessage(li, m, me);

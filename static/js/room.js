@@ -4,7 +4,8 @@
  * Settings), their membership as it changes, and the member panel.
  */
 import { api, el, roomUrl } from "./common.js";
-import { button } from "./render.js";
+import { liveStatus, shownName } from "./people.js";
+import { avatarClass, button, firstLetter } from "./render.js";
 import { PRESENCE_STATES, roomLabel, roomTitle } from "./store.js";
 import { announce, els, setBaseTitle, showNotice } from "./ui.js";
 
@@ -174,7 +175,29 @@ export function setupRoom(ctx) {
     row.dataset.user = name;
     const dot = el("span", "presence-dot");
     dot.setAttribute("aria-hidden", "true");
-    row.append(dot, el("span", "member-name", name === me ? name + " (you)" : name));
+    const person = store.people.get(name);
+    const avatar = el("span", "member-avatar " + avatarClass(name));
+    avatar.setAttribute("aria-hidden", "true");
+    if (person && person.avatar) {
+      const img = document.createElement("img");
+      img.src = person.avatar;
+      img.alt = "";
+      img.width = 20;
+      img.height = 20;
+      avatar.appendChild(img);
+    } else {
+      avatar.textContent = firstLetter(name);
+    }
+    const shown = shownName(person, name);
+    const label = shown === name ? name : shown + " (@" + name + ")";
+    row.append(dot, avatar, el("span", "member-name", name === me ? label + " (you)" : label));
+    const status = liveStatus(person, Date.now());
+    if (status) {
+      const note = el("span", "member-status", status.emoji || "💬");
+      note.title = status.text || status.emoji;
+      note.setAttribute("aria-label", "status: " + (status.text || status.emoji));
+      row.appendChild(note);
+    }
     row.appendChild(el("span", "visually-hidden member-presence"));
     if (canRemoveMembers() && name !== me) {
       const remove = button("member-remove", "Remove", "Remove " + name + " from " + roomTitle(roomInfo, me));
@@ -305,6 +328,11 @@ export function setupRoom(ctx) {
     }
   });
   store.on("presence", ({ changed }) => renderPresence(changed));
+  store.on("profile", ({ person }) => {
+    if (members && members.has(person.username)) {
+      renderMembers();
+    }
+  });
 
   return { start, render, escapeMemberPanel, shownMembers };
 }

@@ -12,6 +12,8 @@
  * emoji), by room slug. See docs/protocol.md.
  */
 
+import { Directory } from "./people.js";
+
 export const PRESENCE_STATES = new Set(["online", "away", "offline"]);
 export const TYPING_SHOWN_MS = 5000;
 
@@ -82,6 +84,7 @@ export class Store {
     this.actions = new Map(); // nonce -> {kind, id, revert}: edits, deletions, reactions awaiting their event
     this.typers = new Map(); // username -> time their indicator expires
     this.presence = new Map(); // username -> online | away | offline (absent: not known)
+    this.people = new Directory(config.people || []); // everyone's public profile
 
     this.visible = visible;
     this.now = now;
@@ -187,6 +190,13 @@ export class Store {
       case "presence":
         this.applyPresence(data.users);
         break;
+      case "profile": {
+        const person = this.people.put(data);
+        if (person) {
+          this.emit("profile", { person });
+        }
+        break;
+      }
       case "status":
         if (data.live === true) {
           this.emit("live");
