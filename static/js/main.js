@@ -19,6 +19,7 @@ import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
 import { setupPresence } from "./presence.js";
 import { setupProfileCard } from "./profilecard.js";
+import { setupProfileEdit } from "./profileedit.js";
 import { setupRoom } from "./room.js";
 import { setupShortcuts } from "./shortcuts.js";
 import { setupSidebar } from "./sidebar.js";
@@ -70,6 +71,7 @@ function start(config) {
   ctx.presence = setupPresence(ctx);
   ctx.shortcuts = setupShortcuts(ctx);
   ctx.profileCard = setupProfileCard(ctx);
+  ctx.profileEdit = setupProfileEdit(ctx);
 
   const title = () => updateTitle(store.totals());
   ["counts", "room", "room-removed", "room-info"].forEach((name) => store.on(name, title));

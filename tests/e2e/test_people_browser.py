@@ -3,6 +3,7 @@ the messages of another person's tab."""
 
 import base64
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -135,3 +136,67 @@ def test_mention_completion_finds_a_display_name_and_shows_both_names(alice, bob
     expect(option).to_be_visible()
     box.press("Enter")
     expect(box).to_have_value("@bob ")
+
+
+def test_a_profile_is_edited_in_its_dialog_and_the_other_person_sees_it(alice, bob, pages):
+    mine = pages.open(alice)
+    theirs = pages.open(bob)
+    say(mine, "morning all")
+    message(theirs, "alice", "morning all")
+
+    mine.get_by_role("button", name="Edit your profile").click()
+    dialog = mine.get_by_role("dialog", name="Your profile")
+    expect(dialog).to_be_visible()
+    assert_accessible(mine, "the profile editor")
+    dialog.get_by_label("Display name").fill("Alice Liddell")
+    dialog.get_by_label("Title").fill("Design lead")
+    dialog.get_by_label("Time zone").select_option("Asia/Tokyo")
+    dialog.get_by_label("Emoji").fill("📅")
+    dialog.get_by_label("What you are doing").fill("In a meeting")
+    dialog.get_by_label("Clear after").select_option("1h")
+    dialog.locator("input[type=file]").set_input_files(
+        {"name": "me.png", "mimeType": "image/png", "buffer": base64.b64decode(png())}
+    )
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+
+    # Bob's page: the name and the picture on alice's message, live.
+    line = message(theirs, "alice", "morning all")
+    expect(line.locator(".message-user")).to_have_text("Alice Liddell")
+    expect(line.locator(".message-avatar img")).to_have_attribute(
+        "src", re.compile(r"^/avatars/\d+/1$")
+    )
+    line.locator(".message-user").click()
+    card = theirs.get_by_role("dialog", name="Alice Liddell")
+    expect(card.locator(".profile-title")).to_have_text("Design lead")
+    expect(card.locator(".profile-status")).to_contain_text("📅 In a meeting, until")
+    expect(card.locator(".profile-time")).to_contain_text("local time")
+
+    # Opened again, the editor shows what was saved; taking the picture away
+    # and clearing the status reach bob too.
+    mine.get_by_role("button", name="Edit your profile").click()
+    expect(dialog.get_by_label("Display name")).to_have_value("Alice Liddell")
+    expect(dialog.get_by_label("Time zone")).to_have_value("Asia/Tokyo")
+    dialog.get_by_role("button", name="Remove picture").click()
+    dialog.get_by_label("Emoji").fill("")
+    dialog.get_by_label("What you are doing").fill("")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(card.locator(".profile-status")).to_be_hidden()
+    expect(line.locator(".message-avatar img")).to_have_count(0)
+
+
+def test_a_picture_that_is_not_one_is_refused_in_words(alice, pages):
+    mine = pages.open(alice)
+    mine.get_by_role("button", name="Edit your profile").click()
+    dialog = mine.get_by_role("dialog", name="Your profile")
+    dialog.locator("input[type=file]").set_input_files(
+        {
+            "name": "me.png",
+            "mimeType": "image/png",
+            "buffer": b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        }
+    )
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("PNG, JPEG, GIF or WebP")
+    expect(dialog).to_be_visible()
