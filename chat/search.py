@@ -35,6 +35,7 @@ from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import avatar_url
 
 from . import access, formatting, selectors
 from .errors import NoSuchRoom
@@ -113,6 +114,9 @@ class SearchHit:
     # Direct messages: the other people in the conversation, by name.
     people: list[str]
     user: str
+    # The author as people see them: display name ("" for none) and picture URL.
+    user_display_name: str
+    user_avatar: str | None
     created: datetime
     snippet: list[Segment]
     # The same excerpt as sanitized HTML, matches in <mark>.
@@ -485,6 +489,9 @@ def _hits_by_id(ids: list[int]) -> list[Message]:
             "room__name",
             "room__kind",
             "author__username",
+            "author__display_name",
+            "author__avatar",
+            "author__avatar_version",
         )
         .order_by("-id")
     )
@@ -534,6 +541,8 @@ def messages_search(
                 room_kind=m.room.kind,
                 people=people.get(m.room_id, []),
                 user=m.author.username,
+                user_display_name=m.author.display_name,
+                user_avatar=avatar_url(m.author),
                 created=m.created,
                 snippet=snippet,
                 snippet_html=snippet_html,

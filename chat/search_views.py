@@ -42,6 +42,8 @@ def _hit_data(hit: SearchHit) -> dict[str, Any]:
         "room_kind": hit.room_kind,
         "people": hit.people,
         "user": hit.user,
+        "user_display_name": hit.user_display_name,
+        "user_avatar": hit.user_avatar,
         "created": events.format_time(hit.created),
         "snippet": [[text, marked] for text, marked in hit.snippet],
         "snippet_html": hit.snippet_html,

@@ -6,7 +6,8 @@
  */
 import { el, roomUrl, sortByName } from "./common.js";
 import { firstLetter } from "./render.js";
-import { dmPartner, roomLabel } from "./store.js";
+import { shownName } from "./people.js";
+import { dmOthers, dmPartner, roomLabel } from "./store.js";
 import { els } from "./ui.js";
 
 export function setupSidebar(ctx) {
@@ -118,6 +119,15 @@ export function setupSidebar(ctx) {
     }
   }
 
+  /* A conversation by its people's display names (usernames where they have none). */
+  function dmLabel(entry) {
+    if (entry.kind !== "dm") {
+      return roomLabel(entry, me);
+    }
+    const others = dmOthers(entry, me);
+    return others.length ? others.map((name) => shownName(store.people.get(name), name)).join(", ") : entry.name;
+  }
+
   function renderRoomLink(entry) {
     const link = roomLink(entry.slug);
     if (!link) {
@@ -127,14 +137,25 @@ export function setupSidebar(ctx) {
     icon.replaceChildren();
     icon.classList.toggle("dm-icon", entry.kind === "dm");
     if (entry.kind === "dm") {
-      icon.textContent = firstLetter(roomLabel(entry, me));
+      const partner = dmPartner(entry, me);
+      const person = partner ? store.people.get(partner) : null;
+      if (person && person.avatar) {
+        const img = document.createElement("img");
+        img.src = person.avatar;
+        img.alt = "";
+        img.width = 18;
+        img.height = 18;
+        icon.appendChild(img);
+      } else {
+        icon.textContent = firstLetter(dmLabel(entry));
+      }
       renderDmPresence(link, entry);
     } else if (entry.private) {
       icon.appendChild(el("span", "lock-icon"));
     } else {
       icon.textContent = "#";
     }
-    link.querySelector(".room-name").textContent = roomLabel(entry, me);
+    link.querySelector(".room-name").textContent = dmLabel(entry);
     let privacy = link.querySelector(".room-private");
     if (entry.kind !== "dm" && entry.private) {
       if (!privacy) {
@@ -278,6 +299,14 @@ export function setupSidebar(ctx) {
   store.on("room", placeRoomLink);
   store.on("room-removed", removeRoomLink);
   store.on("presence", ({ changed }) => renderPresence(changed));
+  // A new name or picture shows in the conversations with that person.
+  store.on("profile", ({ person }) => {
+    store.rooms.forEach((entry) => {
+      if (entry.kind === "dm" && dmOthers(entry, me).includes(person.username)) {
+        renderRoomLink(entry);
+      }
+    });
+  });
 
   return { start };
 }

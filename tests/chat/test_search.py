@@ -288,6 +288,8 @@ def test_the_api_returns_hits_with_snippet_segments(signed_in, general_room):
         "room_kind": "channel",
         "people": [],
         "user": "alice",
+        "user_display_name": "",
+        "user_avatar": None,
         "attachments": [],
         "created": result["created"],
         "snippet": [["ship", True], [" it", False]],

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from chat import services
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import SERVER_ENV
-from tests.e2e.helpers import message, say
+from tests.e2e.conftest import SERVER_ENV, off_the_loop
+from tests.e2e.helpers import message, room_link, say
 from tests.servers import start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -200,3 +201,30 @@ def test_a_picture_that_is_not_one_is_refused_in_words(alice, pages):
     dialog.get_by_role("button", name="Save").click()
     expect(dialog.get_by_role("alert")).to_contain_text("PNG, JPEG, GIF or WebP")
     expect(dialog).to_be_visible()
+
+
+def test_a_conversation_in_the_sidebar_shows_the_other_persons_name_and_picture(alice, bob, pages):
+    slug = off_the_loop(lambda: services.dm_open(actor=alice, usernames=["bob"]).slug)
+    mine = pages.open(alice)
+    theirs = pages.open(bob)
+    link = room_link(theirs, slug)
+    expect(link.locator(".room-name")).to_have_text("alice")
+    expect(link.locator(".dm-icon img")).to_have_count(0)
+
+    assert mine.evaluate(PATCH, {"display_name": "Alice Liddell"}) == 200
+    assert mine.evaluate(AVATAR, png()) == 200
+    expect(link.locator(".room-name")).to_have_text("Alice Liddell")
+    expect(link.locator(".dm-icon img")).to_have_attribute("src", f"/avatars/{alice.pk}/1")
+
+
+def test_search_results_name_their_authors_as_people_see_them(alice, bob, pages):
+    mine = pages.open(alice)
+    say(mine, "the harbour plans are ready")
+    assert mine.evaluate(PATCH, {"display_name": "Alice Liddell"}) == 200
+    assert mine.evaluate(AVATAR, png()) == 200
+    theirs = pages.open(bob)
+    theirs.goto(f"{pages.base}/search/?q=harbour")
+    author = theirs.locator(".search-hit-user")
+    expect(author).to_have_text("Alice Liddell @alice")
+    expect(author.locator("img")).to_have_attribute("src", f"/avatars/{alice.pk}/1")
+    assert_accessible(theirs, "search results with a person's picture")
