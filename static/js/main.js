@@ -73,6 +73,30 @@ function start(config) {
   ctx.profileCard = setupProfileCard(ctx);
   ctx.profileEdit = setupProfileEdit(ctx);
 
+  // A status disappears when it ends, everywhere it shows: that person is
+  // redrawn as if their profile had changed. One timer, for the next to end.
+  let expiryTimer = null;
+  function expireNext() {
+    clearTimeout(expiryTimer);
+    const next = store.people.nextExpiry(Date.now());
+    if (next) {
+      // setTimeout holds at most about 24.8 days; a later end is looked at again then.
+      const wait = Math.min(next.at - Date.now() + 50, 2 ** 31 - 1);
+      expiryTimer = setTimeout(() => {
+        if (Date.now() >= next.at) {
+          store.emit("profile", { person: next.person });
+        }
+        expireNext();
+      }, wait);
+    }
+  }
+  store.on("profile", ({ person }) => {
+    if (!person.status || !person.status.expires || Date.parse(person.status.expires) > Date.now()) {
+      expireNext();
+    }
+  });
+  expireNext();
+
   const title = () => updateTitle(store.totals());
   ["counts", "room", "room-removed", "room-info"].forEach((name) => store.on(name, title));
   store.on("notice", ({ text }) => showNotice(text));

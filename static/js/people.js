@@ -52,7 +52,8 @@ export class Directory {
       title: typeof data.title === "string" ? data.title : "",
       time_zone: typeof data.time_zone === "string" ? data.time_zone : "",
       status: data.status && typeof data.status === "object" ? data.status : null,
-      avatar: typeof data.avatar === "string" && data.avatar.startsWith("/") ? data.avatar : null,
+      // Only this server's avatar addresses ("//host/..." would be another site).
+      avatar: typeof data.avatar === "string" && data.avatar.startsWith("/avatars/") ? data.avatar : null,
     };
     this.people.set(person.username, person);
     return person;
@@ -60,6 +61,18 @@ export class Directory {
 
   get(username) {
     return this.people.get(username) || null;
+  }
+
+  /* The person whose status ends next after `now`, and when (ms): {person, at}, or null. */
+  nextExpiry(now) {
+    let next = null;
+    this.people.forEach((person) => {
+      const at = person.status && person.status.expires ? Date.parse(person.status.expires) : NaN;
+      if (at > now && (!next || at < next.at)) {
+        next = { person, at };
+      }
+    });
+    return next;
   }
 
   /* People whose username or display name starts a word with `prefix` (case-insensitive). */

@@ -228,3 +228,15 @@ def test_search_results_name_their_authors_as_people_see_them(alice, bob, pages)
     expect(author).to_have_text("Alice Liddell @alice")
     expect(author.locator("img")).to_have_attribute("src", f"/avatars/{alice.pk}/1")
     assert_accessible(theirs, "search results with a person's picture")
+
+
+def test_a_status_disappears_when_it_ends_without_a_reload(alice, bob, pages):
+    mine = pages.open(alice)
+    theirs = pages.open(bob)
+    theirs.locator("#members-button").click()
+    status = theirs.locator("#member-list li.member[data-user='alice'] .member-status")
+    soon = mine.evaluate("() => new Date(Date.now() + 3000).toISOString()")
+    change = {"status": {"text": "Back in a moment", "emoji": "☕", "expires": soon}}
+    assert mine.evaluate(PATCH, change) == 200
+    expect(status).to_have_attribute("title", "Back in a moment")
+    expect(status).to_have_count(0, timeout=15_000)

@@ -37,8 +37,27 @@ test("the directory matches usernames and the words of display names", () => {
 });
 
 test("an avatar address that is not the server's own path is dropped", () => {
-  const directory = new Directory([{ ...alice, avatar: "https://evil.example/x.png" }]);
-  assert.equal(directory.get("alice").avatar, null);
+  for (const avatar of ["https://evil.example/x.png", "//evil.example/x.png", "/static/x.png"]) {
+    const directory = new Directory([{ ...alice, avatar }]);
+    assert.equal(directory.get("alice").avatar, null, avatar);
+  }
+  assert.equal(new Directory([{ ...alice, avatar: "/avatars/7/2" }]).get("alice").avatar, "/avatars/7/2");
+});
+
+test("the next status to end is found, past ones and unending ones left out", () => {
+  const now = Date.parse("2026-07-01T12:00:00Z");
+  const status = (expires) => ({ text: "busy", emoji: "", expires });
+  const directory = new Directory([
+    { username: "ann", status: status("2026-07-01T11:00:00Z") },
+    { username: "ben", status: status("2026-07-01T15:00:00Z") },
+    { username: "cat", status: status("2026-07-01T13:00:00Z") },
+    { username: "dan", status: status(null) },
+    { username: "eve", status: null },
+  ]);
+  const next = directory.nextExpiry(now);
+  assert.equal(next.person.username, "cat");
+  assert.equal(next.at, Date.parse("2026-07-01T13:00:00Z"));
+  assert.equal(new Directory([{ username: "dan", status: status(null) }]).nextExpiry(now), null);
 });
 
 test("local time is given in the person's zone, and nothing for an unknown zone", () => {
