@@ -14,6 +14,7 @@ from PIL import Image
 
 from accounts import selectors
 from chat.models import Event, uploads_storage
+from tests.chat.test_uploads import png_bomb
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,6 +145,15 @@ def test_an_avatar_must_be_a_picture(person):
         assert response.status_code == 400
         assert "PNG, JPEG, GIF or WebP" in response.json()["detail"]
     assert alice.get("/api/profile/").json()["profile"]["avatar"] is None
+
+
+def test_an_avatar_claiming_too_many_pixels_is_refused_without_decoding(person):
+    alice = person("alice")
+    response = set_avatar(alice, png_bomb(), "bomb.png")
+    assert response.status_code == 400
+    assert "too many pixels" in response.json()["detail"]
+    alice.user.refresh_from_db()
+    assert alice.user.avatar_version == 0 and not alice.user.avatar
 
 
 def test_the_directory_is_one_query_however_many_people(person):
