@@ -54,6 +54,14 @@ export function setupProfileEdit(ctx) {
   const zone = form.elements.namedItem("time_zone");
   const until = form.elements.namedItem("until");
   const keep = until.querySelector("option[value=keep]");
+  const untilAt = form.elements.namedItem("until_at");
+  const untilAtField = untilAt.closest("label");
+  until.addEventListener("change", () => {
+    untilAtField.hidden = until.value !== "custom";
+    if (!untilAtField.hidden) {
+      untilAt.focus();
+    }
+  });
   const error = dialog.querySelector(".form-error");
   let removePicture = false;
 
@@ -94,6 +102,8 @@ export function setupProfileEdit(ctx) {
       keep.textContent = "Keep: until " + new Date(status.expires).toLocaleString([], { weekday: "short", hour: "2-digit", minute: "2-digit" });
     }
     until.value = status && status.expires ? "keep" : "never";
+    untilAt.value = "";
+    untilAtField.hidden = true;
     file.value = "";
     removePicture = false;
     showPicture(person.avatar);
@@ -147,7 +157,18 @@ export function setupProfileEdit(ctx) {
     const text = form.elements.namedItem("status_text").value.trim();
     let status = null;
     if (emoji || text) {
-      const expires = until.value === "keep" && current ? current.expires : statusEnd(until.value, Date.now());
+      let expires = until.value === "keep" && current ? current.expires : statusEnd(until.value, Date.now());
+      if (until.value === "custom") {
+        // This device's local time, as the person typed it.
+        const at = untilAt.value ? new Date(untilAt.value) : null;
+        if (!at || Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
+          error.textContent = "Choose when the status clears: a time still to come.";
+          error.hidden = false;
+          untilAt.focus();
+          return;
+        }
+        expires = at.toISOString();
+      }
       status = { text, emoji, expires };
     }
     const save = form.querySelector("button[type=submit]");

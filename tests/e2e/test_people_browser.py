@@ -240,3 +240,24 @@ def test_a_status_disappears_when_it_ends_without_a_reload(alice, bob, pages):
     assert mine.evaluate(PATCH, change) == 200
     expect(status).to_have_attribute("title", "Back in a moment")
     expect(status).to_have_count(0, timeout=15_000)
+
+
+def test_a_status_can_clear_at_a_chosen_time(alice, pages):
+    mine = pages.open(alice)
+    mine.get_by_role("button", name="Edit your profile").click()
+    dialog = mine.get_by_role("dialog", name="Your profile")
+    dialog.get_by_label("What you are doing").fill("Off to the dentist")
+    dialog.get_by_label("Clear after").select_option("custom")
+    at = dialog.get_by_label("Clear at")
+    expect(at).to_be_focused()
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("a time still to come")
+
+    at.fill("2099-03-01T15:00")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    status = mine.evaluate(
+        "async () => (await (await fetch('/api/profile/')).json()).profile.status"
+    )
+    assert status["text"] == "Off to the dentist"
+    assert status["expires"].startswith("2099-03-01")
