@@ -531,7 +531,16 @@ export function setupComposer(ctx) {
         updateMentions();
       }
     });
-    els.input.addEventListener("blur", () => setTimeout(closeMentions, 150));
+    // Closed a moment after the box loses focus (a click on an option comes
+    // first), unless the focus came back meanwhile: closing then would also
+    // cancel the completion just typed (the emoji picker hands focus back).
+    els.input.addEventListener("blur", () =>
+      setTimeout(() => {
+        if (document.activeElement !== els.input) {
+          closeMentions();
+        }
+      }, 150)
+    );
     els.mentionList.addEventListener("mousedown", (event) => event.preventDefault());
     els.mentionList.addEventListener("click", (event) => {
       const option = event.target instanceof Element ? event.target.closest("[role=option]") : null;
