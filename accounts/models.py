@@ -77,6 +77,8 @@ class User(AbstractUser):
     # so it can be cached for good.
     avatar = models.FileField(storage=_uploads_storage, max_length=255, blank=True)
     avatar_version = models.PositiveIntegerField(default=0)
+    # Do not disturb: no notification interrupts them until then (null: off).
+    dnd_until = models.DateTimeField(null=True, blank=True)
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"

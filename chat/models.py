@@ -59,6 +59,18 @@ class Membership(models.Model):
     # The id of the newest message the member has read (0: none).
     last_read_id = models.BigIntegerField(default=0)
 
+    class Notify(models.TextChoices):
+        # Blank: the kind's default (conversations: every message; channels: mentions).
+        DEFAULT = "", "Default"
+        ALL = "all", "All messages"
+        MENTIONS = "mentions", "Mentions only"
+        NONE = "none", "Nothing (muted)"
+
+    # What of this room may interrupt the member (browser notifications); a
+    # muted room is dimmed and left out of the tab title, but an unread
+    # mention in it still counts.
+    notify = models.CharField(max_length=8, choices=Notify.choices, default="", blank=True)
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["room", "user"], name="membership_unique_room_user")
@@ -87,10 +99,37 @@ class Message(models.Model):
     # NULL, not "", means "sent without a nonce": the uniqueness rule skips NULLs.
     nonce = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
+    # Threads: a reply names its root, a top-level message of the same room
+    # (never another reply). A reply is still a message of the room; it shows
+    # in the room itself only when it was "also sent to the channel".
+    thread = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="thread_replies"
+    )
+    in_channel = models.BooleanField(default=False)
+    # On a root: its thread at a glance, kept in the transaction of each reply
+    # (and of each reply's deletion): how many live replies, the newest one's
+    # time, and the usernames of the latest people to reply, newest first.
+    reply_count = models.PositiveIntegerField(default=0)
+    last_reply_at = models.DateTimeField(null=True, blank=True)
+    repliers = models.JSONField(default=list, blank=True)
+
+    class Broadcast(models.TextChoices):
+        NONE = "", "None"
+        # @channel (or @everyone): every member of the room.
+        CHANNEL = "channel", "@channel"
+        # @here: the members who were online when it was sent.
+        HERE = "here", "@here"
+
+    broadcast = models.CharField(max_length=8, choices=Broadcast.choices, default="", blank=True)
+
     class Meta:
         ordering = ["id"]
         indexes = [
             models.Index(fields=["room", "id"], name="message_room_id"),
+            # A thread's replies, in order.
+            models.Index(
+                fields=["thread", "id"], condition=Q(thread__isnull=False), name="message_thread_id"
+            ),
             # Search's date filters find their id bounds through it.
             models.Index(fields=["created"], name="message_created"),
         ]
@@ -105,6 +144,124 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} in {self.room_id} by {self.author_id}"
+
+
+class ThreadFollow(models.Model):
+    """Someone following a thread (or having stopped), and how far they have read it.
+
+    A row is made when they start the thread and someone replies, reply to it,
+    are mentioned in it, or follow it by hand; `following` false keeps an
+    explicit unfollow. `last_read_id` is the newest reply they have read.
+    `room` repeats the root's room so the threads of a room are found without
+    reading messages.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    root = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="follows")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    following = models.BooleanField(default=True)
+    last_read_id = models.BigIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "root"], name="threadfollow_unique_user_root")
+        ]
+        indexes = [
+            models.Index(fields=["root", "user"], name="threadfollow_root_user"),
+            models.Index(fields=["user", "room"], name="threadfollow_user_room"),
+        ]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} on {self.root_id}"
+
+
+class Draft(models.Model):
+    """Text typed in a room's (or a thread's) composer and not sent, kept for every device.
+
+    `version` grows with every change, a clear included (an empty `body`
+    keeps the row, so an older version can never come back); a change names
+    the version it was made on and is refused when that is no longer current.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    thread = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    body = models.TextField(blank=True, default="")
+    version = models.PositiveBigIntegerField(default=0)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "room"],
+                condition=Q(thread__isnull=True),
+                name="draft_unique_user_room",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "room", "thread"],
+                condition=Q(thread__isnull=False),
+                name="draft_unique_user_room_thread",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "updated"], name="draft_user_updated")]
+
+    def __str__(self) -> str:
+        return f"draft of {self.user_id} in {self.room_id}"
+
+
+class UserGroup(models.Model):
+    """A set of people mentioned together (`@design`), defined by admins."""
+
+    handle = models.CharField(
+        max_length=64,
+        unique=True,
+        help_text="What people type after @: letters a–z, digits, and . _ - between them.",
+    )
+    name = models.CharField(max_length=80, blank=True)
+    description = models.CharField(max_length=250, blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="user_groups", blank=True
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["handle"]
+
+    def __str__(self) -> str:
+        return f"@{self.handle}"
+
+
+class MentionPolicy(models.Model):
+    """The admin's rule for @channel and @here (one row, edited in the admin)."""
+
+    # In rooms with more members than this, only admins and moderators may
+    # notify everyone; in smaller rooms anyone may.
+    broadcast_max_members = models.PositiveIntegerField(
+        default=20,
+        help_text="In rooms with more members than this, only admins and moderators "
+        "may use @channel and @here.",
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "mention policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="mention_policy_single_row"),
+        ]
+
+    def __str__(self) -> str:
+        return "Mention policy"
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls) -> "MentionPolicy":
+        return cls.objects.get_or_create(pk=1)[0]
 
 
 class Reaction(models.Model):
