@@ -164,7 +164,14 @@ async def test_nothing_of_a_private_room_reaches_an_outsider_or_a_removed_member
         ("resumed", None),
     ]
     assert replay[-1]["rooms"] == [
-        {"room": "general", "last_read_id": 0, "unread": 0, "mentions": 0}
+        {
+            "room": "general",
+            "last_read_id": 0,
+            "unread": 0,
+            "mentions": 0,
+            "thread_unread": 0,
+            "thread_mentions": 0,
+        }
     ]
     member = await sockets(people["member"])
     await member.send({"type": "send", "room": "secret", "body": "still classified"})
