@@ -329,8 +329,12 @@ def _counted(memberships: QuerySet[Membership]) -> "QuerySet[WithAnnotations[Mem
         .exclude(author_id=OuterRef("user_id"))
     )
     mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
+    thread_unread, thread_mentions = room_thread_counts()
     return memberships.annotate(
-        unread=_count(unread), mentions=_count(mentioned), **room_thread_counts()
+        unread=_count(unread),
+        mentions=_count(mentioned),
+        thread_unread=thread_unread,
+        thread_mentions=thread_mentions,
     )
 
 
@@ -345,7 +349,7 @@ def mentioning(user_ref: Any) -> Q:
     return Q(broadcast=Message.Broadcast.CHANNEL) | Q(Exists(named))
 
 
-def room_thread_counts() -> dict[str, Coalesce]:
+def room_thread_counts() -> tuple[Coalesce, Coalesce]:
     """Annotations for memberships: unread replies, and mentions, over the followed threads.
 
     Live replies by others after each followed thread's marker, in that
@@ -360,7 +364,7 @@ def room_thread_counts() -> dict[str, Coalesce]:
         is_deleted=False,
     ).exclude(author_id=OuterRef("user_id"))
     mentioned = replies.filter(mentioning(OuterRef(OuterRef("user_id"))))
-    return {"thread_unread": _count(replies), "thread_mentions": _count(mentioned)}
+    return _count(replies), _count(mentioned)
 
 
 def unread_counts(user_id: int, room_ids: list[int] | None = None) -> dict[int, dict[str, int]]:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import (
     Case,
@@ -24,6 +24,14 @@ from accounts.models import User
 from .. import access, selectors
 from ..errors import ChatError, Code, NoSuchThread
 from ..models import Membership, Message, ThreadFollow
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+    class _Counts(TypedDict):
+        unread: int
+        mentions: int
+
 
 THREADS_DEFAULT_LIMIT = 20
 THREADS_MAX_LIMIT = 100
@@ -56,7 +64,7 @@ def _count(qs: QuerySet[Message]) -> Coalesce:
     )
 
 
-def _counted(follows: QuerySet[ThreadFollow]) -> QuerySet[ThreadFollow]:
+def _counted(follows: QuerySet[ThreadFollow]) -> "QuerySet[WithAnnotations[ThreadFollow, _Counts]]":
     """Follows with `unread` (live replies by others after the marker) and `mentions` of them."""
     unread = Message.objects.filter(
         thread_id=OuterRef("root_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
@@ -177,7 +185,7 @@ def latest_reply_id(root_id: int) -> int:
     return Message.objects.filter(thread_id=root_id).aggregate(m=Max("id"))["m"] or 0
 
 
-def _followed(user_ids: set[int]) -> QuerySet[ThreadFollow]:
+def _followed(user_ids: set[int]) -> "QuerySet[WithAnnotations[ThreadFollow, _Counts]]":
     """Followed threads of these users in rooms they may still read, with their counts."""
     readable = access.public(prefix="room__") | Q(_member())
     follows = ThreadFollow.objects.filter(user_id__in=user_ids, following=True)
