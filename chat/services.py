@@ -16,6 +16,7 @@ from accounts.models import User
 from teamchat import metrics
 
 from . import access, events, selectors
+from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
 from .formatting import mentions as mentioned_names
@@ -269,6 +270,7 @@ def _store(
                 attachments=[attachment_data(u) for u in carried],
             )
             items.append(Item(events.encode(data), (draft.message.room_id,), seq=event.seq))
+        items.extend(_drafts_sent(requests, to_create))
     metrics.MESSAGES_STORED.inc(len(to_create))
     for draft in to_create:
         results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
@@ -278,6 +280,15 @@ def _store(
             results[i] = SendResult(original.message, original.room_slug, created=False)
         else:
             results[i] = original  # the first was refused (its files), and so is its repeat
+
+
+def _drafts_sent(requests: list[SendRequest], sent: list[_Draft]) -> list[Item]:
+    """A stored message clears the draft it was typed in: its room's, or its thread's."""
+    keys = []
+    for d in sent:
+        thread = d.message.thread_id or getattr(requests[d.index], "thread", None)
+        keys.append(DraftKey(d.message.author_id, d.message.room_id, thread))
+    return drafts_clear_sent(keys, {d.message.room_id: d.room_slug for d in sent})
 
 
 def _attachments_claim(

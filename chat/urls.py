@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, drafts_views, views
 from .uploads import views as uploads
 
 app_name = "chat"
@@ -22,6 +22,7 @@ urlpatterns = [
         name="api-room-member",
     ),
     path("api/dms/", api.dms, name="api-dms"),
+    path("api/drafts/", drafts_views.drafts_view, name="api-drafts"),
     path("api/uploads/", uploads.upload, name="api-uploads"),
     path("api/uploads/<int:upload_id>/", uploads.upload_detail, name="api-upload"),
     path("files/<int:upload_id>/<str:key>/<path:name>", uploads.download, name="upload-file"),
