@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat import drafts, services
+from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import off_the_loop
 from tests.e2e.helpers import message, online, room_link, sent
 
@@ -36,6 +37,7 @@ def test_a_draft_typed_in_one_tab_appears_in_the_others_and_sending_clears_it_ev
     expect(listed).to_have_count(1)
     expect(listed.locator(".drafts-room")).to_have_text("#general")
     expect(listed.locator(".drafts-snippet")).to_have_text("a plan, half written")
+    assert_accessible(elsewhere, "drafts list open, a room marked with a draft")
     listed.click()
     expect(elsewhere).to_have_url(f"{pages.base}/r/general/")
     online(elsewhere)
@@ -71,6 +73,7 @@ def test_text_typed_in_two_tabs_at_once_is_shown_both_ways_and_nothing_is_lost(a
     expect(bar).to_contain_text("This draft was changed on another device")
     expect(bar.locator(".draft-conflict-theirs")).to_have_text("the second tab's text")
     expect(first.locator("#composer-input")).to_have_value("the first tab's text, edited")
+    assert_accessible(first, "a draft conflict shown")
 
     bar.get_by_role("button", name="Keep mine").click()
     expect(bar).to_be_hidden()
