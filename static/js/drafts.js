@@ -108,6 +108,7 @@ export function createDrafts({
         version: entry.version,
         saved: entry.saved,
         sending: unstored ? unstored.nonce : null,
+        inflight: entry.inflight ? entry.inflight.body : null,
         touched: entry.touched,
       };
       storage.setItem(storeKey(entry.key), JSON.stringify(copy));
@@ -188,6 +189,7 @@ export function createDrafts({
     entry.timer = null;
     const sent = { body: normal(entry.text), version: entry.version };
     entry.inflight = sent;
+    persist(entry); // a page left meanwhile knows its save went out
     const body = { room: entry.room, body: sent.body, version: sent.version };
     if (entry.thread) {
       body.thread = entry.thread;
@@ -414,6 +416,15 @@ export function createDrafts({
         return;
       }
       entry.touched = copy.touched || 0;
+      if (entry.version === version + 1 && typeof copy.inflight === "string" && entry.saved === copy.inflight) {
+        // The save this copy had on its way (as the page was left) arrived: not a conflict.
+        entry.text = copy.text;
+        persist(entry);
+        if (needsSave(entry)) {
+          schedule(entry, 0);
+        }
+        return;
+      }
       if (entry.version > version) {
         // The server moved on while this copy was not saved: both are shown if they differ.
         const server = { room: entry.room, thread: entry.thread, body: entry.saved, version: entry.version, updated: entry.updated };

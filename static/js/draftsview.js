@@ -17,14 +17,14 @@ import { els } from "./ui.js";
 const TYPING_MS = 2500;
 const SNIPPET_CHARS = 140;
 
-async function putDraft(body, { keepalive = false } = {}) {
+async function putDraft(body) {
   const response = await fetch("/api/drafts/", {
     method: "PUT",
     headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken() },
     credentials: "same-origin",
     cache: "no-store",
     body: JSON.stringify(body),
-    keepalive, // a save started as the page goes away still arrives
+    keepalive: true, // a save on its way as the page goes away (or to another room) still arrives
   });
   let data = null;
   try {

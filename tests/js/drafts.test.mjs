@@ -323,3 +323,24 @@ test("storage that is missing, full or unreadable loses the copy, not the draft"
   none.drafts.start(server.list());
   assert.equal(none.drafts.load("general"), "text");
 });
+
+test("a page left while its save was on its way does not conflict with itself", async () => {
+  const storage = memoryStorage();
+  const server = fakeServer();
+  const tab = device(server, { storage });
+  tab.drafts.edit("general", null, "saved");
+  await tab.tick();
+  tab.drafts.edit("general", null, "saved, and on its way");
+  const leaving = tab.drafts.flush("general", null); // the page goes before the answer
+  tab.drafts.edit("general", null, "saved, and on its way, and more");
+  const left = memoryStorage(); // this browser's copy as the page went
+  storage.data.forEach((value, key) => left.setItem(key, value));
+  await leaving;
+
+  const next = device(server, { storage: left });
+  next.drafts.start(server.list());
+  assert.equal(next.drafts.conflict("general"), null);
+  assert.equal(next.drafts.load("general"), "saved, and on its way, and more");
+  await next.tick();
+  assert.equal(server.drafts.get("general#").body, "saved, and on its way, and more");
+});
