@@ -4,8 +4,10 @@
  * bar that shows both texts when they conflict, the "Drafts" list of every
  * unsent draft, and the pencil on sidebar rooms that have one.
  *
- * It sets ctx.drafts, the drafts.js object (load/edit/sent/settle/flush/...
- * by room and thread): a thread's composer uses it with its root's id.
+ * It sets ctx.drafts, the drafts.js object (load/edit/sent/settle/flush/
+ * conflict/resolve/on, by room and thread): a thread's composer uses it with
+ * its root's id, and marks its textarea with data-draft-thread="<root id>" so
+ * that a change from elsewhere is not put in it while the person types.
  */
 import { api, csrfToken, el, roomUrl } from "./common.js";
 import { browserStorage, createDrafts } from "./drafts.js";
@@ -47,8 +49,14 @@ export function setupDrafts(ctx) {
     storage: browserStorage(),
     user: me,
     request: putDraft,
-    typing: (room, thread) =>
-      room === store.room && !thread && document.activeElement === els.input && Date.now() - lastInput < TYPING_MS,
+    typing: (room, thread) => {
+      const active = document.activeElement;
+      if (!active || Date.now() - lastInput >= TYPING_MS || room !== store.room) {
+        return false;
+      }
+      // A thread's composer says which thread it writes to (data-draft-thread).
+      return thread ? active.dataset.draftThread === String(thread) : active === els.input;
+    },
   });
   // Our messages already stored: a draft sent just before a reload is not brought back.
   const stored = new Set((config.messages || []).filter((m) => m.user === me && m.nonce).map((m) => m.nonce));
@@ -181,10 +189,14 @@ export function setupDrafts(ctx) {
   store.on("resumed", () => drafts.online());
 
   function start() {
-    if (els.input) {
-      els.input.addEventListener("input", () => {
+    document.addEventListener(
+      "input",
+      () => {
         lastInput = Date.now();
-      });
+      },
+      true
+    );
+    if (els.input) {
       // Leaving the box: saved now rather than after the pause.
       els.input.addEventListener("blur", () => drafts.flush(store.room, null));
     }

@@ -149,6 +149,22 @@ def test_drafts_need_a_session_and_a_csrf_token(person, client):
     assert alice.client.post("/api/drafts/", {}).status_code == 405
 
 
+def test_saving_drafts_spends_the_write_budget_and_past_it_changes_nothing(person, monkeypatch):
+    from chat.ratelimit import writes
+
+    monkeypatch.setattr(writes, "rate", 0.001)
+    monkeypatch.setattr(writes, "burst", 3.0)
+    writes.reset()
+    alice = person("alice")
+    answers = [
+        put(alice, {"room": "general", "body": f"text {i}", "version": i}).status_code
+        for i in range(5)
+    ]
+    assert answers == [200, 200, 200, 429, 429]
+    assert listed(alice)[0]["body"] == "text 2"
+    writes.reset()
+
+
 # --- access ---------------------------------------------------------------------------
 
 
