@@ -1,6 +1,7 @@
 """Drafts kept on the server: versions, conflicts, access, clearing on send, and their events."""
 
 import json
+import re
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -165,6 +166,35 @@ def test_saving_drafts_spends_the_write_budget_and_past_it_changes_nothing(perso
     writes.reset()
 
 
+def test_the_list_costs_the_same_for_1_or_30_drafts(person, channel):
+    alice = person("alice")
+    save(alice, "general", "one", 0)
+
+    def read() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert alice.get("/api/drafts/").status_code == 200
+        return len(ctx)
+
+    one = read()
+    for i in range(29):
+        channel(f"room-{i}", alice)
+        save(alice, f"room-{i}", f"draft {i}", 0)
+    assert read() == one
+    assert len(listed(alice)) == 30
+
+
+def test_the_room_page_carries_the_drafts(person):
+    alice = person("alice")
+    save(alice, "general", "typed before the reload", 0)
+    page = alice.get("/r/general/").content.decode()
+    config = json.loads(
+        re.search(r'id="chat-config" type="application/json">(.*?)</script>', page)[1]
+    )
+    assert [(d["room"], d["body"], d["version"]) for d in config["drafts"]] == [
+        ("general", "typed before the reload", 1)
+    ]
+
+
 # --- access ---------------------------------------------------------------------------
 
 
@@ -227,6 +257,9 @@ def test_a_thread_draft_needs_a_live_top_level_message_of_that_room(person, chan
         (0, "top"),
         (root.id, "re"),
     ]
+    # A reply can no longer go to a deleted root: its draft leaves the list.
+    services.message_delete(actor=alice.user, message_id=root.id)
+    assert [(d["thread"], d["body"]) for d in listed(alice)] == [(None, "top")]
 
 
 # --- a sent message clears its draft ----------------------------------------------------
