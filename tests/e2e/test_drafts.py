@@ -1,11 +1,12 @@
 """Drafts that follow the person: from tab to tab, into the Drafts list, and gone once sent."""
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
 from chat import drafts, services
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import off_the_loop
+from tests.e2e.conftest import off_the_loop, session_cookie
 from tests.e2e.helpers import message, online, room_link, sent
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -80,3 +81,43 @@ def test_text_typed_in_two_tabs_at_once_is_shown_both_ways_and_nothing_is_lost(a
     expect(second.locator("#composer-input")).to_have_value("the first tab's text, edited")
     kept = off_the_loop(drafts.drafts_of, alice)
     assert [d["body"] for d in kept] == ["the first tab's text, edited"]
+
+
+def test_a_device_back_online_with_an_older_draft_overwrites_nothing_and_shows_both(alice, pages):
+    laptop = pages.open(alice, "/r/general/")
+    phone_context = pages.browser.new_context()
+    phone_context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": off_the_loop(session_cookie, alice),
+                "url": pages.base,
+            }
+        ]
+    )
+    phone = phone_context.new_page()
+    phone.on("pageerror", lambda exc: pages.errors.append(f"phone: {exc}"))
+    phone.goto(f"{pages.base}/r/general/")
+    online(phone)
+
+    laptop.locator("#composer-input").fill("ship friday")
+    expect(phone.locator("#composer-input")).to_have_value("ship friday")
+
+    phone_context.set_offline(True)
+    phone.locator("#composer-input").fill("ship monday")
+    phone.locator("#composer-input").blur()
+    laptop.locator("#composer-input").fill("ship friday, after QA")
+    laptop.locator("#composer-input").blur()
+    phone_context.set_offline(False)
+
+    bar = phone.locator("#draft-conflict")
+    expect(bar).to_be_visible()
+    expect(bar.locator(".draft-conflict-theirs")).to_have_text("ship friday, after QA")
+    expect(phone.locator("#composer-input")).to_have_value("ship monday")
+    kept = off_the_loop(drafts.drafts_of, alice)
+    assert [d["body"] for d in kept] == ["ship friday, after QA"], "the newer draft stays"
+
+    bar.get_by_role("button", name="Use theirs").click()
+    expect(bar).to_be_hidden()
+    expect(phone.locator("#composer-input")).to_have_value("ship friday, after QA")
+    phone_context.close()
