@@ -80,6 +80,7 @@ def _body_validate(body: str) -> None:
             Code.TOO_LONG, f"A draft, spaces included, is at most {DRAFT_MAX_RAW_CHARS} characters."
         )
     # The message rules for characters: what could not be sent is not kept either.
+    # (Imported here: chat.services imports this module, its sends clear drafts.)
     from .services import _BODY_REFUSED
 
     if _BODY_REFUSED.search(body):
