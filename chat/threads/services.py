@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Max
+from django.utils import timezone
 
 from accounts.models import User
 
@@ -105,14 +106,20 @@ def _follows_upsert(wanted: dict[tuple[int, int], tuple[int, int]], *, refollow:
     if not wanted:
         return
     table = ThreadFollow._meta.db_table
-    values = ", ".join(["(%s, %s, %s, true, %s, now())"] * len(wanted))
-    params = [v for (user, root), (room, at) in wanted.items() for v in (user, root, room, at)]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(wanted))
+    now = timezone.now()
+    params = [
+        v for (user, root), (room, at) in wanted.items() for v in (user, root, room, True, at, now)
+    ]
     conflict = "DO NOTHING"
     if refollow:
+        # SQLite (the zero-setup default) spells GREATEST as a two-argument MAX.
+        greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
         conflict = (
-            "DO UPDATE SET following = true, "
-            f"last_read_id = GREATEST({table}.last_read_id, EXCLUDED.last_read_id)"
+            "DO UPDATE SET following = %s, "
+            f"last_read_id = {greatest}({table}.last_read_id, EXCLUDED.last_read_id)"
         )
+        params.append(True)
     sql = (
         f"INSERT INTO {table} (user_id, root_id, room_id, following, last_read_id, created) "  # noqa: S608  (placeholders only)
         f"VALUES {values} ON CONFLICT (user_id, root_id) {conflict}"
