@@ -218,6 +218,7 @@ def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
         "mentions": entry["mentions"],
         "last_read_id": entry["last_read_id"],
         "members": entry["members"],
+        "notify": entry["notify"],
     }
 
 

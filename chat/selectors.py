@@ -11,6 +11,7 @@ import emoji as emoji_data
 from django.db import connection, transaction
 from django.db.models import (
     Count,
+    Exists,
     F,
     FilteredRelation,
     IntegerField,
@@ -148,7 +149,17 @@ def _messages(room: Room) -> QuerySet[Message]:
     return (
         Message.objects.filter(room=room, is_deleted=False)
         .select_related("author")
-        .only("id", "room_id", "body", "html", "created", "edited", "nonce", "author__username")
+        .only(
+            "id",
+            "room_id",
+            "body",
+            "html",
+            "created",
+            "edited",
+            "nonce",
+            "broadcast",
+            "author__username",
+        )
     )
 
 
@@ -284,7 +295,9 @@ def _counted(memberships: QuerySet[Membership]) -> "QuerySet[WithAnnotations[Mem
     unread = Message.objects.filter(
         room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
     ).exclude(author_id=OuterRef("user_id"))
-    mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
+    # @channel mentions every member through the message's flag, not a row each.
+    named = Mention.objects.filter(message=OuterRef("pk"), user_id=OuterRef(OuterRef("user_id")))
+    mentioned = unread.filter(Q(broadcast=Message.Broadcast.CHANNEL) | Exists(named))
     return memberships.annotate(unread=_count(unread), mentions=_count(mentioned))
 
 
@@ -349,7 +362,12 @@ def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
     (static/js/common.js, compareNames): a conversation shows its other
     people, not its stored name.
     """
-    rooms = list(Room.objects.filter(memberships__user=user, is_archived=False))
+    mine = Membership.objects.filter(room=OuterRef("pk"), user=user)
+    rooms = list(
+        Room.objects.filter(memberships__user=user, is_archived=False).annotate(
+            notify=Subquery(mine.values("notify")[:1])
+        )
+    )
     counts = unread_counts(user.pk, [r.id for r in rooms])
     others = dm_people(user.pk, {r.id for r in rooms if r.is_direct})
     result = []
@@ -362,6 +380,7 @@ def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
                 "unread": unread,
                 "mentions": mentions,
                 "members": others.get(room.id, []),
+                "notify": room.notify or "default",
             }
         )
     result.sort(key=_sidebar_order)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, notify_views, views
 from .uploads import views as uploads
 
 app_name = "chat"
@@ -21,6 +21,9 @@ urlpatterns = [
         api.room_member,
         name="api-room-member",
     ),
+    path("api/rooms/<slug:slug>/notify/", notify_views.room_notify, name="api-room-notify"),
+    path("api/groups/", notify_views.groups, name="api-groups"),
+    path("api/groups/<str:handle>/", notify_views.group_detail, name="api-group"),
     path("api/dms/", api.dms, name="api-dms"),
     path("api/uploads/", uploads.upload, name="api-uploads"),
     path("api/uploads/<int:upload_id>/", uploads.upload_detail, name="api-upload"),
