@@ -96,37 +96,37 @@ def _rooms_read(wanted: dict[int, set[str]], broadcast_rooms: set[int]) -> _Room
         chosen = (Q(lname__in=names) | everyone) if broadcast_rooms else Q(lname__in=names)
     else:
         chosen = everyone
+    # The admin's rule rides along only when a broadcast needs it.
+    limit = _policy_limit() if broadcast_rooms else Value(None, output_field=IntegerField())
     rows = (
         Membership.objects.filter(room_id__in=rooms, user__is_active=True)
-        .annotate(lname=Lower("user__username"))
+        .annotate(lname=Lower("user__username"), limit=limit)
         .filter(chosen)
-        .select_related("user")
-        .only("room_id", "user__id", "user__username")
+        .values_list("room_id", "user_id", "user__username", "limit")
     )
-    if broadcast_rooms:
-        rows = rows.annotate(limit=_policy_limit())
-    for row in rows:
-        lname = row.user.username.lower()
-        if lname in wanted.get(row.room_id, ()):
-            found.named[row.room_id][lname] = row.user
-        if row.room_id in broadcast_rooms:
-            found.everyone[row.room_id].append(row.user)
-            found.limit = row.limit
+    for room_id, user_id, username, most in rows:
+        user = User(pk=user_id, username=username)
+        lname = username.lower()
+        if lname in wanted.get(room_id, ()):
+            found.named[room_id][lname] = user
+        if room_id in broadcast_rooms:
+            found.everyone[room_id].append(user)
+            found.limit = most
     return found
 
 
 def _groups_read(missing: dict[int, set[str]]) -> dict[int, dict[str, list[User]]]:
     """room id -> group handle -> the group's active members in that room. One query."""
     handles = set().union(*missing.values())
-    through = UserGroup.members.through
+    # One filter() call, so the room and the member are those of the same joined row.
     rows = (
-        through.objects.annotate(handle=Lower("usergroup__handle"))
+        UserGroup.objects.annotate(lhandle=Lower("handle"))
         .filter(
-            handle__in=handles,
-            user__is_active=True,
-            user__memberships__room_id__in=missing.keys(),
+            lhandle__in=handles,
+            members__is_active=True,
+            members__memberships__room_id__in=missing.keys(),
         )
-        .values_list("handle", "user__memberships__room_id", "user_id", "user__username")
+        .values_list("lhandle", "members__memberships__room_id", "members__id", "members__username")
     )
     found: dict[int, dict[str, list[User]]] = defaultdict(lambda: defaultdict(list))
     for handle, room_id, user_id, username in rows:

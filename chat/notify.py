@@ -103,7 +103,7 @@ def _members(usernames: object) -> list[User]:
     if not isinstance(usernames, list) or not all(isinstance(n, str) for n in usernames):
         raise ChatError(Code.INVALID, "members must be a list of usernames.")
     wanted = {n.lower() for n in usernames}
-    found = list(
+    found: list[User] = list(
         User.objects.annotate(lname=Lower("username")).filter(lname__in=wanted, is_active=True)
     )
     unknown = sorted(wanted - {u.username.lower() for u in found})
