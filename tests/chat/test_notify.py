@@ -412,3 +412,48 @@ def test_a_broadcast_costs_no_more_queries_than_a_mention_whatever_the_room_size
     assert cost("big", "@team look", "e") == mention + 1
     # Bob (offline, so not "here") counts @bob, @channel and @team.
     assert counts_of(bob, "big") == (4, 3)
+
+
+# --- the admin -----------------------------------------------------------------------------
+
+
+def superuser_client():
+    from django.test import Client
+
+    user = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_admin_edits_the_one_mention_policy():
+    client = superuser_client()
+    response = client.get("/admin/chat/mentionpolicy/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/chat/mentionpolicy/1/change/"
+    client.post("/admin/chat/mentionpolicy/1/change/", {"broadcast_max_members": "7"})
+    assert MentionPolicy.current().broadcast_max_members == 7
+    assert MentionPolicy.objects.count() == 1
+
+
+def test_the_admin_makes_groups_with_the_apis_rules_for_handles(person):
+    bob = person("bob")
+    client = superuser_client()
+    refused = client.post("/admin/chat/usergroup/add/", {"handle": "Bob", "members": [bob.user.pk]})
+    assert refused.status_code == 200
+    assert "is someone&#x27;s username" in refused.content.decode()
+    assert not UserGroup.objects.exists()
+
+    made = client.post(
+        "/admin/chat/usergroup/add/", {"handle": "Design", "name": "", "members": [bob.user.pk]}
+    )
+    assert made.status_code == 302
+    group = UserGroup.objects.get()
+    assert group.handle == "design" and list(group.members.all()) == [bob.user]
+    # Saved again with its own handle: not refused as taken.
+    again = client.post(
+        f"/admin/chat/usergroup/{group.pk}/change/",
+        {"handle": "design", "name": "Design", "members": [bob.user.pk]},
+    )
+    assert again.status_code == 302
+    assert UserGroup.objects.get().name == "Design"
