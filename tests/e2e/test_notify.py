@@ -101,3 +101,41 @@ def test_a_muted_room_does_not_notify_and_is_left_out_of_the_title(alice, bob, p
         "anything at all in the loud room",
         "after bob resumed",
     ]
+
+
+def test_groups_and_the_whole_room_are_offered_and_a_pause_shows_on_the_card(alice, bob, pages):
+    from chat.models import UserGroup
+
+    def design_group() -> None:
+        UserGroup.objects.create(handle="design", name="Designers").members.set([bob])
+
+    off_the_loop(design_group)
+    theirs = pages.open(bob)
+    mine = pages.open(alice)
+    box = mine.locator("#composer-input")
+    box.press_sequentially("@de")
+    expect(mine.get_by_role("option", name="Designers (1 person) @design")).to_be_visible()
+    box.press("Enter")
+    expect(box).to_have_value("@design ")
+    box.press_sequentially("and @ch")
+    expect(mine.get_by_role("option", name="Everyone in this room @channel")).to_be_visible()
+    box.press("Enter")
+    expect(box).to_have_value("@design and @channel ")
+    box.press_sequentially("look")
+    box.press("Enter")
+    line = theirs.locator("#messages li.message[data-user='alice']")
+    expect(line.locator(".mention")).to_have_text(["@design", "@channel"])
+
+    # Bob pauses his notifications; alice sees it on his card.
+    theirs.get_by_role("button", name="Pause notifications").click()
+    theirs.get_by_role("button", name="For 1 hour").click()
+    expect(theirs.locator("#dnd-state")).to_contain_text("Notifications paused until")
+    box.fill("")
+    box.press_sequentially("hi bob")
+    box.press("Enter")
+    theirs.locator("#composer-input").fill("hello")
+    theirs.locator("#composer-input").press("Enter")
+    author = mine.locator("#messages li.message[data-user='bob'] .message-user")
+    author.click()
+    card = mine.get_by_role("dialog", name="bob")
+    expect(card.locator(".profile-dnd")).to_contain_text("Notifications paused, until")
