@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import IntegerField, Q, Subquery, Value
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, Lower
 
 from accounts.models import User
@@ -80,37 +80,65 @@ class _Rooms:
     """What one query told about the rooms of a batch."""
 
     named: dict[int, dict[str, User]]  # room id -> lowercase username -> member
-    everyone: dict[int, list[User]]  # room id -> all active members (broadcast rooms only)
+    everyone: dict[int, list[User]]  # room id -> all active members (@here rooms only)
+    sizes: dict[int, int]  # room id -> active members (broadcast rooms only)
     limit: int | None  # the admin's size rule (when a broadcast asked for it)
 
 
-def _rooms_read(wanted: dict[int, set[str]], broadcast_rooms: set[int]) -> _Rooms:
-    """The members named in each room, and every member of the broadcast rooms. One query."""
+def _members_counted() -> Subquery:
+    members = Membership.objects.filter(room_id=OuterRef("room_id"), user__is_active=True)
+    counted = members.order_by().values("room_id").annotate(n=Count("id")).values("n")
+    return Subquery(counted, output_field=IntegerField())
+
+
+def _rooms_read(
+    wanted: dict[int, set[str]], here_rooms: set[int], channel_rooms: set[int], authors: set[int]
+) -> _Rooms:
+    """The members named in each room, and what the broadcasts need. One query.
+
+    Rows: the members named; every member of a room someone wrote @here in
+    (who is online is asked next); for @channel only the authors' own rows,
+    carrying their room's size, so a room of thousands is not read.
+    """
     names = set().union(*wanted.values()) if wanted else set()
-    rooms = set(wanted) | broadcast_rooms
-    found = _Rooms(defaultdict(dict), defaultdict(list), None)
-    if not names and not broadcast_rooms:
-        return found
-    everyone = Q(room_id__in=broadcast_rooms)
+    channel_rooms = channel_rooms - here_rooms  # those rooms are read whole anyway
+    found = _Rooms(defaultdict(dict), defaultdict(list), {}, None)
+    parts = []
     if names:
-        chosen = (Q(lname__in=names) | everyone) if broadcast_rooms else Q(lname__in=names)
-    else:
-        chosen = everyone
-    # The admin's rule rides along only when a broadcast needs it.
-    limit = _policy_limit() if broadcast_rooms else Value(None, output_field=IntegerField())
+        parts.append(Q(lname__in=names))
+    if here_rooms:
+        parts.append(Q(room_id__in=here_rooms))
+    if channel_rooms:
+        parts.append(Q(room_id__in=channel_rooms, user_id__in=authors))
+    if not parts:
+        return found
+    chosen = parts[0]
+    for part in parts[1:]:
+        chosen |= part
+    broadcast = bool(here_rooms or channel_rooms)
+    # The admin's rule and the rooms' sizes ride along only when a broadcast needs them.
+    none = Value(None, output_field=IntegerField())
+    limit = _policy_limit() if broadcast else none
+    size = Case(When(room_id__in=channel_rooms, then=_members_counted()), default=none)
     rows = (
-        Membership.objects.filter(room_id__in=rooms, user__is_active=True)
-        .annotate(lname=Lower("user__username"), limit=limit)
+        Membership.objects.filter(
+            room_id__in=set(wanted) | here_rooms | channel_rooms, user__is_active=True
+        )
+        .annotate(lname=Lower("user__username"), limit=limit, size=size if channel_rooms else none)
         .filter(chosen)
-        .values_list("room_id", "user_id", "user__username", "limit")
+        .values_list("room_id", "user_id", "user__username", "limit", "size")
     )
-    for room_id, user_id, username, most in rows:
+    for room_id, user_id, username, most, members in rows:
         user = User(pk=user_id, username=username)
         lname = username.lower()
         if lname in wanted.get(room_id, ()):
             found.named[room_id][lname] = user
-        if room_id in broadcast_rooms:
+        if room_id in here_rooms:
             found.everyone[room_id].append(user)
+            found.sizes[room_id] = len(found.everyone[room_id])
+        elif members is not None:
+            found.sizes[room_id] = members
+        if most is not None:
             found.limit = most
     return found
 
@@ -153,14 +181,20 @@ def resolve_many(requests: list[MentionRequest]) -> list[Resolved]:
     """
     named = [mentioned_names(r.body) if "@" in r.body else set() for r in requests]
     wanted: dict[int, set[str]] = {}
-    broadcast_rooms: set[int] = set()
+    here_rooms: set[int] = set()
+    channel_rooms: set[int] = set()
+    authors: set[int] = set()
     for request, names in zip(requests, named, strict=True):
         people = names - BROADCAST_WORDS.keys()
         if people:
             wanted.setdefault(request.room_id, set()).update(people)
-        if broadcast_of(names):
-            broadcast_rooms.add(request.room_id)
-    rooms = _rooms_read(wanted, broadcast_rooms)
+        broadcast = broadcast_of(names)
+        if broadcast == Message.Broadcast.HERE:
+            here_rooms.add(request.room_id)
+        elif broadcast == Message.Broadcast.CHANNEL:
+            channel_rooms.add(request.room_id)
+            authors.add(request.author.pk)
+    rooms = _rooms_read(wanted, here_rooms, channel_rooms, authors)
 
     missing: dict[int, set[str]] = {}
     for room_id, names in wanted.items():
@@ -169,10 +203,6 @@ def resolve_many(requests: list[MentionRequest]) -> list[Resolved]:
             missing[room_id] = absent
     groups = _groups_read(missing) if missing else {}
 
-    here_rooms = {
-        r.room_id for r, names in zip(requests, named, strict=True)
-        if broadcast_of(names) == Message.Broadcast.HERE
-    }  # fmt: skip
     online = _here(rooms, here_rooms) if here_rooms else set()
 
     results = []
@@ -205,9 +235,8 @@ def _resolve_one(
             users.update((u.pk, u) for u in room_groups[name] if u.pk != author.pk)
     broadcast = broadcast_of(names)
     if broadcast:
-        members = rooms.everyone.get(room_id, [])
         limit = rooms.limit if rooms.limit is not None else 0
-        if len(members) > limit and not author.is_moderator:
+        if rooms.sizes.get(room_id, 0) > limit and not author.is_moderator:
             return Resolved(
                 error=ChatError(
                     Code.FORBIDDEN,
@@ -217,7 +246,8 @@ def _resolve_one(
             )
         highlighted.update(n for n in names if n in BROADCAST_WORDS)
         if broadcast == Message.Broadcast.HERE:
-            users.update((u.pk, u) for u in members if u.pk in online and u.pk != author.pk)
+            here = rooms.everyone.get(room_id, [])
+            users.update((u.pk, u) for u in here if u.pk in online and u.pk != author.pk)
     return Resolved(
         users=sorted(users.values(), key=lambda u: u.username.lower()),
         broadcast=broadcast,

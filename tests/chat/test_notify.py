@@ -179,6 +179,23 @@ def test_a_broadcast_in_a_large_room_is_for_admins_and_moderators_only(person, c
     assert send(member, "big", "type `@channel` to tell everyone").broadcast == ""
 
 
+def test_in_one_batch_only_the_refused_broadcast_fails(person, channel):
+    set_limit(2)
+    member, moderator, other = person("member"), person("moderator", role="moderator"), person("o")
+    channel("big", member, moderator, other)
+    batch = [
+        services.SendRequest(member.user, "big", "@channel from a member", "1"),
+        services.SendRequest(moderator.user, "big", "@channel from a moderator", "2"),
+        services.SendRequest(member.user, "big", "just words @o", "3"),
+        services.SendRequest(member.user, "big", "@here from a member", "4"),
+    ]
+    results = services.message_send_many(batch)
+    assert [getattr(r, "code", None) for r in results] == ["forbidden", None, None, "forbidden"]
+    stored = [(m["body"], m["broadcast"], m["mentions"]) for m in other.history("big")]
+    assert stored == [("@channel from a moderator", "channel", []), ("just words @o", None, ["o"])]
+    assert counts_of(other, "big") == (2, 2)
+
+
 async def test_a_refused_broadcast_is_an_error_on_the_socket_which_stays_usable(
     people, channel, sockets
 ):
