@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat import services
+from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import off_the_loop
 from tests.e2e.helpers import TAB_VISIBILITY, online, room_link, set_tab_hidden
 from tests.factories import MembershipFactory, RoomFactory
@@ -89,6 +90,7 @@ def test_a_muted_room_does_not_notify_and_is_left_out_of_the_title(alice, bob, p
 
     # Do not disturb silences the loud room too, until it is ended.
     page.get_by_role("button", name="Pause notifications").click()
+    assert_accessible(page, "a muted room in the sidebar and the pause menu open")
     page.get_by_role("button", name="For 30 minutes").click()
     expect(page.locator("#dnd-state")).to_contain_text("Notifications paused until")
     say_as(alice, "loud", "while bob is paused")
