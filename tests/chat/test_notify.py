@@ -474,3 +474,24 @@ def test_the_admin_makes_groups_with_the_apis_rules_for_handles(person):
     )
     assert again.status_code == 302
     assert UserGroup.objects.get().name == "Design"
+
+
+def test_a_batch_of_broadcasts_and_group_mentions_costs_the_same_for_1_or_30(person, channel):
+    alice, bob = person("alice", role="moderator"), person("bob")
+    channel("one", alice, bob)
+    channel("two", alice, bob)
+    UserGroup.objects.create(handle="team").members.set([bob.user])
+    bodies = ["@channel a", "@here b", "@team c", "@bob @team @here d", "@everyone @nobody e"]
+
+    def send_batch(n: int, tag: str) -> None:
+        batch = [
+            services.SendRequest(alice.user, ("one", "two")[i % 2], bodies[i % 5], f"{tag}{i}")
+            for i in range(n)
+        ]
+        results = services.message_send_many(batch)
+        assert not any(isinstance(r, ChatError) for r in results)
+
+    assert queries(lambda: send_batch(5, "a")) == queries(lambda: send_batch(30, "b"))
+    # Every message in #one mentions bob, except a bare @here (bob is offline).
+    sent_to_one = [i % 5 for n in (5, 30) for i in range(n) if i % 2 == 0]
+    assert counts_of(bob, "one") == (len(sent_to_one), len([b for b in sent_to_one if b != 1]))
