@@ -56,10 +56,6 @@ class Resolved:
     highlighted: frozenset[str] = frozenset()
     error: ChatError | None = None
 
-    @property
-    def usernames(self) -> list[str]:
-        return [u.username for u in self.users]
-
 
 def broadcast_of(names: Iterable[str]) -> str:
     """The broadcast a set of lowercase `@names` asks for ("" for none); @channel wins."""

@@ -7,6 +7,7 @@ defined by admins (here, or in the Django admin through the same checks) and
 resolved at send time by chat.mentions.
 """
 
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -29,6 +30,9 @@ LEVELS = {
     "mentions": Membership.Notify.MENTIONS,
     "none": Membership.Notify.NONE,
 }
+
+# Control characters, and the bidirectional overrides that make text pose as other text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 GROUP_HANDLE_MAX = 64
 GROUP_NAME_MAX = 80
@@ -94,7 +98,7 @@ def _text(value: object, what: str, most: int) -> str:
     if not isinstance(value, str):
         raise ChatError(Code.INVALID, f"{what} must be text.")
     value = value.strip()
-    if len(value) > most or "\n" in value or "\x00" in value:
+    if len(value) > most or _CONTROL.search(value):
         raise ChatError(Code.INVALID, f"{what} is at most {most} characters, one line.")
     return value
 

@@ -358,6 +358,14 @@ def test_a_handle_is_refused_when_it_could_not_be_told_apart(person, handle, why
     assert UserGroup.objects.count() == 1
 
 
+def test_a_group_name_is_one_line_of_plain_text(person):
+    admin = person("admin", role="admin")
+    for name in ("two\nlines", "right\u202eleft", "x" * 81):
+        response = admin.post("/api/groups/", {"handle": "design", "name": name})
+        assert response.status_code == 400 and response.json()["error"] == "invalid"
+    assert not UserGroup.objects.exists()
+
+
 def test_unknown_members_are_refused(person):
     admin = person("admin", role="admin")
     response = admin.post("/api/groups/", {"handle": "design", "members": ["ghost"]})
