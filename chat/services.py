@@ -207,10 +207,6 @@ def _store(
     results: list[SendResult | ChatError | None],
 ) -> None:
     drafts = _drafts(requests, allowed)
-    for draft in drafts:
-        if draft.refused is not None:  # a broadcast the author may not use there
-            results[draft.index] = draft.refused
-    drafts = [d for d in drafts if d.refused is None]
     nonces = {(d.message.author_id, d.message.nonce) for d in drafts if d.message.nonce}
     with logged_change() as items:
         # Inside the order: a retry committed by another process just before
@@ -232,6 +228,8 @@ def _store(
                     )
                     continue
                 results[draft.index] = SendResult(found, found.room.slug, created=False)
+            elif draft.refused is not None:  # a broadcast the author may not use there
+                results[draft.index] = draft.refused
             elif key is not None and key in in_batch:
                 repeats.append((draft.index, in_batch[key]))
             else:

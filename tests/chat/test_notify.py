@@ -196,6 +196,19 @@ def test_in_one_batch_only_the_refused_broadcast_fails(person, channel):
     assert counts_of(other, "big") == (2, 2)
 
 
+def test_a_retried_broadcast_is_answered_with_the_stored_message_even_if_now_refused(
+    person, channel
+):
+    alice, bob = person("alice"), person("bob")
+    channel("design", alice, bob)
+    first = services.message_send(author=alice.user, room="design", body="@here", nonce="n1")
+    set_limit(1)  # the room is now too large for a member's @here
+    again = services.message_send(author=alice.user, room="design", body="@here", nonce="n1")
+    assert (again.created, again.message.id) == (False, first.message.id)
+    with pytest.raises(ChatError):
+        services.message_send(author=alice.user, room="design", body="@here", nonce="n2")
+
+
 async def test_a_refused_broadcast_is_an_error_on_the_socket_which_stays_usable(
     people, channel, sockets
 ):
