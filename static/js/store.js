@@ -206,6 +206,9 @@ export class Store {
       case "resumed":
         this.applyResumed(data);
         break;
+      case "draft":
+        this.emit("draft", { draft: data }); // drafts.js applies it, by version
+        break;
       case "error":
         this.applyError(data);
         break;

@@ -54,6 +54,12 @@ def test_messages_are_shaped_like_the_message_event(client, reader, history):
         "broadcast": None,
         "reactions": {},
         "attachments": [],
+        "deleted": False,
+        "thread": None,
+        "in_channel": False,
+        "replies": 0,
+        "last_reply": None,
+        "repliers": [],
     }
     assert first["created"].endswith("Z")
 
