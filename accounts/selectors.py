@@ -162,6 +162,9 @@ def person_data(user: User, now: datetime | None = None) -> dict[str, Any]:
             else None
         ),
         "avatar": avatar_url(user),
+        "dnd_until": (
+            format_time(user.dnd_until) if user.dnd_until and user.dnd_until > now else None
+        ),
     }
 
 
@@ -176,6 +179,7 @@ PERSON_FIELDS = (
     "status_expires",
     "avatar",
     "avatar_version",
+    "dnd_until",
 )
 
 

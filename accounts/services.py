@@ -196,15 +196,28 @@ def _status(value: Any, now: datetime) -> tuple[str, str, datetime | None]:
     return text, emoji, when
 
 
+def _dnd_until(value: Any, now: datetime) -> datetime | None:
+    """Do not disturb until this time (ISO 8601 with its zone, in the future); None ends it."""
+    if value is None:
+        return None
+    when = parse_datetime(value) if isinstance(value, str) else None
+    if when is None or when.tzinfo is None:
+        raise ChatError(Code.INVALID, "dnd_until must be a time with its zone (ISO 8601) or null.")
+    if when <= now:
+        raise ChatError(Code.INVALID, "Do not disturb would already have ended.")
+    return when
+
+
 def profile_update(*, user: User, data: dict[str, Any]) -> User:
-    """Change any of display_name, title, time_zone and status, then tell everyone.
+    """Change any of display_name, title, time_zone, status and dnd_until, then tell everyone.
 
     Unknown fields and bad values are refused with a ChatError naming them;
     nothing is changed then. A status is `{"text", "emoji", "expires"}`
     (an emoji as reactions take them, an ISO time or null for "until
-    cleared"), or null to clear it.
+    cleared"), or null to clear it. `dnd_until` pauses notifications until
+    that time (null resumes them); others see it on the profile card.
     """
-    allowed = {"display_name", "title", "time_zone", "status"}
+    allowed = {"display_name", "title", "time_zone", "status", "dnd_until"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ChatError(Code.INVALID, f"Unknown profile fields: {', '.join(unknown)}.")
@@ -221,6 +234,8 @@ def profile_update(*, user: User, data: dict[str, Any]) -> User:
     if "status" in data:
         text, emoji, expires = _status(data["status"], timezone.now())
         changes.update(status_text=text, status_emoji=emoji, status_expires=expires)
+    if "dnd_until" in data:
+        changes["dnd_until"] = _dnd_until(data["dnd_until"], timezone.now())
     for name, value in changes.items():
         setattr(user, name, value)
     with logged_change() as items:

@@ -1,13 +1,15 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
 from accounts.http import signed_in_user
 
-from . import access, services
-from .models import Membership, Message, Room, Upload
+from . import access, notify, services
+from .models import Membership, MentionPolicy, Message, Room, Upload, UserGroup
 from .uploads import services as upload_services
 
 
@@ -184,3 +186,56 @@ class UploadAdmin(admin.ModelAdmin):
                 f"Only a chat admin may remove others' files. Not removed: {', '.join(refused)}.",
                 messages.ERROR,
             )
+
+
+class UserGroupForm(forms.ModelForm):
+    """A handle is checked as the API checks it: shaped like a username, never one."""
+
+    class Meta:
+        model = UserGroup
+        fields = ("handle", "name", "description", "members")
+
+    def clean_handle(self) -> str:
+        handle = self.cleaned_data["handle"]
+        current = self.instance.handle if self.instance.pk else None
+        if current is not None and handle.lower() == current.lower():
+            return handle
+        try:
+            return notify.group_handle_validate(handle, exclude=self.instance.pk)
+        except services.ChatError as error:
+            raise forms.ValidationError(error.detail) from None
+
+
+@admin.register(UserGroup)
+class UserGroupAdmin(admin.ModelAdmin):
+    """Groups people mention together (@design): every member of the group in the room."""
+
+    form = UserGroupForm
+    list_display = ("handle", "name", "member_count", "created")
+    search_fields = ("handle", "name", "members__username")
+    filter_horizontal = ("members",)
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("members")
+
+    @admin.display(description="members")
+    def member_count(self, obj: UserGroup) -> int:
+        return len(obj.members.all())
+
+
+@admin.register(MentionPolicy)
+class MentionPolicyAdmin(admin.ModelAdmin):
+    """One row: the list page goes straight to it."""
+
+    fields = ("broadcast_max_members", "updated")
+    readonly_fields = ("updated",)
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        policy = MentionPolicy.current()
+        return HttpResponseRedirect(reverse("admin:chat_mentionpolicy_change", args=[policy.pk]))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

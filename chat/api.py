@@ -236,6 +236,7 @@ def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
         "thread_mentions": entry["thread_mentions"],
         "last_read_id": entry["last_read_id"],
         "members": entry["members"],
+        "notify": entry["notify"],
     }
 
 

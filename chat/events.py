@@ -57,6 +57,7 @@ def message_data(
         "html": message.html or render(message.body),
         "edited": format_time(message.edited) if message.edited else None,
         "mentions": mentions or [],
+        "broadcast": message.broadcast or None,
         "reactions": reactions or {},
         "attachments": attachments or [],
         "deleted": message.is_deleted,

@@ -433,13 +433,25 @@ def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
     (static/js/common.js, compareNames): a conversation shows its other
     people, not its stored name.
     """
-    rooms = list(Room.objects.filter(memberships__user=user, is_archived=False))
+    mine = Membership.objects.filter(room=OuterRef("pk"), user=user)
+    rooms = list(
+        Room.objects.filter(memberships__user=user, is_archived=False).annotate(
+            notify=Subquery(mine.values("notify")[:1])
+        )
+    )
     counts = unread_counts(user.pk, [r.id for r in rooms])
     others = dm_people(user.pk, {r.id for r in rooms if r.is_direct})
     result = []
     for room in rooms:
         found = counts.get(room.id) or dict.fromkeys(ROOM_COUNTS, 0)
-        result.append({"room": room, **found, "members": others.get(room.id, [])})
+        result.append(
+            {
+                "room": room,
+                **found,
+                "members": others.get(room.id, []),
+                "notify": room.notify or "default",
+            }
+        )
     result.sort(key=_sidebar_order)
     return result
 

@@ -15,11 +15,10 @@ from django.utils.text import slugify
 from accounts.models import User
 from teamchat import metrics
 
-from . import access, events, selectors
+from . import access, events, mentions, selectors
 from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
-from .formatting import mentions as mentioned_names
 from .formatting import render
 from .models import (
     DEFAULT_ROOM_SLUG,
@@ -188,16 +187,6 @@ def message_send_many(requests: list[SendRequest]) -> list[SendResult | ChatErro
     return results  # type: ignore[return-value]
 
 
-def _mentions_resolve(wanted: dict[int, set[str]]) -> dict[int, dict[str, User]]:
-    """For room id -> lowercase names: the members of each room with those usernames."""
-    if not wanted:
-        return {}
-    found: dict[int, dict[str, User]] = {}
-    for room_id, user in selectors.members_named(wanted):
-        found.setdefault(room_id, {})[user.username.lower()] = user
-    return found
-
-
 @dataclass
 class _Draft:
     """A message ready to insert: rendered, its mentions resolved."""
@@ -206,6 +195,7 @@ class _Draft:
     message: Message
     room_slug: str
     mentioned: list[User]
+    refused: ChatError | None = None
 
 
 def _drafts(requests: list[SendRequest], allowed: list[tuple[int, Room]]) -> list[_Draft]:
@@ -217,18 +207,15 @@ def _drafts(requests: list[SendRequest], allowed: list[tuple[int, Room]]) -> lis
                room.slug, [])
         for i, room in allowed
     ]  # fmt: skip
-    # Mentions: only bodies with an "@" cost anything, and one query covers the batch.
-    named = [mentioned_names(d.message.body) if "@" in d.message.body else set() for d in drafts]
-    wanted: dict[int, set[str]] = {}
-    for draft, names in zip(drafts, named, strict=True):
-        if names:
-            wanted.setdefault(draft.message.room_id, set()).update(names)
-    members = _mentions_resolve(wanted)
-    for draft, names in zip(drafts, named, strict=True):
-        in_room = members.get(draft.message.room_id, {})
-        draft.mentioned = [in_room[n] for n in sorted(names) if n in in_room]
-        lowered = frozenset(u.username.lower() for u in draft.mentioned)
-        draft.message.html = render(draft.message.body, lowered)
+    # Mentions (people, groups, @channel/@here): a constant number of queries for the batch.
+    asked = [mentions.MentionRequest(d.message.room_id, d.message.author, d.message.body)
+             for d in drafts]  # fmt: skip
+    found = mentions.resolve_many(asked)
+    for draft, resolved in zip(drafts, found, strict=True):
+        draft.mentioned = resolved.users
+        draft.message.broadcast = resolved.broadcast
+        draft.message.html = render(draft.message.body, resolved.highlighted)
+        draft.refused = resolved.error
     return drafts
 
 
@@ -259,6 +246,8 @@ def _store(
                     )
                     continue
                 results[draft.index] = SendResult(found, found.room.slug, created=False)
+            elif draft.refused is not None:  # a broadcast the author may not use there
+                results[draft.index] = draft.refused
             elif key is not None and key in in_batch:
                 repeats.append((draft.index, in_batch[key]))
             else:
@@ -414,14 +403,16 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
     _writable(message, is_member)
     if message.author_id != actor.pk:
         raise ChatError(Code.FORBIDDEN, "You can only edit your own messages.")
-    names = mentioned_names(body) if "@" in body else set()
-    users = [u for _, u in selectors.members_named({message.room_id: names})] if names else []
-    users.sort(key=lambda u: u.username.lower())
+    [resolved] = mentions.resolve_many([mentions.MentionRequest(message.room_id, actor, body)])
+    if resolved.error is not None:
+        raise resolved.error
+    users = resolved.users
     message.body = body
-    message.html = render(body, frozenset(u.username.lower() for u in users))
+    message.html = render(body, resolved.highlighted)
+    message.broadcast = resolved.broadcast
     message.edited = timezone.now()
     with logged_change() as items:
-        message.save(update_fields=["body", "html", "edited"])
+        message.save(update_fields=["body", "html", "broadcast", "edited"])
         Mention.objects.filter(message=message).delete()
         Mention.objects.bulk_create([Mention(message=message, user=u) for u in users])
         event = Event.objects.create(kind="message_edited", room=message.room, message=message)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, drafts_views, views
+from . import api, drafts_views, notify_views, views
 from .threads import api as threads
 from .uploads import views as uploads
 
@@ -22,6 +22,9 @@ urlpatterns = [
         api.room_member,
         name="api-room-member",
     ),
+    path("api/rooms/<slug:slug>/notify/", notify_views.room_notify, name="api-room-notify"),
+    path("api/groups/", notify_views.groups, name="api-groups"),
+    path("api/groups/<str:handle>/", notify_views.group_detail, name="api-group"),
     path("api/dms/", api.dms, name="api-dms"),
     path("api/threads/", threads.threads, name="api-threads"),
     path("api/threads/<int:root_id>/follow/", threads.thread_follow, name="api-thread-follow"),

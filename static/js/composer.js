@@ -307,6 +307,12 @@ export function setupComposer(ctx) {
       if (mention.kind === "emoji") {
         option.append(el("span", "mention-emoji", item.emoji), el("span", "mention-name", ":" + item.shortcodes[0] + ":"));
         option.setAttribute("aria-label", item.emoji + " " + item.name);
+      } else if (typeof item === "object") {
+        // A user group, or @channel / @here.
+        option.dataset.username = item.handle;
+        const badge = el("span", "mention-avatar mention-group", "@");
+        badge.setAttribute("aria-hidden", "true");
+        option.append(badge, el("span", "mention-name", item.label), " ", el("span", "mention-username", "@" + item.handle));
       } else {
         option.dataset.username = item;
         const avatar = el("span", "mention-avatar " + avatarClass(item), firstLetter(item));
@@ -367,7 +373,8 @@ export function setupComposer(ctx) {
         names.push(person.username);
       }
     });
-    mention.items = names.filter((name) => name !== me);
+    // Then user groups, @channel and @here (notifysettings.js).
+    mention.items = names.filter((name) => name !== me).concat(ctx.mentionExtras ? ctx.mentionExtras(query) : []);
     mention.active = mention.items.length ? 0 : -1;
     renderMentions();
     if (mention.items.length) {
@@ -414,7 +421,7 @@ export function setupComposer(ctx) {
     if (found.kind === "emoji") {
       ctx.emoji.remember(item.emoji);
     }
-    const insert = (found.kind === "emoji" ? item.emoji : "@" + item) + " ";
+    const insert = (found.kind === "emoji" ? item.emoji : "@" + (typeof item === "object" ? item.handle : item)) + " ";
     input.value = input.value.slice(0, found.start) + insert + input.value.slice(found.end);
     const caret = found.start + insert.length;
     input.setSelectionRange(caret, caret);

@@ -18,6 +18,7 @@ import { setupMentionInvite } from "./mentioninvite.js";
 import { setupEmojiPicker } from "./emojipicker.js";
 import { roomVisible, setupMessages } from "./messages.js";
 import { setupNotifications } from "./notifications.js";
+import { setupNotifySettings } from "./notifysettings.js";
 import { setupPresence } from "./presence.js";
 import { setupProfileCard } from "./profilecard.js";
 import { setupProfileEdit } from "./profileedit.js";
@@ -62,6 +63,7 @@ function start(config) {
   ctx.dialogs = setupDialogs(ctx);
   ctx.emoji = setupEmojiPicker();
   ctx.notifications = setupNotifications(ctx);
+  ctx.notifySettings = setupNotifySettings(ctx);
   ctx.messages = setupMessages(ctx);
   ctx.viewer = setupViewer(els.viewer, els.list);
   const draftsView = setupDrafts(ctx); // sets ctx.drafts
@@ -125,6 +127,7 @@ function start(config) {
   ctx.actions.start();
   ctx.dialogs.start();
   ctx.notifications.start();
+  ctx.notifySettings.start();
   ctx.composer.autosize();
   ctx.presence.start();
   ctx.shortcuts.start();

@@ -1,9 +1,11 @@
 /*
- * Browser notifications: mentions and direct messages while the tab is in
- * the background, and the button that asks for the permission.
+ * Browser notifications while the tab is in the background, as each room's
+ * level, mentions and do not disturb allow (notifyrules.js), and the button
+ * that asks for the permission.
  */
 import { els, showNotice } from "./ui.js";
 import { roomUrl } from "./common.js";
+import { shouldNotify } from "./notifyrules.js";
 
 const NOTIFY_BODY_CHARS = 200;
 
@@ -22,18 +24,24 @@ export function setupNotifications(ctx) {
 
   /* A new message by someone else, counted as unread. */
   function maybeNotify(m) {
-    if (store.catchingUp || !allowed() || m.user === me || document.visibilityState !== "hidden") {
+    if (store.catchingUp || !allowed()) {
       return;
     }
-    const room = m.room === store.room ? store.roomInfo : store.rooms.get(m.room);
-    if (!room) {
+    // The sidebar's entry carries the level; a room read without joining has none.
+    const room = store.rooms.get(m.room) || (m.room === store.room ? store.roomInfo : null);
+    const self = store.people.get(me);
+    const context = {
+      me,
+      room,
+      visible: document.visibilityState !== "hidden",
+      dndUntil: self ? self.dnd_until : null,
+      now: Date.now(),
+      following: typeof ctx.following === "function" ? ctx.following(m.thread) : false,
+    };
+    if (!shouldNotify(m, context)) {
       return;
     }
     const direct = room.kind === "dm";
-    const mentioned = Array.isArray(m.mentions) && m.mentions.includes(me);
-    if (!direct && !mentioned) {
-      return;
-    }
     const title = direct ? m.user + " (direct message)" : m.user + " in #" + room.name;
     try {
       // Plain text only: the raw body, never the rendered html.
@@ -73,7 +81,7 @@ export function setupNotifications(ctx) {
       }
       render();
       if (window.Notification.permission === "granted") {
-        showNotice("Notifications are on: mentions and direct messages while this tab is in the background.");
+        showNotice("Notifications are on while this tab is in the background, as each room's Notifications setting says.");
       } else if (window.Notification.permission === "denied") {
         showNotice("Notifications are blocked for this site in your browser settings.");
       }

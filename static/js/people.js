@@ -52,6 +52,7 @@ export class Directory {
       title: typeof data.title === "string" ? data.title : "",
       time_zone: typeof data.time_zone === "string" ? data.time_zone : "",
       status: data.status && typeof data.status === "object" ? data.status : null,
+      dnd_until: typeof data.dnd_until === "string" ? data.dnd_until : null,
       // Only this server's avatar addresses ("//host/..." would be another site).
       avatar: typeof data.avatar === "string" && data.avatar.startsWith("/avatars/") ? data.avatar : null,
     };

@@ -7,6 +7,7 @@
 import { api, roomUrl } from "./common.js";
 import { liveStatus, localTime, shownName } from "./people.js";
 import { avatarClass, firstLetter } from "./render.js";
+import { dndActive } from "./notifyrules.js";
 
 function untilText(expires) {
   if (!expires) {
@@ -56,6 +57,12 @@ export function setupProfileCard(ctx) {
     const live = liveStatus(person, now);
     status.textContent = live ? [live.emoji, live.text].filter(Boolean).join(" ") + untilText(live.expires) : "";
     status.hidden = !live;
+    const dnd = dialog.querySelector(".profile-dnd");
+    if (dnd) {
+      const paused = person && dndActive(person.dnd_until, now);
+      dnd.textContent = paused ? "Notifications paused" + untilText(person.dnd_until) : "";
+      dnd.hidden = !paused;
+    }
     const local = localTime(person && person.time_zone, now);
     time.textContent = local ? local + " local time" : "";
     time.hidden = !local;

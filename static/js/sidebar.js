@@ -8,6 +8,7 @@ import { el, roomUrl, sortByName } from "./common.js";
 import { firstLetter } from "./render.js";
 import { shownName } from "./people.js";
 import { dmOthers, dmPartner, roomLabel } from "./store.js";
+import { isMuted } from "./notifyrules.js";
 import { els } from "./ui.js";
 
 export function setupSidebar(ctx) {
@@ -65,9 +66,12 @@ export function setupSidebar(ctx) {
       link.insertBefore(mention, count);
     }
     link.classList.toggle("has-unread", unread > 0);
+    const muted = isMuted(entry); // dimmed, and left out of the title's count
+    link.classList.toggle("is-muted", muted);
     const status = link.querySelector(".room-status");
     if (status) {
       status.textContent =
+        (muted ? ", muted" : "") +
         (unread ? ", " + unread + " unread" : "") +
         (mentions ? ", " + mentions + (mentions === 1 ? " mention" : " mentions") : "");
     }

@@ -13,6 +13,7 @@
  */
 
 import { Directory } from "./people.js";
+import { mentionsMe, titleTotals } from "./notifyrules.js";
 
 export const PRESENCE_STATES = new Set(["online", "away", "offline"]);
 export const TYPING_SHOWN_MS = 5000;
@@ -116,15 +117,9 @@ export class Store {
     return this.roomInfo.kind !== "dm";
   }
 
-  /* Unread and mention counts over every room in the sidebar (for the title). */
+  /* Unread and mention counts over the sidebar's rooms (for the title): muted rooms count only mentions. */
   totals() {
-    let unread = 0;
-    let mentions = 0;
-    this.rooms.forEach((entry) => {
-      unread += entry.unread || 0;
-      mentions += entry.mentions || 0;
-    });
-    return { unread, mentions };
+    return titleTotals(this.rooms);
   }
 
   /* This room's messages, oldest first. */
@@ -180,6 +175,9 @@ export class Store {
         break;
       case "room":
         this.applyRoom(data.room);
+        break;
+      case "notify":
+        this.applyNotify(data);
         break;
       case "member":
         this.applyMember(data, fresh);
@@ -353,7 +351,7 @@ export class Store {
       return false;
     }
     entry.unread = (entry.unread || 0) + 1;
-    if (Array.isArray(m.mentions) && m.mentions.includes(this.me)) {
+    if (mentionsMe(m, this.me)) {
       entry.mentions = (entry.mentions || 0) + 1;
     }
     this.emit("counts", { entry });
@@ -387,7 +385,8 @@ export class Store {
     }
     let entry = this.rooms.get(data.slug);
     if (!entry) {
-      entry = { unread: 0, mentions: 0, last_read_id: 0 }; // a conversation's people: from its name
+      // A conversation's people: from its name; a new membership's level: its kind's default.
+      entry = { unread: 0, mentions: 0, last_read_id: 0, notify: "default" };
       this.rooms.set(data.slug, entry);
     }
     const oldLabel = entry.slug ? roomLabel(entry, this.me) : null;
@@ -397,6 +396,17 @@ export class Store {
       }
     });
     this.emit("room", { entry, oldLabel });
+  }
+
+  /* The person's level for a room changed (a `notify` event, or this page's own change). */
+  applyNotify(data) {
+    const entry = typeof data.room === "string" ? this.rooms.get(data.room) : null;
+    if (!entry || typeof data.notify !== "string" || entry.notify === data.notify) {
+      return;
+    }
+    entry.notify = data.notify;
+    this.emit("notify", { entry });
+    this.emit("counts", { entry });
   }
 
   removeRoom(slug) {

@@ -42,6 +42,11 @@ ENDPOINTS = [
     ("delete", "/api/threads/{mid}/follow/", None),
     ("post", "/api/threads/{mid}/read/", {"id": "{mid}"}),
     ("get", "/api/threads/", None),
+    ("put", "/api/rooms/{room}/notify/", {"level": "none"}),
+    ("get", "/api/groups/", None),
+    ("post", "/api/groups/", {"handle": "team"}),
+    ("patch", "/api/groups/team/", {"name": "Team"}),
+    ("delete", "/api/groups/team/", None),
 ]
 ROOM_SCOPED = [e for e in ENDPOINTS if "{room}" in e[1] or "{mid}" in e[1]]
 

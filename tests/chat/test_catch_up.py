@@ -96,11 +96,16 @@ class ClientState:
             slug = event["room"]["slug"]
             if event["action"] in ("joined", "invited"):
                 entry = {**dict.fromkeys(COUNTS, 0), "members": []}
+                entry["notify"] = "default"  # a new membership starts at its kind's default
                 self.rooms[slug] = {**entry, **self.rooms.get(slug, {}), **event["room"]}
                 self.messages.setdefault(slug, {})
             else:
                 self.rooms.pop(slug, None)
                 self.messages.pop(slug, None)
+        elif kind == "notify":
+            found = self.rooms.get(event["room"])
+            if found is not None:
+                found["notify"] = event["notify"]
         elif kind == "resumed":
             for counts in event["rooms"]:
                 found = self.rooms.get(counts["room"])

@@ -90,6 +90,7 @@ async def test_send_is_stored_then_broadcast_to_every_member_socket(alice, bob):
         "html": "<p>hello</p>\n",
         "edited": None,
         "mentions": [],
+        "broadcast": None,
         "reactions": {},
         "attachments": [],
         "deleted": False,

@@ -51,6 +51,7 @@ def test_messages_are_shaped_like_the_message_event(client, reader, history):
         "html": "<p>m0</p>\n",
         "edited": None,
         "mentions": [],
+        "broadcast": None,
         "reactions": {},
         "attachments": [],
         "deleted": False,

@@ -63,6 +63,7 @@ def test_a_profile_is_edited_and_everyone_sees_it(person):
         "time_zone": "Europe/Paris",
         "status": {"text": "In a meeting", "emoji": "📅", "expires": seen["status"]["expires"]},
         "avatar": None,
+        "dnd_until": None,
     }
     assert seen["status"]["expires"].endswith("Z")
     assert alice.patch("/api/profile/", {"status": None}).json()["profile"]["status"] is None
