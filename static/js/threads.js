@@ -232,7 +232,13 @@ export function setupThreads(ctx) {
     if (focus) {
       focusPanel();
     }
-    ensureListed().then(renderFollow, () => {});
+    ensureListed().then(
+      () => {
+        renderFollow();
+        scheduleRead();
+      },
+      () => {}
+    );
     loading = root;
     let data;
     try {
