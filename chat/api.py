@@ -25,6 +25,7 @@ from .models import Room
 from .protocol import TooDeep, json_loads
 from .ratelimit import writes
 from .realtime import presence
+from .threads import selectors as thread_selectors
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -48,6 +49,8 @@ class HistoryParams:
     after: int | None
     before: int | None
     limit: int
+    # A thread's replies only: the root's id.
+    thread: int | None = None
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -175,7 +178,8 @@ def _history_params(query: QueryDict) -> HistoryParams:
         limit = selectors.HISTORY_DEFAULT_LIMIT
     elif limit < 1:
         raise ValueError("limit must be at least 1.")
-    return HistoryParams(after, before, min(limit, selectors.HISTORY_MAX_LIMIT))
+    thread = _non_negative_int(query, "thread")
+    return HistoryParams(after, before, min(limit, selectors.HISTORY_MAX_LIMIT), thread)
 
 
 def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
@@ -198,17 +202,28 @@ def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
 @allow("GET")
 @_api
 def room_messages(request: AuthenticatedRequest, slug: str) -> JsonResponse:
-    """Catch-up (`after`) and scrollback (`before`, or neither), oldest first."""
+    """Catch-up (`after`) and scrollback (`before`, or neither), oldest first.
+
+    With `thread`: that root's replies, and the root itself as `root`.
+    """
     try:
         params = _history_params(request.GET)
     except ValueError as exc:
         raise ChatError(Code.INVALID, str(exc)) from None
     room = selectors.room_for_reader(request.user, slug)
+    root = None
+    if params.thread is not None:
+        root = thread_selectors.root_in_room(room.id, params.thread)
     if params.after is not None:
-        page = selectors.messages_after(room, params.after, params.limit, params.before)
+        page = selectors.messages_after(
+            room, params.after, params.limit, params.before, thread=params.thread
+        )
     else:
-        page = selectors.messages_before(room, params.before, params.limit)
-    return JsonResponse({"messages": messages_data(page, room.slug)})
+        page = selectors.messages_before(room, params.before, params.limit, thread=params.thread)
+    if root is None:
+        return JsonResponse({"messages": messages_data(page, room.slug)})
+    [root_data, *replies] = messages_data([root, *page], room.slug)
+    return JsonResponse({"messages": replies, "root": root_data})
 
 
 def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
@@ -216,6 +231,8 @@ def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:
         **events.room_data(entry["room"]),
         "unread": entry["unread"],
         "mentions": entry["mentions"],
+        "thread_unread": entry["thread_unread"],
+        "thread_mentions": entry["thread_mentions"],
         "last_read_id": entry["last_read_id"],
         "members": entry["members"],
     }

@@ -137,3 +137,10 @@ def _size(n: int) -> str:
             return f"{value:.3g} {unit}"
         value /= 1024
     raise AssertionError  # unreachable: the loop returns at GiB
+
+
+class NoSuchThread(ChatError):
+    """No thread with that root that the user may read: never says whether it exists."""
+
+    def __init__(self) -> None:
+        super().__init__(Code.NOT_FOUND, "No such thread.")

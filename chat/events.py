@@ -14,6 +14,7 @@ from . import access, selectors
 from .eventlog import encode
 from .formatting import render
 from .models import Event, Message, Room
+from .threads import selectors as thread_selectors
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,12 @@ def message_data(
     mentions: list[str] | None = None,
     attachments: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A message as the history API returns it (the `message` event without `type` and `seq`)."""
-    return {
+    """A message as the history API returns it (the `message` event without `type` and `seq`).
+
+    A deleted root whose thread still has replies is a placeholder: `deleted`
+    true, no text, its author kept, so its replies stay reachable.
+    """
+    data = {
         "room": room_slug,
         "id": message.id,
         "user": message.author.username,
@@ -54,6 +59,21 @@ def message_data(
         "mentions": mentions or [],
         "reactions": reactions or {},
         "attachments": attachments or [],
+        "deleted": message.is_deleted,
+        "thread": message.thread_id,
+        "in_channel": message.in_channel,
+    }
+    if message.thread_id is None:
+        data.update(thread_summary(message))
+    return data
+
+
+def thread_summary(root: Message) -> dict[str, Any]:
+    """A root's thread at a glance, as message objects and `thread` events carry it."""
+    return {
+        "replies": root.reply_count,
+        "last_reply": format_time(root.last_reply_at) if root.last_reply_at else None,
+        "repliers": list(root.repliers),
     }
 
 
@@ -153,6 +173,7 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
         reactions, mentions = selectors.message_extras(message_ids)
         files = selectors.message_attachments(message_ids)
         counts = selectors.unread_rooms_of(users) if complete else {}
+        threads = thread_selectors.threads_unread_of(users) if complete else {}
     texts: dict[int, str | None] = {}
 
     def text(event: Event) -> str | None:
@@ -176,8 +197,14 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
         upto = max(request.after, last)
         resumed = None
         if complete:
-            rooms_counts = counts.get(request.user_id, [])
-            resumed = encode({"type": "resumed", "seq": upto, "rooms": rooms_counts})
+            resumed = encode(
+                {
+                    "type": "resumed",
+                    "seq": upto,
+                    "rooms": counts.get(request.user_id, []),
+                    "threads": threads.get(request.user_id, []),
+                }
+            )
         pages.append(ReplayPage(mine, upto, complete, resumed))
     return pages
 
@@ -191,7 +218,8 @@ def _replayed(
     message = event.message
     if message is None:
         return encode(stored_event(event.kind, event.data, event.seq))
-    if message.is_deleted:
+    if message.is_deleted and not (event.kind == "message" and message.reply_count > 0):
+        # Gone, unless it is a root whose replies live on: then its placeholder.
         return None
     if event.kind == "message":
         data = message_event(

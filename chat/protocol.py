@@ -23,6 +23,11 @@ class Frame:
     users: tuple[str, ...] | None = None
     # `send` only: the sender's upload ids, in order, without repeats.
     attachments: tuple[int, ...] = ()
+    # `send`: the root of the thread it replies to, and whether it goes to the
+    # room too; `read_thread`: the thread's root.
+    thread: int | None = None
+    in_channel: bool = False
+    root: int | None = None
 
 
 class FrameError(ChatError):
@@ -45,6 +50,7 @@ _FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
     "delete": (("id", int),),
     "react": (("id", int), ("emoji", str)),
     "read": (("room", str), ("id", int)),
+    "read_thread": (("root", int), ("id", int)),
     "typing": (("room", str),),
     "presence": (("state", str),),
     "presence_sub": (("users", list),),
@@ -150,6 +156,8 @@ def parse_frame(text: str) -> Frame:
         raise FrameError(Code.INVALID, "state must be 'active' or 'away'.", nonce)
     if kind == "send" and frame.get("attachments") is not None:
         values["attachments"] = attachment_ids(frame["attachments"], nonce)
+    if kind == "send":
+        values.update(reply_fields(frame, nonce))
     return Frame(type=kind, nonce=nonce, **values)
 
 
@@ -166,3 +174,16 @@ def attachment_ids(value: Any, nonce: str | None = None) -> tuple[int, ...]:
         return attachments_validate(tuple(value))
     except ChatError as exc:
         raise FrameError.of(exc, nonce) from None
+
+
+def reply_fields(data: dict[str, Any], nonce: str | None = None) -> dict[str, Any]:
+    """A send's optional `thread` (a root id) and `in_channel` (a boolean, with `thread` only)."""
+    thread = data.get("thread")
+    in_channel = data.get("in_channel")
+    if thread is not None and (
+        isinstance(thread, bool) or not isinstance(thread, int) or not 0 < thread <= _MAX_ID
+    ):
+        raise FrameError(Code.INVALID, "thread must be the id of the message replied to.", nonce)
+    if in_channel is not None and not isinstance(in_channel, bool):
+        raise FrameError(Code.INVALID, "in_channel must be true or false.", nonce)
+    return {"thread": thread, "in_channel": bool(in_channel) and thread is not None}

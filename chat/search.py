@@ -123,6 +123,9 @@ class SearchHit:
     snippet_html: str
     # The files the message carries (attachment objects).
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    # A reply: its root's id, and whether it was also sent to the room.
+    thread: int | None = None
+    in_channel: bool = False
 
     @property
     def room_label(self) -> str:
@@ -485,6 +488,8 @@ def _hits_by_id(ids: list[int]) -> list[Message]:
             "body",
             "html",
             "created",
+            "thread_id",
+            "in_channel",
             "room__slug",
             "room__name",
             "room__kind",
@@ -547,6 +552,8 @@ def messages_search(
                 snippet=snippet,
                 snippet_html=snippet_html,
                 attachments=files.get(m.id, []),
+                thread=m.thread_id,
+                in_channel=m.in_channel,
             )
         )
     next_cursor = f"{found[-1].id}.{start + len(found)}" if more else None

@@ -48,6 +48,8 @@ def _hit_data(hit: SearchHit) -> dict[str, Any]:
         "snippet": [[text, marked] for text, marked in hit.snippet],
         "snippet_html": hit.snippet_html,
         "attachments": hit.attachments,
+        "thread": hit.thread,
+        "in_channel": hit.in_channel,
     }
 
 

@@ -11,6 +11,7 @@ import emoji as emoji_data
 from django.db import connection, transaction
 from django.db.models import (
     Count,
+    Exists,
     F,
     FilteredRelation,
     IntegerField,
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     class _Counts(TypedDict):
         unread: int
         mentions: int
+        thread_unread: int
+        thread_mentions: int
 
 
 HISTORY_DEFAULT_LIMIT = 50
@@ -144,25 +147,57 @@ def active_users_named(names: set[str]) -> dict[int, str]:
     )
 
 
-def _messages(room: Room) -> QuerySet[Message]:
-    return (
-        Message.objects.filter(room=room, is_deleted=False)
-        .select_related("author")
-        .only("id", "room_id", "body", "html", "created", "edited", "nonce", "author__username")
-    )
+# What a message object shows (chat.events.message_data), so a page of them is one query.
+MESSAGE_FIELDS = (
+    "id",
+    "room_id",
+    "body",
+    "html",
+    "created",
+    "edited",
+    "nonce",
+    "is_deleted",
+    "thread_id",
+    "in_channel",
+    "reply_count",
+    "last_reply_at",
+    "repliers",
+    "author__username",
+)
 
 
-def messages_after(room: Room, after: int, limit: int, before: int | None = None) -> list[Message]:
-    """The first `limit` messages with an id above `after` (catch-up), oldest first."""
-    qs = _messages(room).filter(id__gt=after)
+def shown(prefix: str = "") -> Q:
+    """Q for messages history shows: live ones, and deleted roots whose thread has replies."""
+    return Q(**{f"{prefix}is_deleted": False}) | Q(**{f"{prefix}reply_count__gt": 0})
+
+
+def _messages(room: Room, thread: int | None = None) -> QuerySet[Message]:
+    qs = Message.objects.filter(room=room)
+    if thread is not None:
+        qs = qs.filter(thread_id=thread, is_deleted=False)
+    else:
+        qs = qs.filter(shown())
+    return qs.select_related("author").only(*MESSAGE_FIELDS)
+
+
+def messages_after(
+    room: Room, after: int, limit: int, before: int | None = None, *, thread: int | None = None
+) -> list[Message]:
+    """The first `limit` messages with an id above `after` (catch-up), oldest first.
+
+    With `thread`: that root's replies only.
+    """
+    qs = _messages(room, thread).filter(id__gt=after)
     if before is not None:
         qs = qs.filter(id__lt=before)
     return list(qs.order_by("id")[:limit])
 
 
-def messages_before(room: Room, before: int | None, limit: int) -> list[Message]:
+def messages_before(
+    room: Room, before: int | None, limit: int, *, thread: int | None = None
+) -> list[Message]:
     """The newest `limit` messages below `before` (or of all), oldest first."""
-    qs = _messages(room)
+    qs = _messages(room, thread)
     if before is not None:
         qs = qs.filter(id__lt=before)
     page = list(qs.order_by("-id")[:limit])
@@ -280,33 +315,81 @@ def _count(qs: QuerySet[Message]) -> Coalesce:
 
 
 def _counted(memberships: QuerySet[Membership]) -> "QuerySet[WithAnnotations[Membership, _Counts]]":
-    """Memberships with `unread` (messages by others after the marker) and `mentions` of them."""
-    unread = Message.objects.filter(
-        room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
-    ).exclude(author_id=OuterRef("user_id"))
+    """Memberships with `unread` (messages by others after the marker) and `mentions` of them.
+
+    A reply counts in the room only when it was also sent to the channel;
+    otherwise it counts in its thread, for the thread's followers, and the
+    room carries those sums as `thread_unread` and `thread_mentions`.
+    """
+    unread = (
+        Message.objects.filter(
+            room_id=OuterRef("room_id"), id__gt=OuterRef("last_read_id"), is_deleted=False
+        )
+        .filter(in_room())
+        .exclude(author_id=OuterRef("user_id"))
+    )
     mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
-    return memberships.annotate(unread=_count(unread), mentions=_count(mentioned))
+    thread_unread, thread_mentions = room_thread_counts()
+    return memberships.annotate(
+        unread=_count(unread),
+        mentions=_count(mentioned),
+        thread_unread=thread_unread,
+        thread_mentions=thread_mentions,
+    )
 
 
-def unread_counts(
-    user_id: int, room_ids: list[int] | None = None
-) -> dict[int, tuple[int, int, int]]:
-    """room id -> (read marker, unread messages by others, of which mention the user). One query."""
+def in_room() -> Q:
+    """Q for messages shown in the room itself: top-level ones and replies also sent there."""
+    return Q(thread__isnull=True) | Q(in_channel=True)
+
+
+def mentioning(user_ref: Any) -> Q:
+    """Q for messages that mention the user: a Mention row (named, group, @here) or @channel."""
+    named = Mention.objects.filter(message_id=OuterRef("id"), user_id=user_ref)
+    return Q(broadcast=Message.Broadcast.CHANNEL) | Q(Exists(named))
+
+
+def room_thread_counts() -> tuple[Coalesce, Coalesce]:
+    """Annotations for memberships: unread replies, and mentions, over the followed threads.
+
+    Live replies by others after each followed thread's marker, in that
+    room; through the follows of that member and room, so only those
+    threads' newer replies are read.
+    """
+    replies = Message.objects.filter(
+        thread__follows__user_id=OuterRef("user_id"),
+        thread__follows__room_id=OuterRef("room_id"),
+        thread__follows__following=True,
+        thread__follows__last_read_id__lt=F("id"),
+        is_deleted=False,
+    ).exclude(author_id=OuterRef("user_id"))
+    mentioned = replies.filter(mentioning(OuterRef(OuterRef("user_id"))))
+    return _count(replies), _count(mentioned)
+
+
+def unread_counts(user_id: int, room_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
+    """room id -> the user's ROOM_COUNTS there (marker, unread, mentions, threads'). One query."""
     memberships = Membership.objects.filter(user_id=user_id)
     if room_ids is not None:
         memberships = memberships.filter(room_id__in=room_ids)
-    rows = _counted(memberships).values_list("room_id", "last_read_id", "unread", "mentions")
-    return {room_id: (marker, u, m) for room_id, marker, u, m in rows}
+    rows = _counted(memberships).values_list("room_id", *ROOM_COUNTS)
+    return {room_id: dict(zip(ROOM_COUNTS, counts, strict=True)) for room_id, *counts in rows}
 
 
-def unread_counts_of(membership_ids: list[int]) -> dict[int, tuple[int, int, int, int]]:
-    """membership id -> (user id, read marker, unread, mentions), for many users. One query."""
+# What a room entry says of the user's reading of it, as named on the wire.
+ROOM_COUNTS = ("last_read_id", "unread", "mentions", "thread_unread", "thread_mentions")
+
+
+def unread_counts_of(membership_ids: list[int]) -> dict[int, tuple[int, dict[str, int]]]:
+    """membership id -> (user id, their ROOM_COUNTS), for many users. One query."""
     if not membership_ids:
         return {}
     rows = _counted(Membership.objects.filter(pk__in=membership_ids)).values_list(
-        "pk", "user_id", "last_read_id", "unread", "mentions"
+        "pk", "user_id", *ROOM_COUNTS
     )
-    return {pk: (user_id, marker, u, m) for pk, user_id, marker, u, m in rows}
+    return {
+        pk: (user_id, dict(zip(ROOM_COUNTS, counts, strict=True))) for pk, user_id, *counts in rows
+    }
 
 
 def read_markers(user_ids: set[int], room_ids: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -354,16 +437,8 @@ def rooms_for_sidebar(user: User) -> list[dict[str, Any]]:
     others = dm_people(user.pk, {r.id for r in rooms if r.is_direct})
     result = []
     for room in rooms:
-        marker, unread, mentions = counts.get(room.id, (0, 0, 0))
-        result.append(
-            {
-                "room": room,
-                "last_read_id": marker,
-                "unread": unread,
-                "mentions": mentions,
-                "members": others.get(room.id, []),
-            }
-        )
+        found = counts.get(room.id) or dict.fromkeys(ROOM_COUNTS, 0)
+        result.append({"room": room, **found, "members": others.get(room.id, [])})
     result.sort(key=_sidebar_order)
     return result
 
@@ -465,11 +540,11 @@ def events_since(room_ids: set[int], user_ids: set[int], after: int, limit: int)
 def unread_rooms_of(user_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
     """user id -> read marker, unread and mention counts of each room they joined. One query."""
     rows = _counted(Membership.objects.filter(user_id__in=user_ids)).values_list(
-        "user_id", "room__slug", "last_read_id", "unread", "mentions"
+        "user_id", "room__slug", *ROOM_COUNTS
     )
     found: dict[int, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
-    for user_id, slug, marker, u, m in rows:
-        found[user_id].append({"room": slug, "last_read_id": marker, "unread": u, "mentions": m})
+    for user_id, slug, *counts in rows:
+        found[user_id].append({"room": slug, **dict(zip(ROOM_COUNTS, counts, strict=True))})
     return found
 
 

@@ -31,6 +31,8 @@ from .models import (
     Upload,
 )
 from .ratelimit import hourly_allowed
+from .threads import selectors as thread_selectors
+from .threads import services as thread_services
 from .uploads.data import attachment_data
 from .uploads.services import uploads_free
 
@@ -105,6 +107,9 @@ class SendRequest:
     nonce: str | None
     # Upload ids, in the order they are shown; a repeated id is one file.
     attachments: tuple[int, ...] = ()
+    # A reply: its root's id; `in_channel`, shown in the room as well.
+    thread: int | None = None
+    in_channel: bool = False
 
 
 def attachments_validate(ids: tuple[int, ...]) -> tuple[int, ...]:
@@ -117,7 +122,14 @@ def attachments_validate(ids: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def message_send(
-    *, author: User, room: str, body: str, nonce: str | None, attachments: tuple[int, ...] = ()
+    *,
+    author: User,
+    room: str,
+    body: str,
+    nonce: str | None,
+    attachments: tuple[int, ...] = (),
+    thread: int | None = None,
+    in_channel: bool = False,
 ) -> SendResult:
     """Store a message from `author` in the room with slug `room`, then broadcast it.
 
@@ -127,9 +139,12 @@ def message_send(
     already stored (created=False) and broadcasts nothing. The broadcast
     happens only after the commit. `attachments` are ids of the author's own
     uploads that no message carries yet (`invalid` otherwise); with them the
-    body may be blank.
+    body may be blank. `thread` makes it a reply to that live top-level
+    message of the same room (`invalid` otherwise, whatever the reason);
+    `in_channel` shows the reply in the room too.
     """
-    [result] = message_send_many([SendRequest(author, room, body, nonce, attachments)])
+    request = SendRequest(author, room, body, nonce, attachments, thread, in_channel)
+    [result] = message_send_many([request])
     if isinstance(result, ChatError):
         raise result
     return result
@@ -196,7 +211,9 @@ def _drafts(requests: list[SendRequest], allowed: list[tuple[int, Room]]) -> lis
     """Render and resolve mentions for the batch; needs no order, so runs before the lock."""
     drafts = [
         _Draft(i, Message(room=room, author=requests[i].author, body=requests[i].body,
-                          nonce=requests[i].nonce), room.slug, [])
+                          nonce=requests[i].nonce, thread_id=requests[i].thread,
+                          in_channel=requests[i].thread is not None and requests[i].in_channel),
+               room.slug, [])
         for i, room in allowed
     ]  # fmt: skip
     # Mentions: only bodies with an "@" cost anything, and one query covers the batch.
@@ -247,6 +264,8 @@ def _store(
                 if key is not None:
                     in_batch[key] = draft.index
                 to_create.append(draft)
+        roots = _roots_check(to_create, results)
+        to_create = [d for d in to_create if results[d.index] is None]
         files = _attachments_claim(requests, to_create, results)
         to_create = [d for d in to_create if results[d.index] is None]
         Message.objects.bulk_create([d.message for d in to_create])
@@ -269,6 +288,12 @@ def _store(
                 attachments=[attachment_data(u) for u in carried],
             )
             items.append(Item(events.encode(data), (draft.message.room_id,), seq=event.seq))
+        replies = [
+            thread_services.StoredReply(d.message, d.room_slug, tuple(u.pk for u in d.mentioned))
+            for d in to_create
+            if d.message.thread_id is not None
+        ]
+        thread_services.replies_stored(replies, roots, items)
     metrics.MESSAGES_STORED.inc(len(to_create))
     for draft in to_create:
         results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
@@ -278,6 +303,27 @@ def _store(
             results[i] = SendResult(original.message, original.room_slug, created=False)
         else:
             results[i] = original  # the first was refused (its files), and so is its repeat
+
+
+def _roots_check(
+    drafts: list[_Draft], results: list[SendResult | ChatError | None]
+) -> dict[int, Message]:
+    """The roots the replies among `drafts` name; a reply whose root cannot take it gets `invalid`.
+
+    Runs inside the ordering transaction, so a root deleted by a change
+    committed just before is seen deleted. One query, if the batch has replies.
+    """
+    roots = thread_selectors.roots_for_replies(
+        {d.message.thread_id for d in drafts if d.message.thread_id is not None}
+    )
+    for draft in drafts:
+        if draft.message.thread_id is not None:
+            refusal = thread_selectors.root_refusal(
+                roots.get(draft.message.thread_id), draft.message.room_id
+            )
+            if refusal is not None:
+                results[draft.index] = refusal
+    return roots
 
 
 def _attachments_claim(
@@ -374,6 +420,8 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
             )
         )
         items.append(Item(text, (message.room_id,), seq=event.seq))
+        if message.thread_id is not None:
+            thread_services.reply_edited(message, users, items)
     return message
 
 
@@ -396,6 +444,8 @@ def message_delete(*, actor: User, message_id: int) -> None:
         uploads_free(uploads=list(Upload.objects.filter(message=message)))
         data = {"room": message.room.slug, "id": message.pk}
         items.append(record("message_deleted", data, room=message.room))
+        if message.thread_id is not None:
+            thread_services.reply_deleted(message, items)
 
 
 EMOJI_MAX_CHARS = 32
@@ -463,8 +513,7 @@ def read_marker_set(*, user: User, room: str, message_id: int) -> dict[str, Any]
         raise result
     if result is None:  # unchanged: the counts as they are
         found, _ = _room_for_member(user, room)
-        marker, unread, mentions = selectors.unread_counts(user.pk, [found.id])[found.id]
-        return {"room": found.slug, "last_read_id": marker, "unread": unread, "mentions": mentions}
+        return {"room": found.slug, **selectors.unread_counts(user.pk, [found.id])[found.id]}
     return result
 
 
@@ -511,10 +560,8 @@ def read_markers_set(requests: list[ReadRequest]) -> list[dict[str, Any] | ChatE
         logged = []
         for membership_id in moved:
             i, room = movers[membership_id]
-            user_id, marker, unread, mentions = counts[membership_id]
-            data = {"room": room.slug, "last_read_id": marker}
-            data.update(unread=unread, mentions=mentions)
-            logged.append((i, user_id, room, data))
+            user_id, found = counts[membership_id]
+            logged.append((i, user_id, room, {"room": room.slug, **found}))
         rows = Event.objects.bulk_create(
             [Event(kind="read", user_id=user_id, data=data) for _, user_id, _, data in logged]
         )

@@ -23,6 +23,7 @@ from ..errors import ChatError, Code, NoSuchRoom, RateLimited, Unavailable
 from ..eventlog import Item, Op, apublish
 from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
 from ..ratelimit import SendRateLimiter, writes
+from ..threads import services as thread_services
 from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
@@ -337,6 +338,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._receive_typing(frame)
         elif frame.type == "read":
             await self._receive_read(frame)
+        elif frame.type == "read_thread":
+            await self._receive_read_thread(frame)
         elif frame.type == "presence":
             if not presence_limiter.allow(self.user_id):
                 await self._rate_limited(frame)
@@ -416,6 +419,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         future = read_marker_writer().submit(request)
         future.add_done_callback(lambda done: self._read_done(done, frame.nonce))
 
+    async def _receive_read_thread(self, frame: Frame) -> None:
+        """Move a thread's read marker; a move reaches every tab, the state as it is this one."""
+        if not read_limiter.allow(self.user_id):
+            await self._rate_limited(frame)
+            return
+        assert frame.root is not None and frame.id is not None  # parse_frame checked them
+        try:
+            result = await database_sync_to_async(thread_services.thread_read_set)(
+                user=self.user, root_id=frame.root, message_id=frame.id
+            )
+        except ChatError as exc:
+            await self._refuse(exc, frame.nonce)
+            return
+        except Exception:
+            log.exception("read_thread from user %s failed", self.user_id)
+            await self._refuse(Unavailable(), frame.nonce)
+            return
+        if not result.logged:
+            event = events.stored_event("thread_read", result.data, 0)
+            await self.deliver_now(events.encode({**event, "seq": None}))
+
     def _read_done(self, future: "asyncio.Future[dict | None]", nonce: str | None) -> None:
         if future.cancelled():
             return
@@ -449,7 +473,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         assert frame.room is not None and frame.body is not None  # parse_frame checked them
         request = services.SendRequest(
-            self.user, frame.room, frame.body, frame.nonce, frame.attachments
+            self.user,
+            frame.room,
+            frame.body,
+            frame.nonce,
+            frame.attachments,
+            thread=frame.thread,
+            in_channel=frame.in_channel,
         )
         # The next frame is read while this one is being stored, so a client
         # with several sends in flight gets them into one commit; results come

@@ -125,9 +125,7 @@ def _first_pages(requests: set[ReplayRequest]) -> dict[ReplayRequest, ReplayPage
 def _users_named(lists: set[frozenset[str]]) -> dict[frozenset[str], dict[int, str]]:
     found = selectors.active_users_named(set().union(*lists))
     by_name = {name: user_id for user_id, name in found.items()}
-    return {
-        names: {by_name[name]: name for name in names if name in by_name} for names in lists
-    }
+    return {names: {by_name[name]: name for name in names if name in by_name} for names in lists}
 
 
 def _loaders() -> dict[str, BatchLoader[Any, Any]]:

@@ -45,6 +45,10 @@ def visible_after(user, seq: int) -> list[int]:
 # --- a client's state, and the same state loaded fresh --------------------------------
 
 
+# What a room entry says of the user's reading, as `read` and `resumed` carry it.
+COUNTS = ("last_read_id", "unread", "mentions", "thread_unread", "thread_mentions")
+
+
 class ClientState:
     """What a client keeps: its sidebar (GET /api/rooms/) and each room's messages."""
 
@@ -80,7 +84,7 @@ class ClientState:
         elif kind == "read":
             found = self.rooms.get(event["room"])
             if found is not None:
-                found.update({k: event[k] for k in ("last_read_id", "unread", "mentions")})
+                found.update({k: event[k] for k in COUNTS})
         elif kind == "room":
             slug = event["room"]["slug"]
             if event["room"]["archived"]:  # archived rooms leave the sidebar
@@ -91,7 +95,7 @@ class ClientState:
         elif kind == "member" and event["user"] == self.me:
             slug = event["room"]["slug"]
             if event["action"] in ("joined", "invited"):
-                entry = {"unread": 0, "mentions": 0, "last_read_id": 0, "members": []}
+                entry = {**dict.fromkeys(COUNTS, 0), "members": []}
                 self.rooms[slug] = {**entry, **self.rooms.get(slug, {}), **event["room"]}
                 self.messages.setdefault(slug, {})
             else:
@@ -101,7 +105,7 @@ class ClientState:
             for counts in event["rooms"]:
                 found = self.rooms.get(counts["room"])
                 if found is not None:
-                    found.update({k: counts[k] for k in ("last_read_id", "unread", "mentions")})
+                    found.update({k: counts[k] for k in COUNTS})
 
     def snapshot(self) -> tuple[dict, dict]:
         messages = {
@@ -326,7 +330,14 @@ async def test_the_room_page_position_catches_what_happened_before_the_socket_op
     ]
     assert replay[0]["body"] == "edited"
     assert replay[-1]["rooms"] == [
-        {"room": "general", "last_read_id": 0, "unread": 2, "mentions": 0}
+        {
+            "room": "general",
+            "last_read_id": 0,
+            "unread": 2,
+            "mentions": 0,
+            "thread_unread": 0,
+            "thread_mentions": 0,
+        }
     ]
 
 

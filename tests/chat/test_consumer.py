@@ -92,6 +92,12 @@ async def test_send_is_stored_then_broadcast_to_every_member_socket(alice, bob):
         "mentions": [],
         "reactions": {},
         "attachments": [],
+        "deleted": False,
+        "thread": None,
+        "in_channel": False,
+        "replies": 0,
+        "last_reply": None,
+        "repliers": [],
         "seq": events[0]["seq"],
     }
     assert events == [expected, expected, expected]

@@ -56,10 +56,11 @@ ACCEPTED_AS = {
     "delete": {"message_deleted"},
     "react": {"reaction"},
     "read": {"read"},
+    "read_thread": {"thread_read"},
 }
 # Frames that may get no answer at all.
 QUIET_TYPES = frozenset({"typing", "presence", "read"})
-FRAME_TYPES = ("send", "edit", "delete", "react", "read", "typing", "presence")
+FRAME_TYPES = ("send", "edit", "delete", "react", "read", "read_thread", "typing", "presence")
 
 
 # --- strategies ---------------------------------------------------------------
@@ -106,6 +107,11 @@ FIELD_VALUES = {
         st.integers(min_value=-1, max_value=2**64),
         json_values,
     ),
+    "root": st.one_of(
+        st.sampled_from([MessageRef("own"), MessageRef("other")]),
+        st.integers(min_value=-1, max_value=2**64),
+        json_values,
+    ),
     "emoji": st.sampled_from(["👍", "🎉", "", "a b", "<b>", "x" * 33]) | json_values,
     "state": st.sampled_from(["active", "away", "offline", "ACTIVE"]) | json_values,
     "nonce": st.one_of(
@@ -135,6 +141,7 @@ NEEDS = {
     "delete": ("id",),
     "react": ("id", "emoji"),
     "read": ("room", "id"),
+    "read_thread": ("root", "id"),
     "typing": ("room",),
     "presence": ("state",),
 }
@@ -143,6 +150,7 @@ RIGHT = {
     "room": st.just("general"),
     "body": st.text(alphabet=printable, min_size=1, max_size=30).filter(str.strip),
     "id": st.sampled_from([MessageRef("own"), MessageRef("other")]),
+    "root": st.sampled_from([MessageRef("own"), MessageRef("other")]),
     "emoji": st.sampled_from(["👍", "🎉", "ok"]),
     "state": st.sampled_from(["active", "away"]),
     "nonce": st.text(alphabet=printable, min_size=1, max_size=16),

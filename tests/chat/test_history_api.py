@@ -53,6 +53,12 @@ def test_messages_are_shaped_like_the_message_event(client, reader, history):
         "mentions": [],
         "reactions": {},
         "attachments": [],
+        "deleted": False,
+        "thread": None,
+        "in_channel": False,
+        "replies": 0,
+        "last_reply": None,
+        "repliers": [],
     }
     assert first["created"].endswith("Z")
 

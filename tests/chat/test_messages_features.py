@@ -353,7 +353,14 @@ def test_unread_counts_messages_by_others_after_the_marker(person):
 
     response = bob.post("/api/rooms/general/read/", {"id": first})
     assert response.status_code == 200
-    assert response.json() == {"room": "general", "last_read_id": first, "unread": 1, "mentions": 0}
+    assert response.json() == {
+        "room": "general",
+        "last_read_id": first,
+        "unread": 1,
+        "mentions": 0,
+        "thread_unread": 0,
+        "thread_mentions": 0,
+    }
     assert counts(bob, "general") == (first, 1, 0)
 
 
@@ -391,6 +398,8 @@ async def test_a_read_marker_reaches_all_of_the_users_sockets_and_nobody_elses(p
         "last_read_id": mids[0],
         "unread": 2,
         "mentions": 2,
+        "thread_unread": 0,
+        "thread_mentions": 0,
         "seq": read["seq"],
     }
     assert await b2.receive() == read

@@ -294,6 +294,8 @@ def test_the_api_returns_hits_with_snippet_segments(signed_in, general_room):
         "created": result["created"],
         "snippet": [["ship", True], [" it", False]],
         "snippet_html": "<p><mark>ship</mark> it</p>\n",
+        "thread": None,
+        "in_channel": False,
     }
     assert result["created"].endswith("Z")
 
