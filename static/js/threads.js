@@ -86,7 +86,15 @@ export function setupThreads(ctx) {
   function draw(m, state) {
     const li = renderMessage(m, state, me);
     showPerson(li, store.people.get(m.user));
+    ownId(li);
     return li;
+  }
+
+  /* The room's list has its own item of the root (and of replies sent also to the room): ids stay unique. */
+  function ownId(li) {
+    if (li.dataset.id) {
+      li.id = "thread-m-" + li.dataset.id;
+    }
   }
 
   function nearBottom() {
@@ -383,6 +391,7 @@ export function setupThreads(ctx) {
         pending.delete(acked.nonce);
         li.remove();
         markSent(li, message, me);
+        ownId(li);
       } else {
         li = draw(message, "sent");
       }
@@ -455,7 +464,8 @@ export function setupThreads(ctx) {
   function submit() {
     const open = threads.open;
     const root = threads.rootMessage();
-    if (!open || !root || root.deleted || ctx.socket.isSignedOut() || !store.canWrite()) {
+    // (Sent even before the root has loaded: the server checks that it may be replied to.)
+    if (!open || (root && root.deleted) || ctx.socket.isSignedOut() || !store.canWrite()) {
       return;
     }
     const text = ui.input.value;

@@ -105,7 +105,7 @@ def test_a_reply_shows_live_in_the_open_thread_and_on_its_root_elsewhere(pages, 
     root_menu = message_menu(alice_page, alice_root)
     root_menu.get_by_role("menuitem", name="Delete message").click()
     alice_page.locator("#confirm-ok").click()
-    placeholder = bob_page.locator(f"#m-{root_id}")
+    placeholder = bob_page.locator(f"#messages #m-{root_id}")
     expect(placeholder).to_contain_text("This message was deleted.")
     expect(placeholder).not_to_contain_text("Where do we meet?")
     expect(panel(bob_page).locator("#thread-note")).to_contain_text("This message was deleted.")
