@@ -41,6 +41,7 @@ STATUS = {
     Code.RATE_LIMITED: 429,
     Code.TOO_LARGE: 413,
     Code.QUOTA_EXCEEDED: 413,
+    Code.CONFLICT: 409,
 }
 
 

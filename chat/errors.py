@@ -31,6 +31,7 @@ class Code(StrEnum):
     UNAVAILABLE = "unavailable"
     TOO_LARGE = "too_large"
     QUOTA_EXCEEDED = "quota_exceeded"
+    CONFLICT = "conflict"
 
 
 class ChatError(Exception):

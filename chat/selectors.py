@@ -162,6 +162,7 @@ MESSAGE_FIELDS = (
     "reply_count",
     "last_reply_at",
     "repliers",
+    "broadcast",
     "author__username",
 )
 
@@ -328,7 +329,7 @@ def _counted(memberships: QuerySet[Membership]) -> "QuerySet[WithAnnotations[Mem
         .filter(in_room())
         .exclude(author_id=OuterRef("user_id"))
     )
-    mentioned = unread.filter(mention_rows__user_id=OuterRef("user_id"))
+    mentioned = unread.filter(mentioning(OuterRef(OuterRef("user_id"))))
     thread_unread, thread_mentions = room_thread_counts()
     return memberships.annotate(
         unread=_count(unread),

@@ -16,6 +16,7 @@ from accounts.models import User
 from teamchat import metrics
 
 from . import access, events, selectors
+from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
 from .formatting import mentions as mentioned_names
@@ -294,6 +295,7 @@ def _store(
             if d.message.thread_id is not None
         ]
         thread_services.replies_stored(replies, roots, items)
+        items.extend(_drafts_sent(requests, to_create))
     metrics.MESSAGES_STORED.inc(len(to_create))
     for draft in to_create:
         results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
@@ -324,6 +326,15 @@ def _roots_check(
             if refusal is not None:
                 results[draft.index] = refusal
     return roots
+
+
+def _drafts_sent(requests: list[SendRequest], sent: list[_Draft]) -> list[Item]:
+    """A stored message clears the draft it was typed in: its room's, or its thread's."""
+    keys = []
+    for d in sent:
+        thread = d.message.thread_id or getattr(requests[d.index], "thread", None)
+        keys.append(DraftKey(d.message.author_id, d.message.room_id, thread))
+    return drafts_clear_sent(keys, {d.message.room_id: d.room_slug for d in sent})
 
 
 def _attachments_claim(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, drafts_views, views
 from .threads import api as threads
 from .uploads import views as uploads
 
@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/threads/", threads.threads, name="api-threads"),
     path("api/threads/<int:root_id>/follow/", threads.thread_follow, name="api-thread-follow"),
     path("api/threads/<int:root_id>/read/", threads.thread_read, name="api-thread-read"),
+    path("api/drafts/", drafts_views.drafts_view, name="api-drafts"),
     path("api/uploads/", uploads.upload, name="api-uploads"),
     path("api/uploads/<int:upload_id>/", uploads.upload_detail, name="api-upload"),
     path("files/<int:upload_id>/<str:key>/<path:name>", uploads.download, name="upload-file"),

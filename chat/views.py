@@ -8,7 +8,7 @@ from django.views.decorators.http import require_GET
 from accounts.http import AuthenticatedRequest
 from accounts.selectors import people_directory
 
-from . import api, events, selectors
+from . import api, drafts, events, selectors
 from .errors import NoSuchRoom
 from .models import DEFAULT_ROOM_SLUG
 
@@ -92,6 +92,8 @@ def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
                 "roomData": events.room_data(current),
                 # Everyone's public profile; `profile` events keep it current.
                 "people": people_directory(),
+                # The user's drafts; `draft` events keep them current.
+                "drafts": drafts.drafts_of(request.user),
             },
         },
     )

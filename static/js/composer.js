@@ -2,12 +2,11 @@
  * The composer: typing and sending a message (through the store's outbox,
  * resent with the same nonce after a reconnect), @mention completion, the
  * typing hint this page sends and the "… is typing" line it shows, and the
- * room's draft (drafts.js), kept while typing and dropped once it is sent.
+ * room's draft (ctx.drafts: drafts.js), kept while typing and cleared once it is sent.
  * Files attached (composerfiles.js) go with the message once uploaded.
  */
 import { api, el } from "./common.js";
 import { setupComposerFiles } from "./composerfiles.js";
-import { browserStorage, createDrafts } from "./drafts.js";
 import { shortcodeQuery } from "./emoji.js";
 import { shownName } from "./people.js";
 import { avatarClass, firstLetter } from "./render.js";
@@ -58,7 +57,6 @@ export function setupComposer(ctx) {
   const mention = { kind: "person", items: [], active: -1, request: 0, timer: null };
   let typingSentAt = 0;
   let typingTimer = null;
-  const drafts = createDrafts(browserStorage(), me);
   // Enter while files upload: the message goes when they are done.
   let waiting = false;
   const files = setupComposerFiles(ctx, {
@@ -73,26 +71,20 @@ export function setupComposer(ctx) {
   // --- the draft ---------------------------------------------------------------
 
   function keepDraft() {
-    drafts.save(store.room, els.input.value);
+    ctx.drafts.edit(store.room, null, els.input.value);
   }
 
-  /* A message of ours is stored: the draft it was sent from goes (the box too, if it still shows it). */
+  /* A message of ours is stored: the draft it was sent from is no longer kept. */
   function settleDraft(message) {
-    const draft = drafts.load(store.room);
-    if (drafts.settle(store.room, message) && els.input.value === draft.text) {
-      els.input.value = "";
-      autosize();
-    }
+    ctx.drafts.settle(store.room, null, message);
   }
 
   function restoreDraft() {
-    const draft = drafts.load(store.room);
-    if (!draft || els.input.disabled || els.input.value) {
+    const text = ctx.drafts.load(store.room, null);
+    if (!text || els.input.disabled || els.input.value) {
       return;
     }
-    els.input.value = draft.text;
-    // Sent just before the reload and stored: the first page already holds it.
-    store.messageList().forEach(settleDraft);
+    els.input.value = text;
     autosize();
   }
 
@@ -171,7 +163,7 @@ export function setupComposer(ctx) {
     const entry = store.queue(text, makeNonce(), new Date().toISOString(), files.take());
     ctx.messages.addPending(entry);
     els.input.value = "";
-    drafts.save(store.room, text, entry.nonce); // kept until the server has stored it
+    ctx.drafts.sent(store.room, null, text, entry.nonce); // the server clears it when it stores it
     closeMentions();
     autosize();
     els.input.focus();

@@ -13,6 +13,7 @@ import { setupActions } from "./actions.js";
 import { setupViewer } from "./attachments.js";
 import { setupComposer } from "./composer.js";
 import { setupDialogs } from "./dialogs.js";
+import { setupDrafts } from "./draftsview.js";
 import { setupMentionInvite } from "./mentioninvite.js";
 import { setupEmojiPicker } from "./emojipicker.js";
 import { roomVisible, setupMessages } from "./messages.js";
@@ -64,6 +65,7 @@ function start(config) {
   ctx.notifications = setupNotifications(ctx);
   ctx.messages = setupMessages(ctx);
   ctx.viewer = setupViewer(els.viewer, els.list);
+  const draftsView = setupDrafts(ctx); // sets ctx.drafts
   ctx.composer = setupComposer(ctx);
   ctx.mentionInvite = setupMentionInvite(ctx);
   ctx.actions = setupActions(ctx);
@@ -121,6 +123,7 @@ function start(config) {
   ctx.room.start();
   title();
   ctx.composer.start();
+  draftsView.start();
   ctx.actions.start();
   ctx.dialogs.start();
   ctx.notifications.start();

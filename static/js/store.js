@@ -216,6 +216,9 @@ export class Store {
       case "resumed":
         this.applyResumed(data);
         break;
+      case "draft":
+        this.emit("draft", { draft: data }); // drafts.js applies it, by version
+        break;
       case "error":
         this.applyError(data);
         break;

@@ -255,8 +255,8 @@ def test_deleting_a_reply_updates_the_summary_and_the_counts(person, published):
     [thread] = of("thread", published)
     assert (thread["replies"], thread["repliers"]) == (1, ["bob"])
     reads = {e["_to"]: e for e in of("thread_read", published)}
-    # Carol wrote it, so it was never unread for her; bob had read past it? No: bob's
-    # marker is at his own reply, before carol's, so it was unread for him too.
+    # Carol wrote it, so it was never unread for her; bob's marker is at his own
+    # reply, before carol's, so it was unread for him as for alice.
     assert set(reads) == {alice.user.pk, bob.user.pk}
     assert (reads[alice.user.pk]["unread"], reads[alice.user.pk]["mentions"]) == (1, 0)
     assert (entry(alice)["thread_unread"], entry(alice)["thread_mentions"]) == (1, 0)
@@ -419,3 +419,15 @@ def test_read_markers_never_pass_the_newest_reply_and_may_go_back(person):
     response = alice.post(f"/api/threads/{root}/read/", {"id": first})
     assert (response.json()["last_read_id"], response.json()["unread"]) == (first, 1)
     assert alice.post(f"/api/threads/{root}/read/", {"id": "x"}).status_code == 400
+
+
+def test_a_sent_reply_clears_its_threads_draft_and_only_that_one(person):
+    alice = person("alice")
+    root = say(alice, "general", "root")
+    for thread in (root, None):
+        draft = {"room": "general", "thread": thread, "body": "typing…", "version": 0}
+        response = alice.client.put("/api/drafts/", draft, content_type="application/json")
+        assert response.status_code == 200, response.content
+    reply(alice, root, "sent")
+    left = alice.get("/api/drafts/").json()["drafts"]
+    assert [(d["thread"], d["body"]) for d in left] == [(None, "typing…")]

@@ -261,3 +261,25 @@ def test_sending_replies_costs_the_same_for_1_or_100_replies_and_1_or_60_followe
     assert (state["unread"], state["mentions"]) == (25, 2)
     # Each root: the crowd, its author, and its one replier (bob the even ones, carol the odd).
     assert ThreadFollow.objects.filter(root_id__in=many, following=True).count() == 4 * 62
+
+
+def test_a_thread_page_and_the_threads_list_cost_the_same_for_few_or_many(person):
+    alice, bob = person("alice"), person("bob")
+    root = say(alice, "general", "root")
+
+    def page(n: int) -> None:
+        response = alice.get("/api/rooms/general/messages/", thread=root, limit=200)
+        assert len(response.json()["messages"]) == n
+
+    def listed(n: int) -> None:
+        threads = alice.get("/api/threads/", limit=100).json()["threads"]
+        assert len(threads) == n and all(t["root"]["repliers"] == ["bob"] for t in threads)
+
+    say(bob, "general", "@alice one", thread=root)
+    one_page, one_list = _count_queries(lambda: page(1)), _count_queries(lambda: listed(1))
+    for i in range(99):
+        say(bob, "general", f"@alice {i}", thread=root)
+    for i in range(29):
+        say(bob, "general", "reply", thread=say(alice, "general", f"root {i}"))
+    assert _count_queries(lambda: page(100)) == one_page
+    assert _count_queries(lambda: listed(30)) == one_list
