@@ -60,6 +60,9 @@ export function setupThreads(ctx) {
     failedText: $("thread-failed-text"),
     retry: $("thread-retry"),
     note: $("thread-note"),
+    conflict: $("thread-draft-conflict"),
+    useTheirs: $("thread-draft-use-theirs"),
+    keepMine: $("thread-draft-keep-mine"),
     viewButton: $("threads-button"),
     viewTotal: $("threads-total"),
     viewTotalText: $("threads-total-text"),
@@ -178,6 +181,62 @@ export function setupThreads(ctx) {
     ui.failedText.textContent = failed === 1 ? "1 reply was not sent." : failed + " replies were not sent.";
   }
 
+  // --- the thread's draft (ctx.drafts, kept on the server like the room's) --------------
+
+  const drafts = () => ctx.drafts || null;
+
+  /* The open thread's draft in the box (not while the person types there: drafts.js decides). */
+  function restoreDraft() {
+    const open = threads.open;
+    if (!open || !drafts() || ui.input.disabled) {
+      return;
+    }
+    ui.input.value = drafts().load(store.room, open.root);
+    renderConflict();
+  }
+
+  function keepDraft() {
+    const open = threads.open;
+    if (open && drafts()) {
+      drafts().edit(store.room, open.root, ui.input.value);
+    }
+  }
+
+  function flushDraft(root) {
+    if (root && drafts()) {
+      drafts().flush(store.room, root);
+    }
+  }
+
+  function renderConflict() {
+    const open = threads.open;
+    const conflict = open && drafts() ? drafts().conflict(store.room, open.root) : null;
+    ui.conflict.hidden = !conflict;
+    if (conflict) {
+      ui.conflict.querySelector(".draft-conflict-theirs").textContent = conflict.theirs;
+    }
+  }
+
+  function resolveConflict(choice) {
+    const open = threads.open;
+    if (open && drafts()) {
+      drafts().resolve(store.room, open.root, choice);
+    }
+    ui.input.focus();
+  }
+
+  /* A draft changed (here, in another tab, on another device): the open thread's shows. */
+  function onDraft(entry, reason) {
+    const open = threads.open;
+    if (!open || entry.room !== store.room || Number(entry.thread) !== open.root) {
+      return;
+    }
+    if (reason === "replaced" && ui.input.value !== entry.text && !ui.input.disabled) {
+      ui.input.value = entry.text;
+    }
+    renderConflict();
+  }
+
   // --- opening and closing -----------------------------------------------------------
 
   function setAddress(root) {
@@ -217,6 +276,9 @@ export function setupThreads(ctx) {
       return;
     }
     setView(false, false);
+    if (threads.open) {
+      flushDraft(threads.open.root);
+    }
     if (from || !panel.contains(document.activeElement)) {
       opener = from || document.activeElement;
     }
@@ -233,8 +295,11 @@ export function setupThreads(ctx) {
     panel.hidden = false;
     els.app.classList.add("thread-open");
     panel.dataset.root = String(root);
+    // Which thread this box writes to: drafts.js keeps changes from elsewhere out of it while typing.
+    ui.input.dataset.draftThread = String(root);
     setAddress(root);
     renderComposer();
+    restoreDraft();
     renderFollow();
     renderFailed();
     if (focus) {
@@ -287,7 +352,13 @@ export function setupThreads(ctx) {
     const hadFocus = panel.contains(document.activeElement);
     ctx.actions.closeMenus(false);
     panel.querySelectorAll("li.message").forEach((li) => ctx.actions.forget(li));
+    if (threads.open) {
+      flushDraft(threads.open.root);
+    }
     threads.closeThread();
+    delete ui.input.dataset.draftThread;
+    ui.input.value = "";
+    ui.conflict.hidden = true;
     panel.hidden = true;
     delete panel.dataset.root;
     els.app.classList.remove("thread-open");
@@ -480,6 +551,9 @@ export function setupThreads(ctx) {
     ui.replies.appendChild(li);
     pending.set(entry.nonce, li);
     ui.input.value = "";
+    if (drafts()) {
+      drafts().sent(store.room, open.root, text, entry.nonce); // the server clears it when it stores the reply
+    }
     ui.inChannel.checked = false;
     ui.input.focus();
     scrollToBottom();
@@ -839,6 +913,14 @@ export function setupThreads(ctx) {
       submit();
     });
     ui.input.addEventListener("keydown", onKey);
+    ui.input.addEventListener("input", keepDraft);
+    // Leaving the box: saved now rather than after the pause.
+    ui.input.addEventListener("blur", () => flushDraft(threads.open ? threads.open.root : null));
+    ui.useTheirs.addEventListener("click", () => resolveConflict("theirs"));
+    ui.keepMine.addEventListener("click", () => resolveConflict("mine"));
+    if (drafts()) {
+      drafts().on(onDraft);
+    }
     ui.send.addEventListener("mousedown", (event) => event.preventDefault());
     ui.viewButton.addEventListener("click", () => setView(view.hidden, true));
     ui.viewClose.addEventListener("click", () => setView(false, true));
@@ -867,6 +949,12 @@ export function setupThreads(ctx) {
   store.on("thread-removed", onThreadRemoved);
   store.on("thread-summary", onSummary);
   store.on("outbox", onOutbox);
+  // Our reply stored: the draft it was sent from is settled (the server's clear follows).
+  store.on("message", ({ message }) => {
+    if (drafts() && message.user === me && message.nonce && typeof message.thread === "number" && message.room === store.room) {
+      drafts().settle(store.room, message.thread, message);
+    }
+  });
   store.on("thread-counts", ({ root, item }) => {
     if (threads.isOpen(root)) {
       readSentId = 0;

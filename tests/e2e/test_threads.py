@@ -164,3 +164,22 @@ def test_a_followed_thread_shows_its_unread_replies_in_the_threads_view(pages, a
     expect(panel(carol_page).locator("#thread-replies li.message")).to_have_count(2)
     expect(carol_page.locator("#threads-total")).to_be_hidden()
     expect(room_link(carol_page, random_room).locator(".thread-activity")).to_have_count(0)
+
+
+def test_a_reply_half_typed_in_one_tab_waits_in_the_same_thread_in_another(pages, alice, random_room):
+    first = pages.open(alice, f"/r/{random_room}/")
+    say(first, "Budget for next year")
+    root_id = sent(first, "alice", "Budget for next year")
+    open_thread_from_menu(first, message(first, "alice", "Budget for next year"))
+    second = pages.open(alice, f"/r/{random_room}/?thread={root_id}")
+    expect(panel(second).locator("#thread-root")).to_contain_text("Budget for next year")
+
+    first.locator("#thread-input").fill("I think we need")
+    expect(second.locator("#thread-input")).to_have_value("I think we need")
+    expect(second.locator("#composer-input")).to_have_value("", timeout=1000)
+
+    # Sent from the first tab: the other's box empties, and the reply is in both threads.
+    first.locator("#thread-input").press("Enter")
+    expect(panel(first).locator("#thread-replies li.message")).to_have_attribute("data-state", "sent")
+    expect(second.locator("#thread-input")).to_have_value("")
+    expect(panel(second).locator("#thread-replies")).to_contain_text("I think we need")
