@@ -1,4 +1,4 @@
-"""Threads in a real browser: replying beside the room, counts that follow live, the Threads view."""
+"""Threads in a real browser: replies beside the room, counts that follow live, the Threads view."""
 
 import re
 
@@ -48,7 +48,9 @@ def open_thread_from_menu(page: Page, li: Locator) -> None:
     expect(page.locator("#thread-input")).to_be_focused()
 
 
-def test_a_reply_shows_live_in_the_open_thread_and_on_its_root_elsewhere(pages, alice, bob, random_room):
+def test_a_reply_shows_live_in_the_open_thread_and_on_its_root_elsewhere(
+    pages, alice, bob, random_room
+):
     alice_page = pages.open(alice, f"/r/{random_room}/")
     bob_page = pages.open(bob, f"/r/{random_room}/")
 
@@ -115,7 +117,9 @@ def test_a_reply_shows_live_in_the_open_thread_and_on_its_root_elsewhere(pages, 
     expect(panel(bob_page).locator("#thread-replies li.message")).to_have_count(2)
 
 
-def test_a_followed_thread_shows_its_unread_replies_in_the_threads_view(pages, alice, bob, carol, random_room):
+def test_a_followed_thread_shows_its_unread_replies_in_the_threads_view(
+    pages, alice, bob, carol, random_room
+):
     alice_page = pages.open(alice, f"/r/{random_room}/")
     say(alice_page, "Lunch plans?")
     root_id = sent(alice_page, "alice", "Lunch plans?")
@@ -140,7 +144,9 @@ def test_a_followed_thread_shows_its_unread_replies_in_the_threads_view(pages, a
     # Carol's page counts the reply: on the Threads entry and on the room's link.
     expect(carol_page.locator("#threads-total")).to_have_text("1")
     expect(room_link(carol_page, random_room).locator(".thread-activity")).to_be_visible()
-    expect(room_link(carol_page, random_room)).to_have_accessible_name(re.compile("1 unread in threads"))
+    expect(room_link(carol_page, random_room)).to_have_accessible_name(
+        re.compile("1 unread in threads")
+    )
 
     threads_button.click()
     view = carol_page.locator("#threads-view")
@@ -166,7 +172,9 @@ def test_a_followed_thread_shows_its_unread_replies_in_the_threads_view(pages, a
     expect(room_link(carol_page, random_room).locator(".thread-activity")).to_have_count(0)
 
 
-def test_a_reply_half_typed_in_one_tab_waits_in_the_same_thread_in_another(pages, alice, random_room):
+def test_a_reply_half_typed_in_one_tab_waits_in_the_same_thread_in_another(
+    pages, alice, random_room
+):
     first = pages.open(alice, f"/r/{random_room}/")
     say(first, "Budget for next year")
     root_id = sent(first, "alice", "Budget for next year")
@@ -180,6 +188,8 @@ def test_a_reply_half_typed_in_one_tab_waits_in_the_same_thread_in_another(pages
 
     # Sent from the first tab: the other's box empties, and the reply is in both threads.
     first.locator("#thread-input").press("Enter")
-    expect(panel(first).locator("#thread-replies li.message")).to_have_attribute("data-state", "sent")
+    expect(panel(first).locator("#thread-replies li.message")).to_have_attribute(
+        "data-state", "sent"
+    )
     expect(second.locator("#thread-input")).to_have_value("")
     expect(panel(second).locator("#thread-replies")).to_contain_text("I think we need")
