@@ -102,6 +102,12 @@ def test_a_reply_shows_live_in_the_open_thread_and_on_its_root_elsewhere(
     editor.fill("In the small room at ten")
     editor.press("Enter")
     expect(panel(bob_page).locator("#thread-replies")).to_contain_text("In the small room at ten")
+    theirs = panel(bob_page).locator("#thread-replies li.message").filter(has_text="small room")
+    theirs.hover()
+    theirs.get_by_role("button", name="Add reaction").click()
+    bob_page.get_by_role("menuitem", name="thumbs up").click()
+    mine = panel(alice_page).locator("#thread-replies li.message").filter(has_text="small room")
+    expect(mine.locator("button.reaction")).to_have_attribute("aria-label", "👍 1: bob")
 
     # The root deleted: a placeholder stays in the room, and still opens its thread.
     root_menu = message_menu(alice_page, alice_root)
