@@ -261,7 +261,14 @@ export class Store {
       // Counted in its thread's counts (thread_read), not the room's; shown in its thread only.
       const acked = m.room === this.room ? this.takeAcked(m) : null;
       const inThread = m.room === this.room && this.threads.applyReply(m, acked);
-      this.emit("message", { message: m, here: false, inThread, isNew: false, acked, fresh, unseen: false, typingChanged: false });
+      // Someone else's reply that mentions this person, while they are not looking: worth a notification.
+      const unseen =
+        fresh &&
+        m.user !== this.me &&
+        Array.isArray(m.mentions) &&
+        m.mentions.includes(this.me) &&
+        (m.room !== this.room || !this.visible());
+      this.emit("message", { message: m, here: false, inThread, isNew: false, acked, fresh, unseen, typingChanged: false });
       return;
     }
     if (m.room !== this.room) {

@@ -255,3 +255,12 @@ test("the Threads view: followed threads, unread first, then by last reply; live
   assert.equal(store.threads.missingRoots(), 1, "a newly followed thread: the list is loaded again");
   assert.ok(compareThreads({ unread: 1, root: null, rootId: 1 }, { unread: 0, root: null, rootId: 2 }) < 0);
 });
+
+test("a reply only in its thread that mentions the person is worth a notification while they look away", () => {
+  const { store, seen } = makeStore({ visible: false });
+  store.receive({ ...reply(30, 5, { mentions: ["mia"] }), seq: 11 });
+  store.receive({ ...reply(31, 5, { room: "design", mentions: [] }), seq: 12 });
+  store.receive({ ...reply(32, 5, { user: "mia", mentions: ["mia"] }), seq: 13 });
+  assert.deepEqual(named(seen, "message").map((d) => d.unseen), [true, false, false]);
+  assert.equal(store.rooms.get("general").unread, 0, "still not the room's unread");
+});
