@@ -149,7 +149,10 @@ export function setupActions(ctx) {
     if ((own && store.canWrite()) || store.isModerator) {
       items.push(menuItem("Delete message", () => deleteMessage(li), "is-danger"));
     }
-    if (store.isMember) {
+    if (ctx.threads.canReplyTo(li)) {
+      items.push(menuItem("Reply in thread", () => ctx.threads.open(Number(li.dataset.id), { from: trigger })));
+    }
+    if (store.isMember && !ctx.threads.inPanel(li)) {
       items.push(menuItem("Mark unread from here", () => ctx.messages.markUnreadFrom(li)));
     }
     items.push(menuItem("Copy link", () => copyLink(li)));
@@ -160,7 +163,9 @@ export function setupActions(ctx) {
 
   function copyLink(li) {
     const id = li.dataset.id;
-    const url = new URL(roomUrl(store.room) + "?m=" + id + "#m-" + id, window.location.href).toString();
+    // A reply in its thread: the link opens the thread on it.
+    const thread = li.dataset.thread ? "thread=" + li.dataset.thread + "&" : "";
+    const url = new URL(roomUrl(store.room) + "?" + thread + "m=" + id + "#m-" + id, window.location.href).toString();
     if (navigator.clipboard && navigator.clipboard.writeText) {
       navigator.clipboard.writeText(url).then(
         () => showNotice("Link copied."),
@@ -208,7 +213,7 @@ export function setupActions(ctx) {
   async function startEdit(li) {
     cancelEdit(false);
     const id = Number(li.dataset.id);
-    const held = store.messages.get(id);
+    const held = store.messages.get(id) || store.threads.get(id);
     let body = held && typeof held.body === "string" ? held.body : undefined;
     if (body === undefined) {
       try {
@@ -270,8 +275,9 @@ export function setupActions(ctx) {
     bodyEl.hidden = false;
     li.classList.remove("is-editing");
     if (refocus) {
-      if (els.input && !els.input.disabled) {
-        els.input.focus();
+      const box = ctx.threads.inPanel(li) ? ctx.threads.input : els.input;
+      if (box && !box.disabled) {
+        box.focus();
       } else {
         const more = li.querySelector(".action-more");
         if (more) {
@@ -334,8 +340,9 @@ export function setupActions(ctx) {
     }
   }
 
-  function start() {
-    els.list.addEventListener("click", (event) => {
+  /* Reactions, the palette and the "More actions" menu of the messages in `node`. */
+  function bind(node) {
+    node.addEventListener("click", (event) => {
       const target = event.target instanceof Element ? event.target : null;
       const li = target ? target.closest("li.message") : null;
       if (!li) {
@@ -364,6 +371,10 @@ export function setupActions(ctx) {
         }
       }
     });
+  }
+
+  function start() {
+    bind(els.list);
     document.addEventListener("mousedown", (event) => {
       if (openMenu && !openMenu.node.contains(event.target) && !openMenu.trigger.contains(event.target)) {
         closeMenus(false);
@@ -372,5 +383,5 @@ export function setupActions(ctx) {
     window.addEventListener("resize", () => closeMenus(false));
   }
 
-  return { start, startEdit, cancelEdit, closeMenus, forget, editedElsewhere };
+  return { start, bind, startEdit, cancelEdit, closeMenus, forget, editedElsewhere };
 }

@@ -121,6 +121,10 @@ export function setupComposer(ctx) {
     if (entry.attachments && entry.attachments.length) {
       frame.attachments = entry.attachments.map((a) => a.id); // the same ids on every retry
     }
+    if (entry.thread) {
+      frame.thread = entry.thread;
+      frame.in_channel = entry.inChannel;
+    }
     if (!ctx.socket.send(frame)) {
       return;
     }

@@ -27,6 +27,7 @@ import { setupShortcuts } from "./shortcuts.js";
 import { setupSidebar } from "./sidebar.js";
 import { createSocket } from "./socket.js";
 import { Store } from "./store.js";
+import { setupThreads } from "./threads.js";
 import { els, setStatus, showNotice, updateTitle } from "./ui.js";
 
 function start(config) {
@@ -76,6 +77,7 @@ function start(config) {
   ctx.shortcuts = setupShortcuts(ctx);
   ctx.profileCard = setupProfileCard(ctx);
   ctx.profileEdit = setupProfileEdit(ctx);
+  ctx.threads = setupThreads(ctx);
 
   // A status disappears when it ends, everywhere it shows: that person is
   // redrawn as if their profile had changed. One timer, for the next to end.
@@ -132,6 +134,7 @@ function start(config) {
   ctx.presence.start();
   ctx.shortcuts.start();
   const target = ctx.messages.start();
+  ctx.threads.start();
   if (!target && els.input && !els.input.disabled && window.matchMedia("(min-width: 700px)").matches) {
     els.input.focus();
   }

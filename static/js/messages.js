@@ -557,7 +557,10 @@ export function setupMessages(ctx) {
       li = byId.get(id);
     }
     if (!li) {
-      showNotice("That message is not available: it may have been deleted.");
+      // Not in the room's list: a reply in its thread opens there.
+      if (!(await ctx.threads.goToReply(id))) {
+        showNotice("That message is not available: it may have been deleted.");
+      }
       return;
     }
     highlight(li);

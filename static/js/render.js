@@ -11,6 +11,7 @@
 import { setAttachments } from "./attachments.js";
 import { el } from "./common.js";
 import { shownName } from "./people.js";
+import { setThreadParts } from "./threadmarks.js";
 
 function pad2(n) {
   return n < 10 ? "0" + n : String(n);
@@ -171,10 +172,11 @@ export function updateMessage(li, m, me) {
   if (Array.isArray(m.attachments)) {
     setAttachments(li, m.attachments);
   }
+  setThreadParts(li, m, { avatarClass, firstLetter });
 }
 
 function addActions(li) {
-  if (li.querySelector(".message-actions")) {
+  if (li.querySelector(".message-actions") || li.classList.contains("is-deleted")) {
     return;
   }
   const bar = el("div", "message-actions");

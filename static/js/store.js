@@ -14,6 +14,7 @@
 
 import { Directory } from "./people.js";
 import { mentionsMe, titleTotals } from "./notifyrules.js";
+import { Threads, deletedChanges, isThreadOnly } from "./threadstore.js";
 
 export const PRESENCE_STATES = new Set(["online", "away", "offline"]);
 export const TYPING_SHOWN_MS = 5000;
@@ -90,7 +91,8 @@ export class Store {
     this.visible = visible;
     this.now = now;
     this.listeners = new Map();
-    (config.messages || []).forEach((m) => this.holdMessage(m));
+    this.threads = new Threads(this); // the open thread, followed threads' counts (threadstore.js)
+    this.addOlder(config.messages || []);
   }
 
   // --- change notifications ----------------------------------------------
@@ -158,8 +160,14 @@ export class Store {
       case "message_deleted":
         if (data.room === this.room && typeof data.id === "number") {
           this.settleActions("delete", data.id);
-          this.dropMessage(data.id);
+          this.applyDeleted(data.id);
         }
+        break;
+      case "thread":
+        this.threads.applySummary(data);
+        break;
+      case "thread_read":
+        this.threads.applyThreadRead(data);
         break;
       case "reaction":
         this.applyReaction(data);
@@ -247,6 +255,20 @@ export class Store {
    * typingChanged (its author's typing indicator ended).
    */
   applyMessage(m, fresh) {
+    if (isThreadOnly(m)) {
+      // Counted in its thread's counts (thread_read), not the room's; shown in its thread only.
+      const acked = m.room === this.room ? this.takeAcked(m) : null;
+      const inThread = m.room === this.room && this.threads.applyReply(m, acked);
+      // Someone else's reply that mentions this person, while they are not looking: worth a notification.
+      const unseen =
+        fresh &&
+        m.user !== this.me &&
+        Array.isArray(m.mentions) &&
+        m.mentions.includes(this.me) &&
+        (m.room !== this.room || !this.visible());
+      this.emit("message", { message: m, here: false, inThread, isNew: false, acked, fresh, unseen, typingChanged: false });
+      return;
+    }
     if (m.room !== this.room) {
       const unseen = fresh && m.user !== this.me && this.bump(m.room, m);
       this.emit("message", { message: m, here: false, isNew: false, acked: null, fresh, unseen, typingChanged: false });
@@ -257,15 +279,14 @@ export class Store {
     let message = m;
     if (typeof m.id === "number") {
       const known = this.messages.has(m.id);
-      if (!known && m.nonce && m.user === this.me && this.outbox.has(m.nonce)) {
-        acked = this.outbox.get(m.nonce);
-        this.outbox.delete(m.nonce);
-        if (acked.sent) {
-          this.sendSettled();
-        }
+      if (!known) {
+        acked = this.takeAcked(m);
       }
       message = this.holdMessage(m);
       isNew = !known && !acked;
+      if (typeof m.thread === "number") {
+        this.threads.applyReply(m, acked); // sent also to the room: in its open thread too
+      }
     }
     const typingChanged = this.typers.delete(m.user);
     let unseen = false;
@@ -276,21 +297,35 @@ export class Store {
     this.emit("message", { message, here: true, isNew, acked, fresh, unseen, typingChanged });
   }
 
+  /* Our own send, stored: its outbox entry (taken out of the outbox), or null. */
+  takeAcked(m) {
+    if (!m.nonce || m.user !== this.me || !this.outbox.has(m.nonce)) {
+      return null;
+    }
+    const acked = this.outbox.get(m.nonce);
+    this.outbox.delete(m.nonce);
+    if (acked.sent) {
+      this.sendSettled();
+    }
+    return acked;
+  }
+
   applyEdited(data) {
     if (data.room !== this.room || typeof data.id !== "number") {
       return;
     }
     this.settleActions("edit", data.id);
-    if (!this.messages.has(data.id)) {
-      return; // not loaded here; it shows as edited when loaded
-    }
     const changes = {};
     ["body", "html", "edited", "mentions", "attachments"].forEach((key) => {
       if (key in data) {
         changes[key] = data[key];
       }
     });
-    const message = this.holdMessage(Object.assign(changes, { id: data.id }));
+    this.threads.applyEdited(data, changes);
+    if (!this.messages.has(data.id)) {
+      return; // not loaded here; it shows as edited when loaded
+    }
+    const message = this.holdMessage(Object.assign({}, changes, { id: data.id }));
     this.emit("message-edited", { message, changes });
   }
 
@@ -309,11 +344,12 @@ export class Store {
       return;
     }
     this.settleActions("react", data.id);
+    const users = Array.isArray(data.users) ? data.users.slice() : [];
+    this.threads.applyReaction(data, users);
     const message = this.messages.get(data.id);
     if (!message) {
       return;
     }
-    const users = Array.isArray(data.users) ? data.users.slice() : [];
     const reactions = Object.assign({}, message.reactions || {});
     if (users.length) {
       reactions[data.emoji] = users;
@@ -324,22 +360,47 @@ export class Store {
     this.emit("reaction", { id: data.id, emoji: data.emoji, users });
   }
 
+  /* A deleted message goes; a root with replies stays as a placeholder that still opens its thread. */
+  applyDeleted(id) {
+    this.threads.applyDeleted(id);
+    const held = this.messages.get(id);
+    if (held && held.replies > 0) {
+      const changes = deletedChanges();
+      this.emit("message-edited", { message: this.holdMessage(Object.assign({}, changes, { id })), changes });
+      return;
+    }
+    this.dropMessage(id);
+  }
+
   dropMessage(id) {
     if (this.messages.delete(id)) {
       this.emit("message-removed", { id });
     }
   }
 
-  /* Older messages from the history API; returns those not held before, oldest first. */
+  /*
+   * Older messages from the history API; returns those not held before, oldest
+   * first. Replies only in their thread are left out of the room's list, but
+   * paging goes on below them (oldestId), so a page of them does not stall it.
+   */
   addOlder(page) {
     const added = [];
+    let floor = this.oldestId;
     page.forEach((m) => {
       if (typeof m.id !== "number" || this.messages.has(m.id) || (this.oldestId !== null && m.id >= this.oldestId)) {
         return;
       }
+      if (isThreadOnly(m)) {
+        floor = floor === null ? m.id : Math.min(floor, m.id);
+        return;
+      }
       added.push(m);
     });
-    return added.map((m) => this.holdMessage(m));
+    const held = added.sort((a, b) => a.id - b.id).map((m) => this.holdMessage(m));
+    if (floor !== null && (this.oldestId === null || floor < this.oldestId)) {
+      this.oldestId = floor;
+    }
+    return held;
   }
 
   // --- counts and the sidebar's rooms ----------------------------------------------
@@ -367,7 +428,7 @@ export class Store {
     if (!entry) {
       return;
     }
-    ["unread", "mentions", "last_read_id"].forEach((key) => {
+    ["unread", "mentions", "last_read_id", "thread_unread", "thread_mentions"].forEach((key) => {
       if (typeof counts[key] === "number") {
         entry[key] = counts[key];
       }
@@ -515,6 +576,7 @@ export class Store {
         this.loseMembership({ action: "removed" });
       }
     }
+    this.threads.applyResumed(data.threads);
     this.catchingUp = false;
     this.emit("resumed");
   }
@@ -577,8 +639,13 @@ export class Store {
    * comes back. `attachments` are its uploads (attachment objects, shown while
    * pending); every send of it, retries included, carries the same ids.
    */
-  queue(body, nonce, created, attachments = []) {
+  queue(body, nonce, created, attachments = [], thread = null) {
     const entry = { nonce, body, created, attachments, user: this.me, state: "pending", reason: null, sent: false };
+    if (thread) {
+      // A reply: {root, inChannel}. It waits in the same line as every other send.
+      entry.thread = thread.root;
+      entry.inChannel = !!thread.inChannel;
+    }
     this.outbox.set(nonce, entry);
     return entry;
   }

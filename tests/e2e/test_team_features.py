@@ -165,7 +165,7 @@ def test_an_edit_shows_on_the_other_page_with_an_edited_marker(alice, bob, pages
 
     # Bob may not edit or delete alice's message.
     items = message_menu(bob_page, theirs).get_by_role("menuitem")
-    expect(items).to_have_text(["Mark unread from here", "Copy link"])
+    expect(items).to_have_text(["Reply in thread", "Mark unread from here", "Copy link"])
     bob_page.keyboard.press("Escape")
 
 
