@@ -78,6 +78,11 @@ function start(config) {
   ctx.profileCard = setupProfileCard(ctx);
   ctx.profileEdit = setupProfileEdit(ctx);
   ctx.threads = setupThreads(ctx);
+  /* Whether the person follows the thread of root `root` (a reply there may notify them). */
+  ctx.following = (root) => {
+    const item = typeof root === "number" ? store.threads.counts(root) : null;
+    return !!(item && item.following);
+  };
 
   // A status disappears when it ends, everywhere it shows: that person is
   // redrawn as if their profile had changed. One timer, for the next to end.

@@ -57,7 +57,8 @@ export function dndActive(dndUntil, now) {
  * Never for one's own messages, while the tab is visible, during do not
  * disturb or in a muted room. "all": every message; "mentions": messages
  * that mention the person. A reply that stays in its thread notifies its
- * followers when the room's level is "all", and anyone it mentions.
+ * followers (following a thread is asking to hear from it) and anyone it
+ * mentions, at either level.
  */
 export function shouldNotify(message, context) {
   const { me, room, visible = false, dndUntil = null, now = Date.now(), following = false } = context || {};
@@ -74,7 +75,7 @@ export function shouldNotify(message, context) {
   const mentioned = mentionsMe(message, me);
   const threadOnly = message.thread !== null && message.thread !== undefined && !message.in_channel;
   if (threadOnly) {
-    return mentioned || (level === "all" && !!following);
+    return mentioned || !!following;
   }
   return level === "all" || mentioned;
 }
@@ -88,10 +89,11 @@ export function titleTotals(rooms) {
   let unread = 0;
   let mentions = 0;
   rooms.forEach((entry) => {
+    // Replies in followed threads count as the room's own messages do.
     if (!isMuted(entry)) {
-      unread += entry.unread || 0;
+      unread += (entry.unread || 0) + (entry.thread_unread || 0);
     }
-    mentions += entry.mentions || 0;
+    mentions += (entry.mentions || 0) + (entry.thread_mentions || 0);
   });
   return { unread, mentions };
 }

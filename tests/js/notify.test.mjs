@@ -65,11 +65,12 @@ test("do not disturb silences everything until it ends", () => {
   assert.equal(dndActive("not a time", NOW), false);
 });
 
-test("a reply only in its thread notifies followers at level all, and anyone it mentions", () => {
+test("a reply only in its thread notifies its followers unless muted, and anyone it mentions", () => {
   const reply = msg({ thread: 7, in_channel: false });
   assert.equal(shouldNotify(reply, ctx(channel("all"), { following: true })), true);
   assert.equal(shouldNotify(reply, ctx(channel("all"), { following: false })), false);
-  assert.equal(shouldNotify(reply, ctx(channel("mentions"), { following: true })), false);
+  assert.equal(shouldNotify(reply, ctx(channel("mentions"), { following: true })), true);
+  assert.equal(shouldNotify(reply, ctx(channel("mentions"), { following: false })), false);
   assert.equal(shouldNotify({ ...reply, mentions: ["mia"] }, ctx(channel("mentions"))), true);
   assert.equal(shouldNotify({ ...reply, mentions: ["mia"] }, ctx(channel("none"), { following: true })), false);
   // Also sent to the channel: a message of the room like any other.
@@ -84,6 +85,14 @@ test("the title leaves out the unread messages of muted rooms but keeps their me
   ];
   assert.deepEqual(titleTotals(rooms), { unread: 4, mentions: 3 });
   assert.deepEqual(titleTotals(new Map(rooms.map((r) => [r.slug, r]))), { unread: 4, mentions: 3 });
+});
+
+test("the title counts followed threads' unread replies with their room's, muted rooms' mentions only", () => {
+  const rooms = [
+    { slug: "a", kind: "channel", notify: "default", unread: 1, mentions: 0, thread_unread: 2, thread_mentions: 1 },
+    { slug: "b", kind: "channel", notify: "none", unread: 0, mentions: 0, thread_unread: 4, thread_mentions: 1 },
+  ];
+  assert.deepEqual(titleTotals(rooms), { unread: 3, mentions: 2 });
 });
 
 function makeStore() {
