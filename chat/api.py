@@ -52,6 +52,8 @@ class HistoryParams:
     limit: int
     # A thread's replies only: the root's id.
     thread: int | None = None
+    # Only what the room itself shows: no reply that stays in its thread.
+    in_room: bool = False
 
 
 def _error(status: int, code: str, detail: str) -> JsonResponse:
@@ -180,7 +182,12 @@ def _history_params(query: QueryDict) -> HistoryParams:
     elif limit < 1:
         raise ValueError("limit must be at least 1.")
     thread = _non_negative_int(query, "thread")
-    return HistoryParams(after, before, min(limit, selectors.HISTORY_MAX_LIMIT), thread)
+    in_room = query.get("in_room")
+    if in_room not in (None, "0", "1"):
+        raise ValueError("in_room must be 0 or 1.")
+    return HistoryParams(
+        after, before, min(limit, selectors.HISTORY_MAX_LIMIT), thread, in_room == "1"
+    )
 
 
 def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
@@ -217,10 +224,17 @@ def room_messages(request: AuthenticatedRequest, slug: str) -> JsonResponse:
         root = thread_selectors.root_in_room(room.id, params.thread)
     if params.after is not None:
         page = selectors.messages_after(
-            room, params.after, params.limit, params.before, thread=params.thread
+            room,
+            params.after,
+            params.limit,
+            params.before,
+            thread=params.thread,
+            in_room_only=params.in_room,
         )
     else:
-        page = selectors.messages_before(room, params.before, params.limit, thread=params.thread)
+        page = selectors.messages_before(
+            room, params.before, params.limit, thread=params.thread, in_room_only=params.in_room
+        )
     if root is None:
         return JsonResponse({"messages": messages_data(page, room.slug)})
     [root_data, *replies] = messages_data([root, *page], room.slug)

@@ -172,33 +172,52 @@ def shown(prefix: str = "") -> Q:
     return Q(**{f"{prefix}is_deleted": False}) | Q(**{f"{prefix}reply_count__gt": 0})
 
 
-def _messages(room: Room, thread: int | None = None) -> QuerySet[Message]:
+def _messages(
+    room: Room, thread: int | None = None, in_room_only: bool = False
+) -> QuerySet[Message]:
     qs = Message.objects.filter(room=room)
     if thread is not None:
         qs = qs.filter(thread_id=thread, is_deleted=False)
     else:
         qs = qs.filter(shown())
+        if in_room_only:
+            qs = qs.filter(in_room())
     return qs.select_related("author").only(*MESSAGE_FIELDS)
 
 
 def messages_after(
-    room: Room, after: int, limit: int, before: int | None = None, *, thread: int | None = None
+    room: Room,
+    after: int,
+    limit: int,
+    before: int | None = None,
+    *,
+    thread: int | None = None,
+    in_room_only: bool = False,
 ) -> list[Message]:
     """The first `limit` messages with an id above `after` (catch-up), oldest first.
 
     With `thread`: that root's replies only.
     """
-    qs = _messages(room, thread).filter(id__gt=after)
+    qs = _messages(room, thread, in_room_only).filter(id__gt=after)
     if before is not None:
         qs = qs.filter(id__lt=before)
     return list(qs.order_by("id")[:limit])
 
 
 def messages_before(
-    room: Room, before: int | None, limit: int, *, thread: int | None = None
+    room: Room,
+    before: int | None,
+    limit: int,
+    *,
+    thread: int | None = None,
+    in_room_only: bool = False,
 ) -> list[Message]:
-    """The newest `limit` messages below `before` (or of all), oldest first."""
-    qs = _messages(room, thread)
+    """The newest `limit` messages below `before` (or of all), oldest first.
+
+    `in_room_only`: what the room itself shows (top-level messages and replies
+    also sent there), for a page that keeps thread-only replies in their thread.
+    """
+    qs = _messages(room, thread, in_room_only)
     if before is not None:
         qs = qs.filter(id__lt=before)
     page = list(qs.order_by("-id")[:limit])

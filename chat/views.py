@@ -48,7 +48,7 @@ def room(request: AuthenticatedRequest, slug: str) -> HttpResponse:
     except NoSuchRoom:
         return not_found_page(request)
     sidebar = selectors.rooms_for_sidebar(request.user)
-    messages = selectors.messages_before(current, None, ROOM_PAGE_MESSAGES)
+    messages = selectors.messages_before(current, None, ROOM_PAGE_MESSAGES, in_room_only=True)
     is_member = membership is not None
     can_manage = not current.is_direct and (
         current.created_by_id == request.user.pk or request.user.is_chat_admin

@@ -498,7 +498,7 @@ export function setupMessages(ctx) {
     trigger.disabled = true;
     trigger.textContent = "Loading…";
     try {
-      const page = await fetchHistory({ before: store.oldestId, limit: pageSize });
+      const page = await fetchHistory({ before: store.oldestId, limit: pageSize, in_room: 1 });
       prependPage(page);
       if (page.length < pageSize) {
         trigger.hidden = true;
@@ -538,7 +538,7 @@ export function setupMessages(ctx) {
         const found = [];
         let after = id - 1;
         for (let i = 0; i < JUMP_MAX_PAGES; i++) {
-          const page = await fetchHistory({ after, before: store.oldestId, limit: JUMP_PAGE });
+          const page = await fetchHistory({ after, before: store.oldestId, limit: JUMP_PAGE, in_room: 1 });
           found.push(...page);
           if (page.length < JUMP_PAGE) {
             break;

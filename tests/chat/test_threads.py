@@ -10,6 +10,8 @@ from chat.models import Message, ThreadFollow
 from chat.services import SendRequest
 from chat.threads import services as thread_services
 
+from .test_pages import config_of
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -312,6 +314,23 @@ def test_thread_history_pages_like_history(person):
     assert [m["id"] for m in after] == ids[2:4]
     before = thread_page(alice, root, before=ids[3]).json()["messages"]
     assert [m["id"] for m in before] == ids[:3]
+
+
+def test_the_room_page_and_in_room_history_leave_thread_only_replies_in_their_thread(person):
+    alice, bob = person("alice"), person("bob")
+    root = say(alice, "general", "root")
+    for i in range(5):
+        reply(bob, root, f"thread only {i}")
+    shown = reply(bob, root, "also in the room", in_channel=True)
+    after = say(alice, "general", "after the thread")
+    expected = [root, shown, after]
+    assert [m["id"] for m in bob.history("general", in_room=1)] == expected
+    assert [m["id"] for m in bob.history("general", in_room=1, limit=2)] == [shown, after]
+    assert [m["id"] for m in bob.history("general", in_room=1, after=root)] == [shown, after]
+    # The room page's first page is what the room shows, as in_room history.
+    page = bob.client.get("/r/general/").content.decode()
+    assert [m["id"] for m in config_of(page)["messages"]] == expected
+    assert bob.get("/api/rooms/general/messages/", in_room="yes").status_code == 400
 
 
 def test_thread_history_of_something_that_is_no_root_is_not_found(person, channel):
