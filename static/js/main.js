@@ -26,13 +26,20 @@ import { setupRoom } from "./room.js";
 import { setupShortcuts } from "./shortcuts.js";
 import { setupSidebar } from "./sidebar.js";
 import { createSocket } from "./socket.js";
+import { firstLetter } from "./render.js";
 import { Store } from "./store.js";
+import { refreshReplierFaces, setPictureSource } from "./threadmarks.js";
 import { setupThreads } from "./threads.js";
 import { els, setStatus, showNotice, updateTitle } from "./ui.js";
 
 function start(config) {
   const store = new Store(config, { visible: roomVisible });
   const ctx = { config, store };
+  setPictureSource((name) => {
+    const person = store.people.get(name);
+    return person && person.avatar ? person.avatar : null;
+  });
+  store.on("profile", ({ person }) => refreshReplierFaces(document, person.username, firstLetter));
   let refreshAfterResume = false;
 
   ctx.socket = createSocket(ctx, {

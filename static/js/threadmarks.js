@@ -10,6 +10,37 @@ import { el } from "./common.js";
 const REPLIERS_SHOWN = 5;
 export const DELETED_TEXT = "This message was deleted.";
 
+// username -> their picture's URL (or null): the page's people directory.
+let pictureOf = () => null;
+
+export function setPictureSource(source) {
+  pictureOf = source;
+}
+
+/* A replier's face: their picture when they have one, else their initial. */
+function drawFace(face, name, letter) {
+  const url = pictureOf(name);
+  if (url) {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = "";
+    img.width = 20;
+    img.height = 20;
+    face.replaceChildren(img);
+  } else {
+    face.textContent = letter(name);
+  }
+}
+
+/* Someone's picture changed: redraw their faces on the thread bars under `container`. */
+export function refreshReplierFaces(container, name, letter) {
+  container.querySelectorAll(".thread-replier").forEach((face) => {
+    if (face.dataset.user === name) {
+      drawFace(face, name, letter);
+    }
+  });
+}
+
 /* "3 replies", "1 reply". */
 export function repliesText(n) {
   return n + (n === 1 ? " reply" : " replies");
@@ -52,7 +83,8 @@ function setSummary(li, m, faceClass, letter) {
   faces.setAttribute("aria-hidden", "true");
   const repliers = Array.isArray(m.repliers) ? m.repliers.slice(0, REPLIERS_SHOWN) : [];
   repliers.forEach((name) => {
-    const face = el("span", "thread-replier " + faceClass(name), letter(name));
+    const face = el("span", "thread-replier " + faceClass(name));
+    drawFace(face, name, letter);
     face.dataset.user = name;
     face.title = name;
     faces.appendChild(face);
