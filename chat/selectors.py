@@ -267,21 +267,6 @@ def message_for_reader(user: User, message_id: int) -> tuple[Message, bool]:
     return message, bool(message.is_member)
 
 
-def members_named(wanted: dict[int, set[str]]) -> list[tuple[int, User]]:
-    """(room id, user) for members of those rooms whose lowercase username is wanted. One query."""
-    names = set().union(*wanted.values()) if wanted else set()
-    if not names:
-        return []
-    rows = (
-        Membership.objects.filter(room_id__in=wanted.keys(), user__is_active=True)
-        .annotate(lname=Lower("user__username"))
-        .filter(lname__in=names)
-        .select_related("user")
-        .only("room_id", "user__id", "user__username")
-    )
-    return [(m.room_id, m.user) for m in rows if m.user.username.lower() in wanted[m.room_id]]
-
-
 def reaction_users(message_id: int, emoji: str) -> list[str]:
     return list(
         Reaction.objects.filter(message_id=message_id, emoji=emoji)
