@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat import services
+from chat.models import Message
 from tests.e2e.conftest import off_the_loop
 from tests.e2e.helpers import message
 from tests.e2e.test_nav import BACKGROUND, is_dark
@@ -28,6 +29,12 @@ CONVERSATION = [
     ("maria", "It did, 1.2M rows in 4 minutes:\n```\nbackfill: 1,204,311 rows, 0 errors\n```"),
     ("lee", "> staging is green again\n\nFinally 🎉"),
     ("sam", "Let's ship it on Thursday then. Checklist: https://example.com/release"),
+]
+
+THREAD = [
+    ("sam", "Left two comments on the changelog wording."),
+    ("lee", "The upgrade section needs the new `uploads_prune` cron line."),
+    ("maria", "Both fixed, thanks! @lee can you double-check the cron syntax?"),
 ]
 
 
@@ -49,6 +56,10 @@ def team(transactional_db):
         services.reaction_toggle(actor=people["sam"], message_id=ids[0], emoji="👍")
         services.reaction_toggle(actor=people["lee"], message_id=ids[0], emoji="👍")
         services.reaction_toggle(actor=people["lee"], message_id=ids[4], emoji="🎉")
+        for n, (name, body) in enumerate(THREAD):
+            services.message_send(
+                author=people[name], room="release", body=body, nonce=f"t{n}", thread=ids[0]
+            )
         dm = services.dm_open(actor=people["lee"], usernames=["maria"])
         services.message_send(author=people["lee"], room=dm.slug, body="got a minute?", nonce="d1")
         services.message_send(
@@ -72,3 +83,21 @@ def test_the_room_page_fits_and_follows_the_theme(pages, team, size, scheme):
     OUT.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
     page.screenshot(path=OUT / f"room-{size}-{scheme}.png")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_thread_opens_beside_the_room(pages, team, scheme):
+    viewport = SIZES["laptop"]
+    root = off_the_loop(lambda: Message.objects.get(nonce="s0").pk)
+    page = pages.open(
+        team["maria"], f"/r/release/?thread={root}", viewport=viewport, color_scheme=scheme
+    )
+    panel = page.locator("#thread-panel")
+    expect(panel.get_by_text("cron syntax")).to_be_visible()
+    summary = message(page, "maria", "release notes").locator(".thread-summary")
+    expect(summary).to_contain_text("3 replies")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], "the page scrolls sideways"
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)
+    page.screenshot(path=OUT / f"thread-laptop-{scheme}.png")
