@@ -106,8 +106,18 @@ def test_a_device_back_online_with_an_older_draft_overwrites_nothing_and_shows_b
     phone_context.set_offline(True)
     phone.locator("#composer-input").fill("ship monday")
     phone.locator("#composer-input").blur()
-    laptop.locator("#composer-input").fill("ship friday, after QA")
-    laptop.locator("#composer-input").blur()
+    # The laptop's newer text is stored before the phone is back: the phone's
+    # save, made on the older version, is then the one refused.
+    with laptop.expect_response(
+        lambda r: (
+            r.url.endswith("/api/drafts/")
+            and r.request.method == "PUT"
+            and "after QA" in (r.request.post_data or "")
+            and r.status == 200
+        )
+    ):
+        laptop.locator("#composer-input").fill("ship friday, after QA")
+        laptop.locator("#composer-input").blur()
     phone_context.set_offline(False)
 
     bar = phone.locator("#draft-conflict")
