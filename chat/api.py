@@ -238,7 +238,10 @@ def room_messages(request: AuthenticatedRequest, slug: str) -> JsonResponse:
     if root is None:
         return JsonResponse({"messages": messages_data(page, room.slug)})
     [root_data, *replies] = messages_data([root, *page], room.slug)
-    return JsonResponse({"messages": replies, "root": root_data})
+    # The reader's own state of the thread (following, marker, counts), so a
+    # page can show it without the whole Threads list.
+    state = thread_selectors.state(request.user, root)
+    return JsonResponse({"messages": replies, "root": root_data, "state": state})
 
 
 def sidebar_data(entry: dict[str, Any]) -> dict[str, Any]:

@@ -171,7 +171,8 @@ export function setupThreads(ctx) {
     ui.follow.textContent = following ? "Unfollow" : "Follow";
     ui.follow.setAttribute("aria-pressed", following ? "true" : "false");
     ui.follow.title = following ? "Stop following: its replies no longer count as unread" : "Follow: count its new replies as unread";
-    ui.follow.disabled = !store.isMember || !threads.listed;
+    // Known from the Threads list, or from the thread page's own state.
+    ui.follow.disabled = !store.isMember || !(threads.listed || (open && item));
   }
 
   function renderFailed() {
@@ -334,7 +335,9 @@ export function setupThreads(ctx) {
       return; // closed, or another opened meanwhile
     }
     ui.status.textContent = "";
+    threads.knowState(data && data.state);
     threads.load(root, data, { pageSize: PAGE });
+    renderFollow();
   }
 
   function focusPanel() {

@@ -304,6 +304,30 @@ export class Threads {
     this.store.emit("threads-list", {});
   }
 
+  /*
+   * The person's state of a thread as a thread page carries it (`state`: the
+   * `thread_read` fields), for a thread the page knew nothing of. The room's
+   * sums from the server count it already, so nothing moves; a thread already
+   * known is kept as its events left it.
+   */
+  knowState(data) {
+    if (!data || typeof data.root !== "number" || this.followed.has(data.root)) {
+      return;
+    }
+    const item = { rootId: data.root, room: data.room, root: null, following: false, last_read_id: 0, unread: 0, mentions: 0 };
+    COUNT_FIELDS.forEach((key) => {
+      if (key in data) {
+        item[key] = data[key];
+      }
+    });
+    if (!item.following) {
+      item.unread = 0;
+      item.mentions = 0;
+    }
+    this.followed.set(data.root, item);
+    this.store.emit("thread-counts", { root: data.root, item, known: false });
+  }
+
   /* A page of GET /api/threads/ (`first`: it starts the list over). */
   applyList(data, { first = true, complete = true } = {}) {
     if (first) {

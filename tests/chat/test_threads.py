@@ -76,6 +76,16 @@ def test_a_reply_names_its_root_and_the_root_shows_the_thread(person):
     assert page["root"]["replies"] == 3
     assert page["root"]["repliers"] == ["bob", "carol"]
     assert page["root"]["last_reply"] == page["messages"][-1]["created"]
+    # The reader's own state comes with the page: Alice started it, so follows it.
+    assert page["state"] == {
+        "room": "general",
+        "root": root,
+        "following": True,
+        "last_read_id": 0,
+        "unread": 3,
+        "mentions": 0,
+    }
+    assert thread_page(person("dave"), root).json()["state"]["following"] is False
     # Without `thread`, history has the root and its replies alike.
     history = alice.history("general")
     assert [m["id"] for m in history] == [root, first, second, third]

@@ -264,3 +264,22 @@ test("a reply only in its thread that mentions the person is worth a notificatio
   assert.deepEqual(named(seen, "message").map((d) => d.unseen), [true, false, false]);
   assert.equal(store.rooms.get("general").unread, 0, "still not the room's unread");
 });
+
+test("a thread page's own state tells whether it is followed, without moving the room's sums", () => {
+  const { store } = makeStore({ rooms: [room("general", { thread_unread: 2, thread_mentions: 1 }), room("design")] });
+  assert.equal(store.threads.counts(7), undefined);
+  store.threads.knowState({ room: "general", root: 7, following: true, last_read_id: 3, unread: 2, mentions: 1 });
+  assert.equal(store.threads.counts(7).following, true);
+  assert.equal(store.rooms.get("general").thread_unread, 2, "the server's sums count it already");
+  // Its later events move the sums by the difference, from what the page knew.
+  store.receive({ type: "thread_read", room: "general", root: 7, following: true, last_read_id: 5, unread: 0, mentions: 0, seq: 11 });
+  assert.equal(store.rooms.get("general").thread_unread, 0);
+  assert.equal(store.rooms.get("general").thread_mentions, 0);
+  // A thread the page already knows keeps what its events said.
+  store.threads.knowState({ room: "general", root: 7, following: false, last_read_id: 0, unread: 9, mentions: 9 });
+  assert.equal(store.threads.counts(7).following, true);
+  // Not followed: nothing counted.
+  store.threads.knowState({ room: "design", root: 8, following: false, last_read_id: 0, unread: 4, mentions: 0 });
+  assert.equal(store.threads.counts(8).following, false);
+  assert.equal(store.threads.counts(8).unread, 0);
+});
