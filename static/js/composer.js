@@ -1,16 +1,13 @@
 /*
  * The composer: typing and sending a message (through the store's outbox,
- * resent with the same nonce after a reconnect), @mention completion, the
+ * resent with the same nonce after a reconnect), completion (completion.js), the
  * typing hint this page sends and the "… is typing" line it shows, and the
  * room's draft (ctx.drafts: drafts.js), kept while typing and cleared once it is sent.
  * Files attached (composerfiles.js) go with the message once uploaded.
  */
-import { api, el } from "./common.js";
 import { setupComposerFiles } from "./composerfiles.js";
-import { shortcodeQuery } from "./emoji.js";
-import { shownName } from "./people.js";
-import { avatarClass, firstLetter } from "./render.js";
-import { announce, els, showNotice } from "./ui.js";
+import { createCompletion } from "./completion.js";
+import { els, showNotice } from "./ui.js";
 
 const SEND_TIMEOUT_MS = 10000;
 const BODY_MAX_CHARS = 10000;
@@ -53,8 +50,6 @@ export function setupComposer(ctx) {
   const { store } = ctx;
   const me = store.me;
   const timers = new Map(); // nonce -> the send's reply timeout
-  // The completion list: people after "@", emoji after ":" (kind says which).
-  const mention = { kind: "person", items: [], active: -1, request: 0, timer: null };
   let typingSentAt = 0;
   let typingTimer = null;
   // Enter while files upload: the message goes when they are done.
@@ -269,192 +264,29 @@ export function setupComposer(ctx) {
     }
   });
 
-  // --- @mentions -------------------------------------------------------------------
+  // --- completion: people after "@", emoji after ":" (completion.js) ---------------
 
-  function mentionQuery() {
-    const input = els.input;
-    if (input.selectionStart !== input.selectionEnd) {
-      return null;
-    }
-    const end = input.selectionStart;
-    const match = /(^|[^\w@.+-])@([\w.+-]{0,40})$/u.exec(input.value.slice(0, end));
-    if (!match) {
-      return null;
-    }
-    return { kind: "person", query: match[2], start: end - match[2].length - 1, end };
-  }
-
-  function emojiQuery() {
-    const input = els.input;
-    if (input.selectionStart !== input.selectionEnd || !ctx.emoji) {
-      return null;
-    }
-    const end = input.selectionStart;
-    const found = shortcodeQuery(input.value.slice(0, end));
-    return found ? { kind: "emoji", query: found.query, start: found.start, end } : null;
-  }
-
-  function completionQuery() {
-    return mentionQuery() || emojiQuery();
-  }
-
-  function renderMentions() {
-    const list = els.mentionList;
-    list.replaceChildren();
-    list.setAttribute("aria-label", mention.kind === "emoji" ? "Emoji" : "People to mention");
-    mention.items.forEach((item, i) => {
-      const option = el("li", "mention-option");
-      option.id = "mention-option-" + i;
-      option.setAttribute("role", "option");
-      option.setAttribute("aria-selected", i === mention.active ? "true" : "false");
-      option.dataset.index = String(i);
-      if (mention.kind === "emoji") {
-        option.append(el("span", "mention-emoji", item.emoji), el("span", "mention-name", ":" + item.shortcodes[0] + ":"));
-        option.setAttribute("aria-label", item.emoji + " " + item.name);
-      } else if (typeof item === "object") {
-        // A user group, or @channel / @here.
-        option.dataset.username = item.handle;
-        const badge = el("span", "mention-avatar mention-group", "@");
-        badge.setAttribute("aria-hidden", "true");
-        option.append(badge, el("span", "mention-name", item.label), " ", el("span", "mention-username", "@" + item.handle));
-      } else {
-        option.dataset.username = item;
-        const avatar = el("span", "mention-avatar " + avatarClass(item), firstLetter(item));
-        avatar.setAttribute("aria-hidden", "true");
-        const shown = shownName(store.people.get(item), item);
-        option.append(avatar, el("span", "mention-name", shown));
-        if (shown !== item) {
-          option.append(" ", el("span", "mention-username", "@" + item));
-        }
-      }
-      list.appendChild(option);
-    });
-    list.hidden = mention.items.length === 0;
-    if (mention.active >= 0) {
-      els.input.setAttribute("aria-activedescendant", "mention-option-" + mention.active);
-      const option = document.getElementById("mention-option-" + mention.active);
-      if (option) {
-        option.scrollIntoView({ block: "nearest" });
-      }
-    } else {
-      els.input.removeAttribute("aria-activedescendant");
-    }
-  }
+  const completion = els.mentionList
+    ? createCompletion(ctx, {
+        input: els.input,
+        list: els.mentionList,
+        idPrefix: "mention-option-",
+        onPicked: () => {
+          keepDraft();
+          autosize();
+        },
+      })
+    : null;
 
   function closeMentions() {
-    if (!els.mentionList) {
-      return;
+    if (completion) {
+      completion.close();
     }
-    mention.request += 1;
-    clearTimeout(mention.timer);
-    if (mention.items.length) {
-      mention.items = [];
-      mention.active = -1;
-      renderMentions();
-    }
-  }
-
-  async function fetchMentions(query) {
-    const request = ++mention.request;
-    const url = new URL("/api/users/", window.location.href);
-    url.searchParams.set("q", query);
-    url.searchParams.set("room", store.room);
-    let data;
-    try {
-      data = await api("GET", url.toString());
-    } catch (err) {
-      return;
-    }
-    const now = mentionQuery();
-    if (request !== mention.request || !now || now.query !== query) {
-      return; // the text moved on meanwhile
-    }
-    mention.kind = "person";
-    // The server's matches by username, then people whose display name matches.
-    const names = (data.users || []).map((u) => u.username);
-    store.people.matching(query).forEach((person) => {
-      if (!names.includes(person.username)) {
-        names.push(person.username);
-      }
-    });
-    // Then user groups, @channel and @here (notifysettings.js).
-    mention.items = names.filter((name) => name !== me).concat(ctx.mentionExtras ? ctx.mentionExtras(query) : []);
-    mention.active = mention.items.length ? 0 : -1;
-    renderMentions();
-    if (mention.items.length) {
-      announce(mention.items.length + (mention.items.length === 1 ? " person" : " people") + " to mention.");
-    }
-  }
-
-  async function findEmoji(query) {
-    const request = ++mention.request;
-    let found;
-    try {
-      found = await ctx.emoji.search(query, 8);
-    } catch (err) {
-      return;
-    }
-    const now = emojiQuery();
-    if (request !== mention.request || !now || now.query !== query) {
-      return;
-    }
-    mention.kind = "emoji";
-    mention.items = found;
-    mention.active = found.length ? 0 : -1;
-    renderMentions();
-  }
-
-  function updateMentions() {
-    const found = store.canWrite() ? completionQuery() : null;
-    if (!found) {
-      closeMentions();
-      return;
-    }
-    clearTimeout(mention.timer);
-    mention.timer = setTimeout(() => (found.kind === "emoji" ? findEmoji : fetchMentions)(found.query), 80);
-  }
-
-  /* Put a completion (a person's name or an emoji entry) in place of what was typed. */
-  function pickMention(item) {
-    const found = completionQuery();
-    if (!found || found.kind !== mention.kind) {
-      closeMentions();
-      return;
-    }
-    const input = els.input;
-    if (found.kind === "emoji") {
-      ctx.emoji.remember(item.emoji);
-    }
-    const insert = (found.kind === "emoji" ? item.emoji : "@" + (typeof item === "object" ? item.handle : item)) + " ";
-    input.value = input.value.slice(0, found.start) + insert + input.value.slice(found.end);
-    const caret = found.start + insert.length;
-    input.setSelectionRange(caret, caret);
-    keepDraft();
-    closeMentions();
-    autosize();
-    input.focus();
   }
 
   function onKey(event) {
-    if (mention.items.length) {
-      const count = mention.items.length;
-      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-        event.preventDefault();
-        mention.active = (mention.active + (event.key === "ArrowDown" ? 1 : count - 1)) % count;
-        renderMentions();
-        return;
-      }
-      if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && mention.active >= 0) {
-        event.preventDefault();
-        pickMention(mention.items[mention.active]);
-        return;
-      }
-      if (event.key === "Escape") {
-        event.preventDefault();
-        event.stopPropagation();
-        closeMentions();
-        return;
-      }
+    if (completion && completion.onKey(event)) {
+      return;
     }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229 && !touchKeyboard()) {
       // On a touch keyboard Enter is a new line, and the Send button sends.
@@ -526,31 +358,9 @@ export function setupComposer(ctx) {
       keepDraft();
       autosize();
       signalTyping();
-      updateMentions();
+      completion.update();
     });
-    els.input.addEventListener("click", updateMentions);
-    els.input.addEventListener("keyup", (event) => {
-      if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) {
-        updateMentions();
-      }
-    });
-    // Closed a moment after the box loses focus (a click on an option comes
-    // first), unless the focus came back meanwhile: closing then would also
-    // cancel the completion just typed (the emoji picker hands focus back).
-    els.input.addEventListener("blur", () =>
-      setTimeout(() => {
-        if (document.activeElement !== els.input) {
-          closeMentions();
-        }
-      }, 150)
-    );
-    els.mentionList.addEventListener("mousedown", (event) => event.preventDefault());
-    els.mentionList.addEventListener("click", (event) => {
-      const option = event.target instanceof Element ? event.target.closest("[role=option]") : null;
-      if (option) {
-        pickMention(mention.items[Number(option.dataset.index)]);
-      }
-    });
+    completion.start();
     const emojiButton = document.getElementById("composer-emoji");
     if (emojiButton && ctx.emoji) {
       emojiButton.addEventListener("click", () => {

@@ -11,6 +11,7 @@
  * (/r/<slug>/?thread=<root>, which the Threads view uses for other rooms).
  */
 import { api, el, roomUrl } from "./common.js";
+import { createCompletion } from "./completion.js";
 import { makeNonce, tooLong, touchKeyboard } from "./composer.js";
 import { roomVisible } from "./messages.js";
 import { clearFailure, markSent, renderMessage, setFailure, setReaction, showPerson, updateMessage } from "./render.js";
@@ -53,6 +54,7 @@ export function setupThreads(ctx) {
     replies: $("thread-replies"),
     form: $("thread-composer"),
     input: $("thread-input"),
+    mentionList: $("thread-mention-list"),
     inChannel: $("thread-in-channel"),
     alsoWhere: $("thread-also-where"),
     send: $("thread-send"),
@@ -73,6 +75,8 @@ export function setupThreads(ctx) {
   if (!panel || !view) {
     return { start() {}, open() {}, close() {}, canReplyTo: () => false, goToReply: async () => false, inPanel: () => false, input: null };
   }
+  // "@" and ":" completion, as in the room's composer.
+  const completion = ui.mentionList ? createCompletion(ctx, { input: ui.input, list: ui.mentionList, idPrefix: "thread-mention-option-", onPicked: keepDraft }) : null;
   const byId = new Map(); // id -> li of the open thread (the root too)
   const pending = new Map(); // nonce -> li of a reply typed here, not stored yet
   let opener = null; // what had the focus before the panel opened: it gets it back
@@ -359,6 +363,9 @@ export function setupThreads(ctx) {
       flushDraft(threads.open.root);
     }
     threads.closeThread();
+    if (completion) {
+      completion.close();
+    }
     delete ui.input.dataset.draftThread;
     ui.input.value = "";
     ui.conflict.hidden = true;
@@ -554,6 +561,9 @@ export function setupThreads(ctx) {
     ui.replies.appendChild(li);
     pending.set(entry.nonce, li);
     ui.input.value = "";
+    if (completion) {
+      completion.close();
+    }
     if (drafts()) {
       drafts().sent(store.room, open.root, text, entry.nonce); // the server clears it when it stores the reply
     }
@@ -590,6 +600,9 @@ export function setupThreads(ctx) {
   }
 
   function onKey(event) {
+    if (completion && completion.onKey(event)) {
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229 && !touchKeyboard()) {
       event.preventDefault();
       submit();
@@ -916,7 +929,15 @@ export function setupThreads(ctx) {
       submit();
     });
     ui.input.addEventListener("keydown", onKey);
-    ui.input.addEventListener("input", keepDraft);
+    ui.input.addEventListener("input", () => {
+      keepDraft();
+      if (completion) {
+        completion.update();
+      }
+    });
+    if (completion) {
+      completion.start();
+    }
     // Leaving the box: saved now rather than after the pause.
     ui.input.addEventListener("blur", () => flushDraft(threads.open ? threads.open.root : null));
     ui.useTheirs.addEventListener("click", () => resolveConflict("theirs"));

@@ -199,3 +199,75 @@ def test_a_reply_half_typed_in_one_tab_waits_in_the_same_thread_in_another(
     )
     expect(second.locator("#thread-input")).to_have_value("")
     expect(panel(second).locator("#thread-replies")).to_contain_text("I think we need")
+
+
+def test_the_reply_box_completes_people_and_emoji_like_the_room_box(pages, alice, bob, random_room):
+    alice_page = pages.open(alice, f"/r/{random_room}/")
+    say(alice_page, "Who reviews the release notes?")
+    root_id = sent(alice_page, "alice", "Who reviews the release notes?")
+    bob_page = pages.open(bob, f"/r/{random_room}/?thread={root_id}")
+    expect(panel(bob_page).locator("#thread-root")).to_contain_text("release notes")
+    open_thread_from_menu(alice_page, message(alice_page, "alice", "Who reviews"))
+
+    box = alice_page.locator("#thread-input")
+    expect(box).to_have_attribute("aria-controls", "thread-mention-list")
+    box.press_sequentially("@bo")
+    people = panel(alice_page).get_by_role("listbox", name="People to mention")
+    option = people.get_by_role("option", name="bob")
+    expect(option).to_be_visible()
+    expect(option).to_have_attribute("aria-selected", "true")
+    expect(box).to_have_attribute("aria-activedescendant", "thread-mention-option-0")
+    # The list is whole and on top: inside the window and the panel, and what is under its option.
+    boxed = option.bounding_box()
+    panel_box = panel(alice_page).bounding_box()
+    assert boxed is not None and panel_box is not None
+    assert (
+        boxed["y"] >= panel_box["y"]
+        and boxed["y"] + boxed["height"] <= panel_box["y"] + panel_box["height"]
+    )
+    assert (
+        boxed["x"] >= panel_box["x"]
+        and boxed["x"] + boxed["width"] <= panel_box["x"] + panel_box["width"]
+    )
+    assert option.evaluate(
+        "(o) => { const r = o.getBoundingClientRect();"
+        " return o.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2)); }"
+    )
+    assert_accessible(alice_page, "thread completion open")
+
+    # Escape closes the list only; the panel stays, and typing on opens it again.
+    box.press("Escape")
+    expect(people).to_be_hidden()
+    expect(panel(alice_page)).to_be_visible()
+    expect(box).to_be_focused()
+    box.press("Backspace")
+    box.press_sequentially("o")
+    expect(option).to_be_visible()
+    box.press("Enter")
+    expect(box).to_have_value("@bob ")
+    expect(people).to_be_hidden()
+
+    # ":tada" completes to the emoji (Tab picks, as in the room's box).
+    box.press_sequentially("can you take it :tada")
+    emoji = panel(alice_page).get_by_role("listbox", name="Emoji")
+    expect(emoji.get_by_role("option").first).to_contain_text("🎉")
+    box.press("Tab")
+    expect(box).to_have_value("@bob can you take it 🎉 ")
+    box.press("Enter")
+    expect(box).to_have_value("")
+
+    mine = (
+        panel(alice_page)
+        .locator("#thread-replies li.message")
+        .filter(has_text="can you take it 🎉")
+    )
+    expect(mine).to_have_attribute("data-state", "sent")
+    expect(mine.locator("span.mention")).to_have_text("@bob")
+    # Bob's open thread shows the reply as one mentioning him.
+    theirs = (
+        panel(bob_page).locator("#thread-replies li.message").filter(has_text="can you take it 🎉")
+    )
+    expect(theirs).to_have_class(re.compile(r"\bis-mention\b"))
+    expect(theirs.locator("span.mention")).to_have_text("@bob")
+    # The room's own box is untouched by it.
+    expect(alice_page.locator("#mention-list")).to_be_hidden()
