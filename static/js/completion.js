@@ -13,7 +13,7 @@ import { announce } from "./ui.js";
 
 const DELAY_MS = 80;
 
-export function mentionQueryIn(text) {
+function mentionQueryIn(text) {
   const match = /(^|[^\w@.+-])@([\w.+-]{0,40})$/u.exec(text);
   return match ? { query: match[2], start: text.length - match[2].length - 1 } : null;
 }
