@@ -93,6 +93,8 @@ def message_edited_event(
         "html": message.html or render(message.body),
         "edited": format_time(message.edited) if message.edited else None,
         "mentions": mentions,
+        # An edit may add or take back @channel/@here: pages follow it live.
+        "broadcast": message.broadcast or None,
         "seq": seq,
     }
 

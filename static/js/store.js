@@ -316,7 +316,7 @@ export class Store {
     }
     this.settleActions("edit", data.id);
     const changes = {};
-    ["body", "html", "edited", "mentions", "attachments"].forEach((key) => {
+    ["body", "html", "edited", "mentions", "attachments", "broadcast"].forEach((key) => {
       if (key in data) {
         changes[key] = data[key];
       }

@@ -138,10 +138,17 @@ async def test_edits_and_deletes_reach_every_socket_of_the_room(people, sockets)
         "html": '<p>hello <span class="mention">@bob</span></p>\n',
         "edited": edited["edited"],
         "mentions": ["bob"],
+        "broadcast": None,
         "seq": edited["seq"],
     }
     assert edited["edited"].endswith("Z") and edited["seq"] > sent["seq"]
     assert await a.receive() == edited
+
+    # An edit that adds @channel says so, as a new message would.
+    await a.send({"type": "edit", "id": sent["id"], "body": "hello @channel", "nonce": "e2"})
+    widened = await b.receive()
+    assert (widened["type"], widened["broadcast"]) == ("message_edited", "channel")
+    assert await a.receive() == widened
 
     await b.send({"type": "delete", "id": sent["id"], "nonce": "d"})
     refused = await b.receive()

@@ -71,8 +71,9 @@ test("messages are applied idempotently: by id, edits and reactions merge, delet
   store.receive({ ...message(20, { body: "again" }), seq: 11 });
   assert.equal(store.messages.size, 1);
   assert.deepEqual(seen.filter(([n]) => n === "message").map(([, d]) => d.isNew), [true, false]);
-  store.receive({ type: "message_edited", room: "general", id: 20, body: "new", html: "<p>new</p>", edited: "2026-01-01T00:01:00Z", mentions: [], seq: 12 });
+  store.receive({ type: "message_edited", room: "general", id: 20, body: "new", html: "<p>new</p>", edited: "2026-01-01T00:01:00Z", mentions: [], broadcast: "channel", seq: 12 });
   assert.equal(store.messages.get(20).body, "new");
+  assert.equal(store.messages.get(20).broadcast, "channel");
   store.receive({ type: "reaction", room: "general", id: 20, emoji: "🎉", users: ["bob"], seq: 13 });
   store.receive({ type: "reaction", room: "general", id: 20, emoji: "👍", users: ["mia"], seq: 14 });
   store.receive({ type: "reaction", room: "general", id: 20, emoji: "🎉", users: [], seq: 15 });
