@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "accounts",
     "chat",
+    "integrations",
 ]
 
 MIDDLEWARE = [
