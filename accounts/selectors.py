@@ -15,6 +15,7 @@ from django.utils.crypto import constant_time_compare
 from chat.events import format_time
 
 from .models import Invite, Session, SignupPolicy, User
+from .session_store import TOKEN_LOGIN_PREFIX
 
 
 def login_session_is_valid(*, login_id: str, user_id: int) -> bool:
@@ -111,8 +112,8 @@ def logins_still_valid(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:
     query per thousand pairs, for the periodic re-check that catches sessions
     that simply expired.
     """
-    valid: set[tuple[str, int]] = set()
-    pending = sorted(pairs)
+    valid = _token_logins_live({pair for pair in pairs if pair[0].startswith(TOKEN_LOGIN_PREFIX)})
+    pending = sorted(pair for pair in pairs if not pair[0].startswith(TOKEN_LOGIN_PREFIX))
     now = timezone.now()
     for start in range(0, len(pending), 1000):
         chunk = pending[start : start + 1000]
@@ -131,6 +132,22 @@ def logins_still_valid(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:
             if constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
                 valid.add((row.login_id, user.pk))
     return valid
+
+
+def _token_logins_live(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Of these token logins ("token:<id>", user id), those whose token still works."""
+    if not pairs:
+        return set()
+    from integrations.models import Token
+
+    wanted = {int(login[len(TOKEN_LOGIN_PREFIX) :]): user for login, user in pairs}
+    now = timezone.now()
+    live = (
+        Token.objects.filter(pk__in=wanted, user__is_active=True)
+        .exclude(expires__lte=now)
+        .values_list("pk", "user_id")
+    )
+    return {(f"{TOKEN_LOGIN_PREFIX}{pk}", user) for pk, user in live if wanted.get(pk) == user}
 
 
 def avatar_url(user: User) -> str | None:

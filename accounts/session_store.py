@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from .models import Session
 
 LOGIN_ID_KEY = "_teamchat_login_id"
+# The login id of a socket opened with a bearer token: this prefix and the token's id.
+TOKEN_LOGIN_PREFIX = "token:"  # noqa: S105 (a marker, not a secret)
 
 
 @dataclass(frozen=True)

@@ -90,16 +90,6 @@ def token_authenticate(secret: str) -> Token | None:
     return token
 
 
-def token_is_live(token_id: int, user_id: int) -> bool:
-    """Whether token `token_id` of `user_id` exists, has not expired, and its user is active."""
-    now = timezone.now()
-    return (
-        Token.objects.filter(pk=token_id, user_id=user_id, user__is_active=True)
-        .exclude(expires__lte=now)
-        .exists()
-    )
-
-
 def token_revoke(
     *, user: User, token_id: int, actor: User | None = None, request: HttpRequest | None = None
 ) -> None:

@@ -11,6 +11,9 @@ OPEN_SOCKETS = Gauge("teamchat_open_sockets", "Sockets open in this process.")
 HANDSHAKES = Counter(
     "teamchat_handshakes_total", "Socket handshakes: accepted, or why refused.", ["outcome"]
 )
+TOKEN_AUTH = Counter(
+    "teamchat_token_auth_total", "Bearer-token authentications (API and socket).", ["outcome"]
+)
 FRAMES_IN = Counter("teamchat_frames_in_total", "Client frames received, by type.", ["type"])
 RATE_LIMITED = Counter(
     "teamchat_rate_limited_frames_total", "Client frames refused as too fast, by type.", ["type"]

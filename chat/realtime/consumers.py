@@ -15,7 +15,7 @@ from django.conf import settings
 from accounts import session_store
 from accounts.models import User
 from accounts.selectors import login_session_is_valid
-from accounts.session_store import LOGIN_ID_KEY
+from accounts.session_store import LOGIN_ID_KEY, TOKEN_LOGIN_PREFIX
 from teamchat import metrics
 
 from .. import access, events, selectors, services
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 CLOSE_SESSION_ENDED = 4401
 CLOSE_RELOAD = 4410
 CLOSE_RETRY = 4500
+# A socket opened with a read-only token may only say how it is and whom it follows.
+READ_ONLY_FRAMES = frozenset({"presence", "presence_sub"})
 RELOAD = '{"type":"reload","reason":"too_far_behind","seq":null}'
 
 # Per user, in this process: sends and other writes; read markers; typing
@@ -138,6 +140,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     admitted = False
     counted = False
     finished = False
+    # Opened with a read-only token: frames that change anything are refused.
+    read_only = False
     replay_task: "asyncio.Task[None] | None" = None
     # When this socket last forwarded typing, by room id (made on first use).
     typing_sent: dict[int, float] | None = None
@@ -153,8 +157,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        session = self.scope.get("session")
-        login_id = session.get(LOGIN_ID_KEY) if session is not None else None
+        login_id: str | None
+        token_id = self.scope.get("token_id")
+        if token_id is not None:
+            # Opened with a bearer token (integrations.auth): the socket lives
+            # as long as the token does.
+            login_id = f"{TOKEN_LOGIN_PREFIX}{token_id}"
+            self.read_only = self.scope.get("token_scope") == "read"
+        else:
+            session = self.scope.get("session")
+            login_id = session.get(LOGIN_ID_KEY) if session is not None else None
         if user is None or not user.is_authenticated or not user.is_active or not login_id:
             metrics.HANDSHAKES.labels("refused_unauthenticated").inc()
             await self.close()  # before accept: the handshake gets HTTP 403
@@ -332,6 +344,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_error(exc.code, exc.detail, exc.nonce)
             return
         metrics.FRAMES_IN.labels(frame.type).inc()
+        if self.read_only and frame.type not in READ_ONLY_FRAMES:
+            await self._send_error(Code.FORBIDDEN, "This token may only read.", frame.nonce)
+            return
         if frame.type == "send":
             await self._receive_send(frame)
         elif frame.type == "typing":
