@@ -23,6 +23,7 @@ urlpatterns = [
     path("avatars/<int:user_id>/<int:version>", accounts_views.avatar, name="avatar"),
     path("", include("chat.urls")),
     path("", include("chat.search_urls")),
+    path("", include("integrations.urls")),
     # Last: any other /api/ path is a JSON 404, like every API error.
     re_path(r"^api/", chat_api.not_found, name="api-not-found"),
 ]
