@@ -22,7 +22,7 @@ from accounts.http import AuthenticatedRequest
 from . import events, selectors, services
 from .errors import ChatError, Code, NotAuthenticated, RateLimited
 from .models import Room
-from .protocol import TooDeep, json_loads
+from .protocol import FrameError, TooDeep, attachment_ids, json_loads, reply_fields
 from .ratelimit import writes
 from .realtime import presence
 from .threads import selectors as thread_selectors
@@ -207,13 +207,48 @@ def messages_data(page: list, room_slug: str) -> list[dict[str, Any]]:
     ]
 
 
-@allow("GET")
+def _message_post(request: AuthenticatedRequest, slug: str) -> JsonResponse:
+    """POST {"body", "nonce"?, "thread"?, "in_channel"?, "attachments"?}: the socket's `send`.
+
+    The same service, checks and error codes; the message reaches every open
+    socket of the room. 201 with the stored message; a retry with the same
+    nonce answers 200 with the message stored the first time.
+    """
+    data = _json_body(request)
+    body = data.get("body", "")
+    if not isinstance(body, str):
+        raise ChatError(Code.INVALID, "body must be a string.")
+    try:
+        nonce = services.nonce_validate(data.get("nonce"))
+        attachments = (
+            attachment_ids(data["attachments"]) if data.get("attachments") is not None else ()
+        )
+        reply = reply_fields(data)
+    except FrameError as exc:
+        raise ChatError(exc.code, exc.detail) from None
+    result = services.message_send(
+        author=request.user,
+        room=slug,
+        body=body,
+        nonce=nonce,
+        attachments=attachments,
+        thread=reply["thread"],
+        in_channel=reply["in_channel"],
+    )
+    [message] = messages_data([result.message], result.room_slug)
+    return JsonResponse({"message": message}, status=201 if result.created else 200)
+
+
+@allow("GET", "POST")
 @_api
 def room_messages(request: AuthenticatedRequest, slug: str) -> JsonResponse:
-    """Catch-up (`after`) and scrollback (`before`, or neither), oldest first.
+    """GET: catch-up (`after`) and scrollback (`before`, or neither), oldest first.
 
     With `thread`: that root's replies, and the root itself as `root`.
+    POST: send a message (`_message_post`).
     """
+    if request.method == "POST":
+        return _message_post(request, slug)
     try:
         params = _history_params(request.GET)
     except ValueError as exc:
