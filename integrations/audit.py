@@ -35,7 +35,7 @@ def audit_record(
     The address comes from `request` when there is one (None from a command).
     """
     if actor is None and request is not None and request.user.is_authenticated:
-        actor = request.user  # type: ignore[assignment]
+        actor = request.user
     return AuditEntry.objects.create(
         action=action,
         actor=actor,
