@@ -1,11 +1,15 @@
 """The 20-line bot of docs/api.md, run as it is against a real server process."""
 
+import asyncio
+import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import websockets
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chat import services
@@ -63,3 +67,34 @@ def test_the_documented_bot_answers_ping_through_the_token_api():
     assert {m.room.slug for m in pongs} == {"general"}
     assert {m.nonce for m in pongs} <= {f"pong-{i}" for i in pings}
     assert f"pong-{earlier.message.id}" not in {m.nonce for m in pongs}
+
+
+async def test_a_bot_on_a_real_server_opens_the_socket_with_its_token_alone():
+    """Through daphne as deployed: the header reaches the handshake; no cookie, no Origin."""
+    server = await sync_to_async(start_server)()
+    try:
+        bot_user = await sync_to_async(UserFactory)(username="echobot")
+        bob = await sync_to_async(UserFactory)(username="bob")
+        _, secret = await sync_to_async(token_create)(user=bot_user, name="echo")
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(
+                server.ws_url, additional_headers={"Authorization": "Bearer tc_wrong"}
+            )
+        assert refused.value.response.status_code == 403
+        async with websockets.connect(
+            server.ws_url, additional_headers={"Authorization": f"Bearer {secret}"}
+        ) as ws:
+            await sync_to_async(services.message_send)(
+                author=bob, room="general", body="anyone?", nonce=None
+            )
+            while (event := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != "message":
+                pass
+            assert (event["user"], event["body"]) == ("bob", "anyone?")
+            await ws.send(
+                json.dumps({"type": "send", "room": "general", "body": "here", "nonce": "e1"})
+            )
+            while (event := json.loads(await asyncio.wait_for(ws.recv(), 10)))["type"] != "message":
+                pass
+            assert (event["user"], event["body"], event["nonce"]) == ("echobot", "here", "e1")
+    finally:
+        await sync_to_async(server.stop)()
