@@ -417,7 +417,7 @@ FILE_UPLOAD_HANDLERS = [
 # `Authorization: Bearer <token>` (unset: loopback only).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Scrapers and probes speak plain HTTP to the process itself.
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$", r"^readyz$"]
 
 # --- Logging --------------------------------------------------------------
 # Everything goes to the console, every record cut to LOG_MAX_MESSAGE_CHARS

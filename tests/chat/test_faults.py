@@ -7,8 +7,10 @@ what clients notice on their sockets, plus what the database holds.
 """
 
 import asyncio
+import http.client
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -539,3 +541,46 @@ def test_a_send_stored_but_never_broadcast_is_answered_once_when_retried_after_a
     assert (caught_up["id"], caught_up["body"]) == (stored_id, stuck["body"])
     assert isinstance(caught_up["seq"], int)
     assert [e["nonce"] for e in bob.messages()] == ["a-1", "a-2", "b-1"]
+
+
+# --- readiness -----------------------------------------------------------------------
+
+
+def _ready(server: ServerProcess) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+    try:
+        connection.request("GET", "/readyz")
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def _until_ready(server: ServerProcess, ready: bool, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = _ready(server)
+        if (status == 200) == ready:
+            return body
+        assert time.monotonic() < deadline, f"/readyz still {status}: {body}"
+        time.sleep(0.2)
+
+
+def test_readyz_names_the_service_that_fails_and_recovers_with_it(stack):
+    server = stack.server()
+    assert _ready(server)[0] == 200
+
+    stack.redis.kill()
+    body = _until_ready(server, ready=False)
+    assert body["failed"] == ["channel_layer"] and body["database"]["ok"]
+    stack.redis.start()
+    _until_ready(server, ready=True)
+
+    stack.pg.stop()
+    body = _until_ready(server, ready=False)
+    assert "database" in body["failed"] and not body["database"]["ok"]
+    stack.pg.start()
+    body = _until_ready(server, ready=True)
+    assert body["database"]["pool"]["max"] >= 1
+    # Liveness never depended on either.
+    stack.assert_servers_alive(server)
