@@ -5,13 +5,18 @@ command and by the tests that start real server processes.
 """
 
 import argparse
+import asyncio
 import io
 import json
+import logging
+import signal
 from typing import Any
 
 import daphne.server
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
+
+logger = logging.getLogger("teamchat.server")
 
 # PROTOCOL.md: frames up to 128 KiB are always read; daphne refuses larger
 # ones itself (closing with 1009) before they reach the application.
@@ -107,13 +112,77 @@ class BoundedHTTPFactory(HTTPFactory):
         return protocol
 
 
+# PROTOCOL v2, Operations: a process told to stop exits within 30 seconds.
+DRAIN_SECONDS = 20
+EXIT_SECONDS = 28
+
+
+class DrainingServer(daphne.server.Server):
+    """daphne, with SIGTERM as a graceful drain rather than an abrupt stop.
+
+    On SIGTERM: stop listening (new connections go to other processes),
+    refuse handshakes on connections already open, close every socket with
+    1012, store every send already received (chat.realtime.drain), then
+    stop. SIGINT (Ctrl-C) still stops at once.
+    """
+
+    def run(self) -> None:
+        from twisted.internet import reactor
+
+        # The listening ports (daphne keeps only the Deferreds that made them).
+        self.ports: list[Any] = []
+        reactor.callWhenRunning(self._on_sigterm_drain)
+        super().run()
+
+    def listen_success(self, port: Any) -> None:
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def _on_sigterm_drain(self) -> None:
+        from twisted.internet import reactor
+
+        # Installed once the reactor runs, so it replaces Twisted's own
+        # handler, which would stop at once.
+        signal.signal(
+            signal.SIGTERM,
+            lambda *_: reactor.callFromThread(self._drain),
+        )
+
+    def _drain(self) -> None:
+        from twisted.internet import reactor
+
+        from chat.realtime.drain import drain_sockets
+        from teamchat import drain
+
+        if drain.draining():
+            return
+        drain.start()
+        # Whatever happens in the drain, the process is gone in time.
+        reactor.callLater(EXIT_SECONDS, self._stop)  # type: ignore[arg-type]
+        logger.info("SIGTERM: draining")
+        for port in self.ports:
+            port.stopListening()
+        task = asyncio.ensure_future(drain_sockets(DRAIN_SECONDS))
+        task.add_done_callback(lambda _: self._stop())
+
+    def _stop(self) -> None:
+        from twisted.internet import reactor
+
+        if reactor.running:
+            reactor.stop()  # type: ignore[misc]
+
+
+class ServerCLI(CommandLineInterface):
+    server_class = DrainingServer
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     known, extra = parser.parse_known_args()
     daphne.server.HTTPFactory = BoundedHTTPFactory
-    CommandLineInterface().run(daphne_args(known.host, known.port, extra))
+    ServerCLI().run(daphne_args(known.host, known.port, extra))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from accounts import session_store
 from accounts.models import User
 from accounts.selectors import login_session_is_valid
 from accounts.session_store import LOGIN_ID_KEY, TOKEN_LOGIN_PREFIX
-from teamchat import metrics
+from teamchat import drain, metrics
 
 from .. import access, events, selectors, services
 from ..errors import ChatError, Code, NoSuchRoom, RateLimited, Unavailable
@@ -27,7 +27,7 @@ from ..threads import services as thread_services
 from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
-from .transport import PreparedMessage, SocketOutput
+from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput
 from .writer import message_writer, read_marker_writer
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             session = self.scope.get("session")
             login_id = session.get(LOGIN_ID_KEY) if session is not None else None
+        if drain.draining():
+            # Closing down: the client tries again, and reaches a process that stays.
+            metrics.HANDSHAKES.labels("refused_draining").inc()
+            await self.close()
+            return
         if user is None or not user.is_authenticated or not user.is_active or not login_id:
             metrics.HANDSHAKES.labels("refused_unauthenticated").inc()
             await self.close()  # before accept: the handshake gets HTTP 403
@@ -543,6 +548,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def deliver_now(self, text: str) -> None:
         """An ephemeral event (no seq): it need not wait for a catch-up in progress."""
         await self.output.write(text, None)
+
+    async def close_for_restart(self) -> None:
+        """The server is draining: close with 1012, so the client reconnects soon and resumes."""
+        if self.finished:
+            return
+        if not self.output.close_for_restart():
+            await self.close(code=CLOSE_SERVICE_RESTART)
 
     def session_check_soon(self) -> None:
         _track(asyncio.create_task(self._check_session()))

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # How much may be written to a socket whose client has stopped reading.
 SLOW_SOCKET_BYTES = 1024 * 1024
 CLOSE_TOO_SLOW = 4008
+CLOSE_SERVICE_RESTART = 1012
 
 
 def prepare(text: str) -> PreparedMessage:
@@ -137,6 +138,25 @@ class SocketOutput:
             ws.sendPreparedMessage(frame)
         else:
             _send_now(transport, frame.payloadHybi)
+
+
+    def close_for_restart(self) -> bool:
+        """Close with 1012 (service restart) under daphne; False elsewhere (use ASGI's close).
+
+        autobahn's `sendClose` accepts only 1000 and 3000-4999, which is all
+        daphne's `websocket.close` passes on; `sendCloseFrame` sends any code
+        and moves the protocol to closing as `sendClose` would.
+        """
+        ws = self._ws
+        if ws is None:
+            return False
+        if ws.state == ws.STATE_OPEN:
+            ws.sendCloseFrame(
+                code=CLOSE_SERVICE_RESTART,
+                reasonUtf8=b"Server restarting; reconnect.",
+                isReply=False,
+            )
+        return True
 
 
 def _is_plain_tcp(transport: Any) -> bool:

@@ -47,7 +47,17 @@ class MessageWriter:
             self._wakeup.clear()
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                await self._write(batch)
+                self._writing = True
+                try:
+                    await self._write(batch)
+                finally:
+                    self._writing = False
+
+    _writing = False
+
+    def busy(self) -> bool:
+        """Whether sends are queued or being stored (a draining server waits for them)."""
+        return bool(self._queue) or self._writing
 
     @classmethod
     async def _write(cls, batch: list[tuple[SendRequest, asyncio.Future[SendResult]]]) -> None:
@@ -119,6 +129,10 @@ class ReadMarkerWriter:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         return future
+
+    def busy(self) -> bool:
+        """Whether markers are queued or being stored."""
+        return bool(self._queue) or (self._task is not None and not self._task.done())
 
     async def _run(self) -> None:
         await asyncio.sleep(0)  # let the frames already read join this batch

@@ -31,3 +31,15 @@ export function reconnectDelay(attempt, downForMs, random = Math.random) {
   const base = Math.min(cap, RETRY_BASE_MS * Math.pow(2, attempt - 1));
   return Math.round(base * (0.5 + 0.5 * random()));
 }
+
+/*
+ * A server closing for a restart (1012) asks every socket it had to come
+ * back at once: spread over RESTART_SPREAD_MS, so the process that takes
+ * them over (or the one that replaces it) gets them a few at a time.
+ */
+export const RESTART_SPREAD_MS = 2000;
+export const CLOSE_SERVICE_RESTART = 1012;
+
+export function restartDelay(random = Math.random) {
+  return Math.round(100 + random() * RESTART_SPREAD_MS);
+}

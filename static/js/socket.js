@@ -14,7 +14,7 @@
  * (4401, or a refused handshake), GET /api/session/ says why: signed out, or
  * the account was deactivated; neither reconnects.
  */
-import { reconnectDelay } from "./backoff.js";
+import { CLOSE_SERVICE_RESTART, reconnectDelay, restartDelay } from "./backoff.js";
 import { setStatus } from "./ui.js";
 
 const STABLE_AFTER_MS = 10000;
@@ -197,6 +197,9 @@ export function createSocket({ config, store }, hooks) {
         checkSession(() => goSignedOut());
       } else if (!opened) {
         connectFailed();
+      } else if (event.code === CLOSE_SERVICE_RESTART) {
+        // A server restarting: back soon, with ?seq= as after any drop.
+        scheduleReconnect(restartDelay());
       } else {
         scheduleReconnect();
       }
@@ -276,13 +279,13 @@ export function createSocket({ config, store }, hooks) {
       .catch(() => settle(otherwise));
   }
 
-  function scheduleReconnect() {
+  function scheduleReconnect(after) {
     if (signedOut || leaving || socket) {
       return; // (a socket: the check was about a request, and this socket still stands)
     }
     clearReconnectTimers();
     lost();
-    const delay = reconnectDelay(attempt, Date.now() - downSince);
+    const delay = after ?? reconnectDelay(attempt, Date.now() - downSince);
     attempt += 1;
     reconnectAt = Date.now() + delay;
     const tick = () => {

@@ -118,6 +118,8 @@ class Peer:
         self.ws: websockets.ClientConnection | None = None
         self._changed = asyncio.Event()
         self._reader: asyncio.Task | None = None
+        # How each of its connections was closed by the server (None: dropped).
+        self.close_codes: list[int | None] = []
 
     async def open(self, server: ServerProcess, seq: int | None = None) -> "Peer":
         url = server.ws_url + (f"?seq={seq}" if seq is not None else "")
@@ -140,6 +142,7 @@ class Peer:
         except websockets.ConnectionClosed:
             pass
         finally:
+            self.close_codes.append(ws.close_code)
             self._changed.set()
 
     @property
@@ -584,3 +587,96 @@ def test_readyz_names_the_service_that_fails_and_recovers_with_it(stack):
     assert body["database"]["pool"]["max"] >= 1
     # Liveness never depended on either.
     stack.assert_servers_alive(server)
+
+
+# --- graceful restart: SIGTERM drains with 1012 --------------------------------------
+
+
+def test_a_rolling_restart_under_load_loses_and_duplicates_nothing(stack):
+    """Two servers under a live conversation; each in turn gets SIGTERM, then a successor.
+
+    Every socket of a draining server is closed with 1012; its clients
+    reconnect to the other one, resume with ?seq= (or, the bot, resend),
+    and every message ends up stored and seen exactly once.
+    """
+    fast = {"CHAT_RATE_LIMIT": "1000", "CHAT_RATE_BURST": "1000"}
+    live = [stack.server(**fast), stack.server(**fast)]
+    cookies = stack.users("alice", "bob", "carol", "dave")
+    clients = [Streamer(name, cookies[name]) for name in ("alice", "bob", "carol")]
+    bot = Streamer("dave", cookies["dave"], keeps_position=False)
+    everyone = {nonce for client in (*clients, bot) for nonce in client.nonces}
+    exits: list[tuple[int | None, float]] = []
+
+    def restart(old: ServerProcess) -> ServerProcess:
+        """SIGTERM `old` (new clients already go elsewhere); a successor once it is gone."""
+        live.remove(old)
+        started = time.monotonic()
+        old.process.terminate()
+        code = old.process.wait(timeout=40)
+        exits.append((code, time.monotonic() - started))
+        successor = stack.server(**fast)
+        _until_ready(successor, ready=True)
+        live.append(successor)
+        return successor
+
+    async def scenario():
+        streams = [
+            asyncio.create_task(c.stream(lambda i=i: live[i % len(live)]))
+            for i, c in enumerate((*clients, bot))
+        ]
+        loop = asyncio.get_running_loop()
+
+        async def progress(share: float) -> None:
+            deadline = loop.time() + 30
+            while sum(len(c.acked()) for c in (*clients, bot)) < len(everyone) * share:
+                assert loop.time() < deadline, "the conversation stalled"
+                assert not any(s.done() for s in streams), [
+                    s.exception() for s in streams if s.done()
+                ]
+                await asyncio.sleep(0.01)
+
+        await progress(0.25)
+        await asyncio.to_thread(restart, live[0])
+        await progress(0.5)
+        await asyncio.to_thread(restart, live[0])
+        await asyncio.wait_for(asyncio.gather(*streams), timeout=90)
+        for client in clients:
+            await client.until(
+                lambda _, c=client: everyone <= {e.get("nonce") for e in c.messages()},
+                "every message of the conversation",
+            )
+        for client in (*clients, bot):
+            await client.close()
+
+    asyncio.run(scenario())
+    # Each server left cleanly, well within the 30 s the contract allows.
+    assert [code for code, _ in exits] == [0, 0], exits
+    assert all(seconds < 30 for _, seconds in exits), exits
+    # Its clients were told "service restart", not dropped.
+    closed_by_restart = [c for c in (*clients, bot) if 1012 in c.close_codes]
+    assert closed_by_restart, [c.close_codes for c in (*clients, bot)]
+    assert all(code in (1012, 1000) for c in (*clients, bot) for code in c.close_codes)
+    # Every message stored once and seen once by everyone who keeps a position.
+    assert stack.nonce_counts(everyone) == Counter(dict.fromkeys(everyone, 1))
+    for client in clients:
+        seen = Counter(e["nonce"] for e in client.messages())
+        assert seen == Counter(dict.fromkeys(everyone, 1)), (client.name, seen - Counter(everyone))
+    own = Counter(e["nonce"] for e in bot.messages() if e["nonce"] in set(bot.nonces))
+    assert own == Counter(dict.fromkeys(bot.nonces, 1)), own
+    stack.assert_servers_alive(*live)
+
+
+def test_sigterm_closes_the_sockets_with_1012_and_the_process_exits_cleanly(stack):
+    server = stack.server()
+    cookies = stack.users("alice")
+
+    async def scenario():
+        alice = await Peer("alice", cookies["alice"]).open(server)
+        await alice.say("hello", "a-1")
+        await alice.until(got_message("a-1"), "the message")
+        server.process.terminate()
+        await alice.until(lambda _: not alice.is_open, "the close", timeout=30)
+        return alice.close_codes
+
+    assert asyncio.run(scenario()) == [1012]
+    assert server.process.wait(timeout=30) == 0

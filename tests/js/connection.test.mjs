@@ -38,3 +38,11 @@ test("room names sort ignoring case: general before Project Plans", () => {
   assert.ok(compareNames("Plans", "plans") !== 0, "names differing only in case still have an order");
   assert.ok(compareNames("émile", "fun") < 0, "accents sort with their letters");
 });
+
+test("a restart (1012) spreads the reconnects over two seconds", async () => {
+  const { RESTART_SPREAD_MS, restartDelay } = await import("../../static/js/backoff.js");
+  assert.equal(restartDelay(() => 0), 100);
+  assert.equal(restartDelay(() => 0.999999), 100 + RESTART_SPREAD_MS);
+  const spread = new Set(Array.from({ length: 50 }, (_, i) => Math.floor(restartDelay(() => i / 50) / 200)));
+  assert.ok(spread.size >= 10, "not all at once");
+});
