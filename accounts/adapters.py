@@ -48,6 +48,14 @@ class AccountAdapter(DefaultAccountAdapter):
         account = super()._get_login_attempts_cache_key(request, **credentials)
         return f"{self.get_client_ip(request)}:{account}"
 
+    def authenticate(self, request: HttpRequest, **credentials):
+        """A bot's password, even a right one, signs nobody in: bots use tokens."""
+        user = super().authenticate(request, **credentials)
+        if user is not None and getattr(user, "is_bot", False):
+            self.authentication_failed(request, **credentials)
+            return None
+        return user
+
     def clean_signup_email(self, email: str) -> str:
         """Refuse an address outside the allowed domains when the policy says so.
 

@@ -43,13 +43,15 @@ class UserAdmin(BaseUserAdmin):
         "date_joined",
         "last_login",
     )
-    list_filter = (EffectiveRoleFilter, "is_active", "is_staff", "is_superuser")
+    list_filter = (EffectiveRoleFilter, "is_active", "is_bot", "is_staff", "is_superuser")
     search_fields = ("username", "email", "first_name", "last_name")
     fieldsets = (
         *_DJANGO_FIELDSETS[:2],
         ("Role in TeamChat", {"fields": ("role",)}),
+        ("Bot", {"fields": ("is_bot", "bot_owner"), "classes": ("collapse",)}),
         *_DJANGO_FIELDSETS[2:],
     )
+    raw_id_fields = ("bot_owner",)
     add_fieldsets = (
         *BaseUserAdmin.add_fieldsets,
         ("Role in TeamChat", {"fields": ("role",)}),
@@ -75,7 +77,10 @@ class UserAdmin(BaseUserAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = [*super().get_readonly_fields(request, obj), "role_shown"]
+        # A bot is made a bot on the Bots page; an admin may give it another owner here.
+        readonly = [*super().get_readonly_fields(request, obj), "role_shown", "is_bot"]
+        if obj is None or not obj.is_bot:
+            readonly.append("bot_owner")
         if not request.user.is_superuser:
             readonly += _SUPERUSER_FIELDS
         return readonly
@@ -91,8 +96,20 @@ class UserAdmin(BaseUserAdmin):
             return
         before = User.objects.get(pk=obj.pk)
         wanted_role, wanted_active = obj.role, obj.is_active
+        wanted_owner = obj.bot_owner
         obj.role, obj.is_active = before.role, before.is_active
+        obj.bot_owner_id = before.bot_owner_id
         super().save_model(request, obj, form, change)
+        if obj.is_bot and wanted_owner is not None and wanted_owner.pk != before.bot_owner_id:
+            from chat.errors import ChatError
+            from integrations.bots import bot_update
+
+            try:
+                bot_update(
+                    actor=request.user, bot=obj, owner=wanted_owner.username, request=request
+                )
+            except ChatError as error:
+                self.message_user(request, f"{error.detail} Not changed.", messages.ERROR)
         try:
             if wanted_role != before.role:
                 user_role_set(actor=request.user, user=obj, role=wanted_role)

@@ -14,6 +14,10 @@ class AuthenticationBackend(AllauthBackend):
     fresh read (an inactive user is nobody). Everything else is allauth's.
     """
 
+    def user_can_authenticate(self, user) -> bool:
+        """Bots never sign in on the web (nor hold a session): they use tokens."""
+        return super().user_can_authenticate(user) and not getattr(user, "is_bot", False)
+
     def get_user(self, user_id):
         ahead = preloaded.get()
         if ahead is not None and ahead.user is not None and ahead.user.pk == user_id:

@@ -79,6 +79,13 @@ class User(AbstractUser):
     avatar_version = models.PositiveIntegerField(default=0)
     # Do not disturb: no notification interrupts them until then (null: off).
     dnd_until = models.DateTimeField(null=True, blank=True)
+    # A bot: an account for a program, acting only through tokens and
+    # webhooks (it cannot sign in on the web). Its owner manages it; an
+    # owner who leaves does not stop it, and an admin can hand it to another.
+    is_bot = models.BooleanField(default=False)
+    bot_owner = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="bots"
+    )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
@@ -155,6 +162,10 @@ class SignupPolicy(models.Model):
         blank=True,
         help_text="For the domains mode: one domain per line (or comma-separated), "
         "e.g. example.com. Exact matches only: list sub.example.com separately.",
+    )
+    members_may_create_bots = models.BooleanField(
+        default=False,
+        help_text="Members may create bots of their own (admins always may).",
     )
     require_2fa_for_staff = models.BooleanField(
         default=False,

@@ -74,3 +74,33 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("Audit entries are append-only.")
+
+
+# Bots and incoming webhooks
+
+
+class IncomingWebhook(models.Model):
+    """A secret URL that posts into one room as its bot (Slack-compatible JSON).
+
+    The URL's secret is stored as a SHA-256 digest, like a token's; rotating
+    it makes the old URL stop working at once.
+    """
+
+    bot = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="incoming_webhooks"
+    )
+    room = models.ForeignKey("chat.Room", on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} → #{self.room_id} as {self.bot_id}"
