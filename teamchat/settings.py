@@ -412,6 +412,11 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 
+# --- Integrations ---------------------------------------------------------
+# Posts per second (and burst) one incoming webhook may make.
+WEBHOOK_RATE_LIMIT = env.float("WEBHOOK_RATE_LIMIT", default=1.0)
+WEBHOOK_RATE_BURST = env.int("WEBHOOK_RATE_BURST", default=10)
+
 # --- Operations -----------------------------------------------------------
 # /metrics answers loopback clients, and others that present this token as
 # `Authorization: Bearer <token>` (unset: loopback only).

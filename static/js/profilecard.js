@@ -51,7 +51,7 @@ export function setupProfileCard(ctx) {
       picture.replaceChildren(firstLetter(username));
     }
     name.textContent = shownName(person, username);
-    handle.textContent = "@" + username;
+    handle.textContent = "@" + username + (person && person.bot ? " · bot" : "");
     title.textContent = (person && person.title) || "";
     title.hidden = !title.textContent;
     const live = liveStatus(person, now);

@@ -229,6 +229,12 @@ export function showPerson(li, person) {
     } else {
       name.removeAttribute("aria-label");
     }
+    const badge = name.nextElementSibling && name.nextElementSibling.classList.contains("bot-badge") ? name.nextElementSibling : null;
+    if (person && person.bot && !badge) {
+      name.after(botBadge());
+    } else if (!(person && person.bot) && badge) {
+      badge.remove();
+    }
   }
   const avatar = li.querySelector(".message-avatar");
   if (!avatar) {
@@ -250,6 +256,13 @@ export function showPerson(li, person) {
     avatar.replaceChildren(firstLetter(user));
     avatar.classList.remove("has-picture");
   }
+}
+
+/* The "BOT" mark beside a bot's name. */
+export function botBadge() {
+  const badge = el("span", "bot-badge", "Bot");
+  badge.title = "A bot: an account for a program";
+  return badge;
 }
 
 /* A message's list item; `state` is "sent" (stored), or "pending" for one typed here. */

@@ -5,7 +5,7 @@
  */
 import { api, el, roomUrl } from "./common.js";
 import { liveStatus, shownName } from "./people.js";
-import { avatarClass, button, firstLetter } from "./render.js";
+import { avatarClass, botBadge, button, firstLetter } from "./render.js";
 import { PRESENCE_STATES, roomLabel, roomTitle } from "./store.js";
 import { announce, els, setBaseTitle, showNotice } from "./ui.js";
 
@@ -191,6 +191,9 @@ export function setupRoom(ctx) {
     const shown = shownName(person, name);
     const label = shown === name ? name : shown + " (@" + name + ")";
     row.append(dot, avatar, el("span", "member-name", name === me ? label + " (you)" : label));
+    if (person && person.bot) {
+      row.appendChild(botBadge());
+    }
     const status = liveStatus(person, Date.now());
     if (status) {
       const note = el("span", "member-status", status.emoji || "💬");
