@@ -59,6 +59,7 @@ def test_a_profile_is_edited_and_everyone_sees_it(person):
     assert seen == {
         "username": "alice",
         "display_name": "Alice Liddell",
+        "bot": False,
         "title": "Design lead",
         "time_zone": "Europe/Paris",
         "status": {"text": "In a meeting", "emoji": "📅", "expires": seen["status"]["expires"]},
