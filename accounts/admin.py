@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Value
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
@@ -179,9 +180,30 @@ class SignupPolicyAdmin(admin.ModelAdmin):
                 "socket) or the admin.",
             },
         ),
+        (
+            "Bots",
+            {
+                "fields": ("members_may_create_bots",),
+                "description": "Admins can always create bots; with this, members can "
+                "create bots of their own on the Bots page.",
+            },
+        ),
         (None, {"fields": ("updated",)}),
     )
     readonly_fields = ("updated",)
+
+    def save_model(self, request: HttpRequest, obj: SignupPolicy, form, change: bool) -> None:
+        from integrations.audit import audit_record
+
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if form.changed_data:
+                audit_record(
+                    action="policy.signup",
+                    target="policy:signup",
+                    request=request,
+                    data={name: form.cleaned_data.get(name) for name in form.changed_data},
+                )
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         policy, _ = SignupPolicy.objects.get_or_create(pk=1)
@@ -215,6 +237,26 @@ class InviteAdmin(admin.ModelAdmin):
         return format_html("<code>{}</code>", obj.url(request_site=getattr(obj, "_site", "")))
 
     def save_model(self, request: HttpRequest, obj: Invite, form, change: bool) -> None:
+        from integrations.audit import audit_record
+
         if not change:
             obj.created_by = signed_in_user(request)
-        super().save_model(request, obj, form, change)
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit_record(
+                action="invite.change" if change else "invite.create",
+                target=f"invite:{obj.pk}",
+                request=request,
+                data={"max_uses": obj.max_uses, "note": obj.note[:100]},
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Invite) -> None:
+        from integrations.audit import audit_record
+
+        with transaction.atomic():
+            audit_record(action="invite.delete", target=f"invite:{obj.pk}", request=request)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for invite in queryset:
+            self.delete_model(request, invite)

@@ -21,6 +21,7 @@ from chat.errors import ChatError, Code
 from chat.eventlog import logged_change, record_for_everyone
 from chat.services import emoji_validate, text_is_storable
 from chat.uploads import images
+from integrations.audit import audit_record
 
 from .models import Invite, User
 from .selectors import person_data
@@ -73,8 +74,14 @@ def user_set_active(user: User, *, active: bool) -> bool:
     """
     if user.is_active == active:
         return False
-    user.is_active = active
-    user.save(update_fields=["is_active"])
+    with transaction.atomic():
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        if not user.is_bot:  # a bot's switch is audited as bot.deactivate
+            audit_record(
+                action="user.activate" if active else "user.deactivate",
+                target=f"user:{user.username}",
+            )
     return True
 
 
@@ -108,8 +115,16 @@ def user_role_set(*, actor: User, user: User, role: str) -> bool:
         raise PermissionDenied("Only an admin may change roles.")
     if user.pk == actor.pk:
         raise PermissionDenied("You cannot change your own role.")
-    user.role = role
-    user.save(update_fields=["role"])
+    with transaction.atomic():
+        previous = user.role
+        user.role = role
+        user.save(update_fields=["role"])
+        audit_record(
+            action="user.role",
+            actor=actor,
+            target=f"user:{user.username}",
+            data={"from": previous, "to": role},
+        )
     return True
 
 
@@ -125,7 +140,14 @@ def invite_create(
     if expires is not None:
         invite.expires = expires
     invite.full_clean()
-    invite.save()
+    with transaction.atomic():
+        invite.save()
+        audit_record(
+            action="invite.create",
+            actor=created_by,
+            target=f"invite:{invite.pk}",
+            data={"max_uses": max_uses, "note": note[:100]},
+        )
     return invite
 
 

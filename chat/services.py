@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
+from integrations.audit import audit_record
 from teamchat import metrics
 
 from . import access, events, mentions, selectors
@@ -439,6 +440,13 @@ def message_delete(*, actor: User, message_id: int) -> None:
     if message.author_id == actor.pk:
         _writable(message, is_member)
     with logged_change() as items:
+        if message.author_id != actor.pk:  # moderation, not someone tidying up
+            audit_record(
+                action="message.delete",
+                actor=actor,
+                target=f"room:{message.room.slug}",
+                data={"message": message.pk, "author": message.author.username},
+            )
         Message.objects.filter(pk=message.pk).update(is_deleted=True, body="", html="")
         Reaction.objects.filter(message=message).delete()
         Mention.objects.filter(message=message).delete()
@@ -731,6 +739,11 @@ def room_update(
         op = Op.NONE
         if archived is not None and bool(archived) != was_archived:
             op = Op.ARCHIVE if found.is_archived else Op.UNARCHIVE
+            audit_record(
+                action="room.archive" if found.is_archived else "room.unarchive",
+                actor=actor,
+                target=f"room:{found.slug}",
+            )
         data = {"room": events.room_data(found)}
         items.append(record("room", data, room=found, op=op, arg=found.id))
     return found
@@ -803,6 +816,12 @@ def room_member_remove(*, actor: User, room: str, username: str) -> None:
         raise ChatError(Code.NOT_FOUND, "No such member.")
     with logged_change() as items:
         items.append(_member_drop(found, member, "removed", actor))
+        audit_record(
+            action="room.member_remove",
+            actor=actor,
+            target=f"room:{found.slug}",
+            data={"user": member.username},
+        )
 
 
 DM_MAX_PEOPLE = 8

@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # /api/ with `Authorization: Bearer`: the token's user instead of the session's.
     "integrations.auth.BearerTokenMiddleware",
+    # Who and from where, for the audit log of whatever the request does.
+    "integrations.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
