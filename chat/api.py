@@ -42,6 +42,7 @@ STATUS = {
     Code.TOO_LARGE: 413,
     Code.QUOTA_EXCEEDED: 413,
     Code.CONFLICT: 409,
+    Code.UNAVAILABLE: 503,
 }
 
 

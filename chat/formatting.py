@@ -125,6 +125,9 @@ _PLAIN = re.compile(r"[^\W\d_](?:[^\W_]|[ ,!?'-]|\.(?= |\Z))*(?<! )")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+ME_PREFIX = "/me "
+
+
 def render(body: str, mentioned: set[str] | frozenset[str] = frozenset()) -> str:
     """Render a message body as sanitized HTML for display.
 
@@ -132,6 +135,10 @@ def render(body: str, mentioned: set[str] | frozenset[str] = frozenset()) -> str
     users who really are room members; only their `@name` gets a
     `<span class="mention">`, and never inside code or link text.
     """
+    if body.startswith(ME_PREFIX):
+        # A `/me` action (integrations.commands): the page shows it after the
+        # author's name; the body keeps the command, for edits and search.
+        body = body[len(ME_PREFIX) :]
     if _PLAIN.fullmatch(body):
         # Nothing in it can be markup; escape anyway so that a mistake in the
         # pattern costs a mismatch with the slow path, not an injection.

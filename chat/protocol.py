@@ -21,6 +21,8 @@ class Frame:
     emoji: str | None = None
     state: str | None = None
     users: tuple[str, ...] | None = None
+    # `command`: what was typed ("/topic Launch day").
+    text: str | None = None
     # `send` only: the sender's upload ids, in order, without repeats.
     attachments: tuple[int, ...] = ()
     # `send`: the root of the thread it replies to, and whether it goes to the
@@ -54,6 +56,8 @@ _FIELDS: dict[str, tuple[tuple[str, type], ...]] = {
     "typing": (("room", str),),
     "presence": (("state", str),),
     "presence_sub": (("users", list),),
+    # A slash command typed in a room (integrations.commands), answered by `command_result`.
+    "command": (("room", str), ("text", str)),
 }
 FRAME_TYPES = frozenset(_FIELDS)
 PRESENCE_STATES = frozenset({"active", "away"})
@@ -156,7 +160,7 @@ def parse_frame(text: str) -> Frame:
         raise FrameError(Code.INVALID, "state must be 'active' or 'away'.", nonce)
     if kind == "send" and frame.get("attachments") is not None:
         values["attachments"] = attachment_ids(frame["attachments"], nonce)
-    if kind == "send":
+    if kind in ("send", "command"):
         values.update(reply_fields(frame, nonce))
     return Frame(type=kind, nonce=nonce, **values)
 

@@ -104,3 +104,24 @@ class IncomingWebhook(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} → #{self.room_id} as {self.bot_id}"
+
+
+# Slash commands
+
+
+class BotCommand(models.Model):
+    """A slash command a bot registers: `/name args` calls the bot's outgoing webhook."""
+
+    name = models.CharField(max_length=32, unique=True)
+    bot = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="slash_commands"
+    )
+    description = models.CharField(max_length=200, blank=True)
+    usage = models.CharField(max_length=100, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"/{self.name}"

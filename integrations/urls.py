@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, bots_api, views
+from . import api, bots_api, commands_api, views
 
 urlpatterns = [
     path("api/tokens/", api.tokens_view, name="api-tokens"),
@@ -28,4 +28,7 @@ urlpatterns = [
     ),
     path("hooks/incoming/<str:secret>/", bots_api.incoming, name="hook-incoming"),
     path("settings/bots/", views.bots_page, name="settings-bots"),
+    path("api/rooms/<slug:slug>/commands/", commands_api.room_command, name="api-room-command"),
+    path("api/commands/", commands_api.commands_view, name="api-commands"),
+    path("api/commands/<str:name>/", commands_api.command_detail, name="api-command"),
 ]

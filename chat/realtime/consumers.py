@@ -367,6 +367,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             presence.local_presence().update(self, frame.state)
         elif frame.type == "presence_sub":
             await self._receive_presence_sub(frame)
+        elif frame.type == "command":
+            await self._receive_command(frame)
         else:
             if not await send_limiter.aallow(self.user_id):
                 await self._rate_limited(frame)
@@ -526,6 +528,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # A retried nonce: only this socket hears about it, nothing is re-broadcast.
             text = await database_sync_to_async(events.message_retry_text)(result.message)
             await self.deliver_now(text)
+
+    async def _receive_command(self, frame: Frame) -> None:
+        """Run a slash command; answered with `command_result` (or an error) to this socket."""
+        if not await send_limiter.aallow(self.user_id):
+            await self._rate_limited(frame)
+            return
+        from integrations.commands import command_run
+
+        try:
+            result = await database_sync_to_async(command_run)(
+                user=self.user,
+                room=frame.room or "",
+                text=frame.text or "",
+                thread=frame.thread,
+                nonce=frame.nonce,
+            )
+        except ChatError as exc:
+            await self._refuse(exc, frame.nonce)
+            return
+        except Exception:
+            log.exception("command from user %s failed", self.user_id)
+            await self._refuse(Unavailable(), frame.nonce)
+            return
+        event = {"type": "command_result", "nonce": frame.nonce, **result.to_wire(), "seq": None}
+        await self.deliver_now(events.encode(event))
 
     async def _refuse(self, error: ChatError, nonce: str | None = None) -> None:
         await self._send_error(error.code, error.detail, nonce)

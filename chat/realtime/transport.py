@@ -139,7 +139,6 @@ class SocketOutput:
         else:
             _send_now(transport, frame.payloadHybi)
 
-
     def close_for_restart(self) -> bool:
         """Close with 1012 (service restart) under daphne; False elsewhere (use ASGI's close).
 

@@ -1,10 +1,11 @@
 /*
  * Completion in a message box: people (and groups, @channel, @here) after
- * "@", emoji after ":". One per box (the room's composer, the thread's):
+ * "@", emoji after ":", slash commands after a "/" that starts the box. One per box (the room's composer, the thread's):
  * `input` is its textarea, `list` its listbox (role=listbox, named by the
  * textarea's aria-controls), `idPrefix` makes the options' ids unique on the
  * page, and `onPicked` runs once a completion is in the box (drafts, size).
  */
+import { commandQueryIn, matchCommands } from "./commands.js";
 import { api, el } from "./common.js";
 import { shortcodeQuery } from "./emoji.js";
 import { shownName } from "./people.js";
@@ -42,20 +43,68 @@ export function createCompletion(ctx, { input, list, idPrefix, onPicked }) {
     return found ? { kind: "emoji", query: found.query, start: found.start, end } : null;
   }
 
+  function commandQuery() {
+    if (input.selectionStart !== input.selectionEnd) {
+      return null;
+    }
+    const end = input.selectionStart;
+    const found = commandQueryIn(input.value.slice(0, end));
+    return found && end === input.value.length ? { kind: "command", query: found.query, start: 0, end } : null;
+  }
+
   function query() {
-    return mentionQuery() || emojiQuery();
+    return commandQuery() || mentionQuery() || emojiQuery();
+  }
+
+  // Every command (GET /api/commands/), read once per box when first needed.
+  let commandList = null;
+
+  function loadCommands() {
+    if (!commandList) {
+      commandList = api("GET", "/api/commands/")
+        .then((data) => (Array.isArray(data.commands) ? data.commands : []))
+        .catch(() => {
+          commandList = null;
+          return [];
+        });
+    }
+    return commandList;
+  }
+
+  async function findCommands(text) {
+    const request = ++state.request;
+    const all = await loadCommands();
+    const now = commandQuery();
+    if (request !== state.request || !now || now.query !== text) {
+      return;
+    }
+    state.kind = "command";
+    state.items = matchCommands(all, text);
+    state.active = state.items.length ? 0 : -1;
+    render();
+    if (state.items.length) {
+      announce(state.items.length + (state.items.length === 1 ? " command." : " commands."));
+    }
   }
 
   function render() {
     list.replaceChildren();
-    list.setAttribute("aria-label", state.kind === "emoji" ? "Emoji" : "People to mention");
+    list.setAttribute("aria-label", state.kind === "emoji" ? "Emoji" : state.kind === "command" ? "Commands" : "People to mention");
     state.items.forEach((item, i) => {
       const option = el("li", "mention-option");
       option.id = idPrefix + i;
       option.setAttribute("role", "option");
       option.setAttribute("aria-selected", i === state.active ? "true" : "false");
       option.dataset.index = String(i);
-      if (state.kind === "emoji") {
+      if (state.kind === "command") {
+        option.classList.add("command-option");
+        const usage = typeof item.usage === "string" ? item.usage : "/" + item.name;
+        option.append(el("span", "mention-name", usage), " ", el("span", "mention-username", item.description || ""));
+        if (item.bot) {
+          option.append(" ", el("span", "bot-badge", "Bot"));
+        }
+        option.setAttribute("aria-label", usage + (item.description ? ": " + item.description : ""));
+      } else if (state.kind === "emoji") {
         option.append(el("span", "mention-emoji", item.emoji), el("span", "mention-name", ":" + item.shortcodes[0] + ":"));
         option.setAttribute("aria-label", item.emoji + " " + item.name);
       } else if (typeof item === "object") {
@@ -156,7 +205,8 @@ export function createCompletion(ctx, { input, list, idPrefix, onPicked }) {
       return;
     }
     clearTimeout(state.timer);
-    state.timer = setTimeout(() => (found.kind === "emoji" ? findEmoji : fetchPeople)(found.query), DELAY_MS);
+    const find = { emoji: findEmoji, command: findCommands, person: fetchPeople }[found.kind];
+    state.timer = setTimeout(() => find(found.query), DELAY_MS);
   }
 
   /* Put a completion (a person's name or an emoji entry) in place of what was typed. */
@@ -169,7 +219,12 @@ export function createCompletion(ctx, { input, list, idPrefix, onPicked }) {
     if (found.kind === "emoji") {
       ctx.emoji.remember(item.emoji);
     }
-    const insert = (found.kind === "emoji" ? item.emoji : "@" + (typeof item === "object" ? item.handle : item)) + " ";
+    let insert;
+    if (found.kind === "command") {
+      insert = "/" + item.name + " ";
+    } else {
+      insert = (found.kind === "emoji" ? item.emoji : "@" + (typeof item === "object" ? item.handle : item)) + " ";
+    }
     input.value = input.value.slice(0, found.start) + insert + input.value.slice(found.end);
     const caret = found.start + insert.length;
     input.setSelectionRange(caret, caret);

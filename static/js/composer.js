@@ -5,6 +5,7 @@
  * room's draft (ctx.drafts: drafts.js), kept while typing and cleared once it is sent.
  * Files attached (composerfiles.js) go with the message once uploaded.
  */
+import { parseTyped } from "./commands.js";
 import { setupComposerFiles } from "./composerfiles.js";
 import { createCompletion } from "./completion.js";
 import { els, showNotice } from "./ui.js";
@@ -137,7 +138,13 @@ export function setupComposer(ctx) {
     if (!els.input || ctx.socket.isSignedOut() || !store.canWrite()) {
       return;
     }
-    const text = els.input.value;
+    let text = els.input.value;
+    const typed = parseTyped(text);
+    if (typed.kind === "command") {
+      runCommand(text);
+      return;
+    }
+    text = typed.body;
     const state = files.sendState(text);
     const wasWaiting = waiting;
     waiting = false;
@@ -167,6 +174,24 @@ export function setupComposer(ctx) {
     // A new message goes after the ones that failed: sending it is sending them.
     store.retryAll();
     pump();
+  }
+
+  /*
+   * A slash command: sent as a `command` frame; its result (or error) comes
+   * back as a notice (store.js), and a message it sends arrives as any other.
+   * The box is cleared at once, and given back if the socket is not there.
+   */
+  function runCommand(text) {
+    const frame = { type: "command", room: store.room, text: text.trim(), nonce: makeNonce() };
+    if (!ctx.socket.send(frame)) {
+      showNotice("Not connected: the command was not sent.");
+      return;
+    }
+    els.input.value = "";
+    ctx.drafts.sent(store.room, null, text, frame.nonce);
+    closeMentions();
+    autosize();
+    els.input.focus();
   }
 
   /* "Retry all": every failed message again, in the order typed. */

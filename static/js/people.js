@@ -49,6 +49,7 @@ export class Directory {
     const person = {
       username: data.username,
       display_name: typeof data.display_name === "string" ? data.display_name : "",
+      bot: data.bot === true,
       title: typeof data.title === "string" ? data.title : "",
       time_zone: typeof data.time_zone === "string" ? data.time_zone : "",
       status: data.status && typeof data.status === "object" ? data.status : null,

@@ -9,6 +9,7 @@
  * (chat.formatting): it goes in through setSanitizedHtml() and nowhere else.
  */
 import { setAttachments } from "./attachments.js";
+import { meAction } from "./commands.js";
 import { el } from "./common.js";
 import { shownName } from "./people.js";
 import { setThreadParts } from "./threadmarks.js";
@@ -76,6 +77,9 @@ function setSanitizedHtml(node, html) {
 
 function setBody(li, m) {
   const body = li.querySelector(".message-body");
+  if (typeof m.body === "string") {
+    li.classList.toggle("is-me", meAction(m.body) !== null); // "/me waves": an action
+  }
   if (typeof m.html === "string") {
     setSanitizedHtml(body, m.html);
     body.classList.remove("is-plain");

@@ -217,6 +217,11 @@ export class Store {
       case "draft":
         this.emit("draft", { draft: data }); // drafts.js applies it, by version
         break;
+      case "command_result":
+        if (typeof data.text === "string" && data.text) {
+          this.emit("notice", { text: data.text });
+        }
+        break;
       case "error":
         this.applyError(data);
         break;
