@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
@@ -674,3 +675,50 @@ def test_the_settings_page_creates_and_lists_webhooks(bot, receiver, allow_priva
     assert receiver.url() in page and webhook.secret in page and "No deliveries yet" in page
     refused = bot.client.post("/settings/webhooks/", {"action": "create", "url": "ftp://x/"})
     assert refused.status_code == 400 and "http://" in refused.content.decode()
+
+
+# --- the documented receiver -----------------------------------------------------
+
+
+@pytest.mark.processes
+def test_the_documented_receiver_checks_signatures_and_answers_each_event_once(
+    person, bot, channel, allow_private
+):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    alice = person("alice")
+    channel("dev", alice, bot)
+    webhook = hook_for(bot, f"http://127.0.0.1:{port}/")
+    example = django_settings.BASE_DIR / "docs" / "examples" / "webhook_receiver.py"
+    process = subprocess.Popen(
+        [sys.executable, str(example)],
+        env={"TEAMCHAT_WEBHOOK_SECRET": webhook.secret, "PORT": str(port), "PATH": "/usr/bin:/bin"},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        # Not signed with the secret: refused.
+        forged = httpx.post(f"http://127.0.0.1:{port}/", content=b"{}", headers={
+            "X-TeamChat-Request-Timestamp": str(int(time.time())),
+            "X-TeamChat-Signature": "v0=" + "0" * 64})  # fmt: skip
+        assert forged.status_code == 401
+
+        services.message_send(author=alice.user, room="dev", body="@ci-bot hello", nonce=None)
+        worker_once()
+        assert bodies(alice, "dev")[-1] == ("ci-bot", "Hi @alice, on it.")
+        # The same event again (as after a worker died before recording it): answered once.
+        Delivery.objects.update(status=Delivery.Status.PENDING, next_attempt_at=timezone.now())
+        worker_once()
+        assert delivery().status == Delivery.Status.DELIVERED and delivery().attempts == 2
+        assert [b for u, b in bodies(alice, "dev") if u == "ci-bot"] == ["Hi @alice, on it."]
+    finally:
+        process.kill()
+        process.wait()
