@@ -188,6 +188,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["webhook", "-created"], name="delivery_webhook_recent"),
+            # Pruning what is old.
+            models.Index(fields=["created"], name="delivery_created"),
         ]
 
     def __str__(self) -> str:

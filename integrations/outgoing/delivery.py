@@ -220,6 +220,16 @@ def delivery_finish(delivery: Delivery, outcome: Outcome) -> str:
     return Delivery.Status.PENDING if updated else "lost"
 
 
+def deliveries_prune() -> int:
+    """Delete delivered and failed deliveries older than WEBHOOK_DELIVERIES_KEEP_DAYS; how many."""
+    cutoff = timezone.now() - timedelta(days=settings.WEBHOOK_DELIVERIES_KEEP_DAYS)
+    old = Delivery.objects.filter(
+        created__lt=cutoff, status__in=[Delivery.Status.DELIVERED, Delivery.Status.FAILED]
+    )
+    deleted, _ = old.delete()
+    return deleted
+
+
 def deliveries_process(client: httpx.Client, limit: int = 20) -> int:
     """Take a batch of due deliveries and attempt each; returns how many were taken."""
     taken = deliveries_claim(limit)

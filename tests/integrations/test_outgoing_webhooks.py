@@ -722,3 +722,24 @@ def test_the_documented_receiver_checks_signatures_and_answers_each_event_once(
     finally:
         process.kill()
         process.wait()
+
+
+def test_the_worker_deletes_finished_deliveries_after_the_kept_days(
+    bot, receiver, allow_private, settings
+):
+    settings.WEBHOOK_DELIVERIES_KEEP_DAYS = 30
+    webhook = hook_for(bot, receiver.url())
+    old = timezone.now() - timedelta(days=31)
+    for status, created in (
+        (Delivery.Status.DELIVERED, old),
+        (Delivery.Status.FAILED, old),
+        (Delivery.Status.DELIVERED, timezone.now() - timedelta(days=29)),
+        (Delivery.Status.PENDING, old),  # still to send: kept whatever its age
+    ):
+        Delivery.objects.create(
+            webhook=webhook, payload={}, status=status, created=created,
+            next_attempt_at=timezone.now() + timedelta(hours=1),
+        )  # fmt: skip
+    worker_once()
+    left = sorted(Delivery.objects.values_list("status", flat=True))
+    assert left == ["delivered", "pending"]

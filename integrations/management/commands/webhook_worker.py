@@ -3,6 +3,7 @@
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -13,6 +14,9 @@ from django.db import DatabaseError, connection
 from integrations.outgoing import delivery
 
 log = logging.getLogger("integrations.outgoing.worker")
+
+# How often a running worker deletes old deliveries (and once at its start).
+PRUNE_EVERY_SECONDS = 3600
 
 
 class Command(BaseCommand):
@@ -42,9 +46,13 @@ class Command(BaseCommand):
             signal.signal(signal.SIGINT, stopping)
             self.stdout.write("webhook worker started")
             self.stdout.flush()
+        pruned_at: float | None = None
         with delivery.client_new() as client:
             while not stop.is_set():
                 try:
+                    if pruned_at is None or time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                        pruned_at = time.monotonic()
+                        delivery.deliveries_prune()
                     taken = delivery.deliveries_process(client, batch)
                 except DatabaseError:
                     # The database went away: drop the connection and try again shortly.
