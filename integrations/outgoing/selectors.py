@@ -10,18 +10,13 @@ from .services import may_manage
 RECENT_DELIVERIES = 50
 
 
-def _has_bot_owners() -> bool:
-    return any(f.name == "bot_owner" for f in User._meta.get_fields())
-
-
 def webhooks_managed(user: User) -> list[OutgoingWebhook]:
     """Every webhook `user` may manage (admins: all), newest first, rooms loaded."""
     webhooks = OutgoingWebhook.objects.select_related("bot", "owner").prefetch_related("rooms")
     if not user.is_chat_admin:
-        mine = Q(bot=user) | Q(owner=user)
-        if _has_bot_owners():
-            mine |= Q(bot__bot_owner=user)
-        webhooks = webhooks.filter(mine)
+        webhooks = webhooks.filter(
+            Q(bot=user) | Q(owner=user) | Q(bot__is_bot=True, bot__bot_owner=user)
+        )
     return [w for w in webhooks if may_manage(user, w.bot)]
 
 

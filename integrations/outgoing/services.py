@@ -29,8 +29,7 @@ def may_manage(user: User, bot: User) -> bool:
     """Whether `user` may see and change the outgoing webhook of the account `bot`."""
     if user.is_chat_admin or user.pk == bot.pk:
         return True
-    # Bot accounts name their owner (when the accounts app has them).
-    return getattr(bot, "bot_owner_id", None) == user.pk
+    return bot.is_bot and bot.bot_owner_id == user.pk
 
 
 def url_validate(url: object) -> str:

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods
 from accounts.http import AuthenticatedRequest
 from chat.errors import ChatError
 
+from ..bots import bots_managed_by
 from . import selectors, services
 
 # Deliveries the page shows per webhook (the API gives 50).
@@ -65,6 +66,11 @@ def webhooks_page(request: AuthenticatedRequest) -> HttpResponse:
             ],
             "error": error,
             "form": request.POST if error else {},
+            # The accounts a webhook can be made for here: one's own, and one's bots.
+            "accounts": [
+                request.user.username,
+                *(b.username for b in bots_managed_by(request.user)),
+            ],
             "back_url": "/",
         },
         status=400 if error else 200,

@@ -25,6 +25,7 @@ from integrations.models import AuditEntry, Delivery, OutgoingWebhook
 from integrations.outgoing import netguard, webhook_trigger
 from integrations.outgoing import services as webhook_services
 from tests import servers
+from tests.factories import UserFactory
 from tests.integrations.webhook_receiver import Answer, Receiver, signature_valid
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -743,3 +744,26 @@ def test_the_worker_deletes_finished_deliveries_after_the_kept_days(
     worker_once()
     left = sorted(Delivery.objects.values_list("status", flat=True))
     assert left == ["delivered", "pending"]
+
+
+def test_a_bots_owner_manages_its_webhook_and_others_do_not(person, receiver, allow_private):
+    alice, bob = person("alice"), person("bob")
+    UserFactory(username="deploy-bot", is_bot=True, bot_owner=alice.user)
+    assert (
+        bob.post(
+            "/api/webhooks/outgoing/", {"bot": "deploy-bot", "url": receiver.url()}
+        ).status_code
+        == 404
+    )
+    made = alice.post("/api/webhooks/outgoing/", {"bot": "deploy-bot", "url": receiver.url()})
+    assert made.status_code == 201 and made.json()["webhook"]["bot"] == "deploy-bot"
+    assert [w["bot"] for w in alice.get("/api/webhooks/outgoing/").json()["webhooks"]] == [
+        "deploy-bot"
+    ]
+    assert bob.get("/api/webhooks/outgoing/").json()["webhooks"] == []
+    # The page offers one's own account and one's bots.
+    page = alice.client.get("/settings/webhooks/").content.decode()
+    assert '<option value="deploy-bot"' in page and '<option value="alice"' in page
+    assert (
+        '<option value="deploy-bot"' not in bob.client.get("/settings/webhooks/").content.decode()
+    )
