@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -63,8 +63,12 @@ def body_of(payload: dict[str, Any]) -> bytes:
 def client_new() -> httpx.Client:
     """The worker's HTTP client: checked and pinned addresses, no redirects, no proxies from env."""
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    # No kept-alive connections: one to an IP verified for one name must not
+    # carry a request for another name that resolves to the same IP.
     return httpx.Client(
-        transport=netguard.PinnedTransport(retries=0),
+        transport=netguard.PinnedTransport(
+            retries=0, limits=httpx.Limits(max_keepalive_connections=0)
+        ),
         follow_redirects=False,
         timeout=httpx.Timeout(timeout),
         trust_env=False,
@@ -234,8 +238,16 @@ def deliveries_process(client: httpx.Client, limit: int = 20) -> int:
     """Take a batch of due deliveries and attempt each; returns how many were taken."""
     taken = deliveries_claim(limit)
     for delivery in taken:
-        outcome = delivery_send(client, delivery)
-        status = delivery_finish(delivery, outcome)
+        try:
+            outcome = delivery_send(client, delivery)
+            status = delivery_finish(delivery, outcome)
+        except DatabaseError:
+            raise  # the worker reconnects; the lease brings the delivery back
+        except Exception as exc:
+            # A bug must not stop every other delivery: this one counts a failed attempt.
+            log.exception("webhook delivery %s failed in the worker", delivery.event_id)
+            outcome = Outcome(False, error=f"The worker failed: {type(exc).__name__}")
+            status = delivery_finish(delivery, outcome)
         log.info(
             "webhook delivery %s attempt %d: %s%s",
             delivery.event_id,

@@ -767,3 +767,50 @@ def test_a_bots_owner_manages_its_webhook_and_others_do_not(person, receiver, al
     assert (
         '<option value="deploy-bot"' not in bob.client.get("/settings/webhooks/").content.decode()
     )
+
+
+def test_https_goes_to_the_checked_ip_with_the_name_as_host_and_tls_sni(monkeypatch, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    fake_dns(monkeypatch, {"hooks.example.test": ["93.184.215.14", "2606:2800:21f:cb07::1"]})
+    transport = netguard.PinnedTransport()
+    seen: list[tuple[str, str, str]] = []
+
+    def connect(request: httpx.Request) -> httpx.Response:
+        host = request.headers["host"]
+        seen.append((str(request.url), host, request.extensions["sni_hostname"]))
+        if len(seen) == 1:
+            raise httpx.ConnectError("refused")  # the next checked address is tried
+        return httpx.Response(200)
+
+    monkeypatch.setattr(transport._inner, "handle_request", connect)
+    with httpx.Client(transport=transport) as client:
+        assert client.post("https://hooks.example.test/hook", content=b"{}").status_code == 200
+    name = "hooks.example.test"
+    assert seen == [
+        ("https://93.184.215.14/hook", name, name),
+        ("https://[2606:2800:21f:cb07::1]/hook", name, name),
+    ]
+
+
+def test_a_bug_in_the_worker_fails_one_attempt_and_the_worker_goes_on(
+    person, bot, channel, receiver, allow_private, monkeypatch
+):
+    from integrations.outgoing import delivery as worker
+
+    alice = person("alice")
+    channel("dev", alice, bot)
+    hook_for(bot, receiver.url())
+    services.message_send(author=alice.user, room="dev", body="@ci-bot one", nonce=None)
+    services.message_send(author=alice.user, room="dev", body="@ci-bot two", nonce=None)
+    real = worker.delivery_send
+
+    def broken_once(client, item):
+        if item.payload["message"]["body"] == "@ci-bot one":
+            raise RuntimeError("a bug")
+        return real(client, item)
+
+    monkeypatch.setattr(worker, "delivery_send", broken_once)
+    worker_once()
+    one, two = Delivery.objects.order_by("id")
+    assert one.status == "pending" and one.attempts == 1 and "RuntimeError" in one.last_error
+    assert two.status == "delivered"
