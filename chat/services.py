@@ -16,7 +16,7 @@ from accounts.models import User
 from integrations.audit import audit_record
 from teamchat import metrics
 
-from . import access, events, mentions, selectors
+from . import access, events, hooks, mentions, selectors
 from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
@@ -266,6 +266,14 @@ def _store(
         )
         Mention.objects.bulk_create(
             [Mention(message=d.message, user=u) for d in to_create for u in d.mentioned]
+        )
+        # Inside the transaction: what a hook writes (an outgoing webhook's
+        # delivery) commits with the messages or not at all.
+        hooks.messages_stored(
+            [
+                hooks.StoredMessage(d.message, d.message.room, tuple(u.pk for u in d.mentioned))
+                for d in to_create
+            ]
         )
         for draft, event in zip(to_create, logged, strict=True):
             names = [u.username for u in draft.mentioned]

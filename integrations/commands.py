@@ -7,7 +7,6 @@ checks as its button on the page. A bot's command is handed to the bot's
 outgoing webhook, whose answer is posted as the bot's reply.
 """
 
-import importlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from chat.models import Message
 from . import bots
 from .audit import audit_record
 from .models import BotCommand
+from .outgoing import webhook_trigger
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
 _COMMAND = re.compile(r"/([a-z0-9][a-z0-9_-]{0,31})(?:\s+(.*))?\Z", re.DOTALL)
@@ -204,12 +204,8 @@ def _bot_command(
         "room": {"slug": found.slug, "name": found.name},
         "thread": thread,
     }
-    try:
-        trigger = importlib.import_module("integrations.outgoing").webhook_trigger
-    except (ImportError, AttributeError):
-        trigger = None
     with transaction.atomic():
-        sent = trigger is not None and trigger(bot=command.bot, event=event)
+        sent = webhook_trigger(bot=command.bot, event=event)
     if not sent:
         raise ChatError(
             Code.UNAVAILABLE, f"The bot behind /{command.name} cannot be reached right now."

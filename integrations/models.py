@@ -1,5 +1,7 @@
 """Tokens that act for a person or a bot, and the audit log of admin and security actions."""
 
+import secrets
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -125,3 +127,92 @@ class BotCommand(models.Model):
 
     def __str__(self) -> str:
         return f"/{self.name}"
+
+
+# Outgoing webhooks
+
+
+def webhook_secret_new() -> str:
+    """A new signing secret for an outgoing webhook (256 bits, hex)."""
+    return secrets.token_hex(32)
+
+
+class OutgoingWebhook(models.Model):
+    """Where the events of one account (a bot) are POSTed, signed with `secret`.
+
+    It fires when a message mentions the account, is sent to it in a direct
+    message, or (with `trigger_words`) contains one of the words in a room
+    the account is a member of (only the `rooms` listed, if any).
+    """
+
+    bot = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="outgoing_webhooks"
+    )
+    # Who set it up; the webhook keeps working when they leave (an admin manages it then).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    url = models.URLField(max_length=2000)
+    # The HMAC-SHA256 key of the X-TeamChat-Signature header; shown to who manages it.
+    secret = models.CharField(max_length=64, default=webhook_secret_new)
+    trigger_words = models.JSONField(default=list, blank=True)
+    rooms = models.ManyToManyField("chat.Room", blank=True, related_name="+")
+    active = models.BooleanField(default=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["bot"], name="outgoing_webhook_one_per_bot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot} -> {self.url}"
+
+
+class Delivery(models.Model):
+    """The outbox: one event for one webhook, written in the transaction that caused it.
+
+    The worker (`manage.py webhook_worker`) takes due rows, POSTs them and
+    marks them delivered only after a 2xx answer (at least once: receivers
+    dedupe by `event_id`).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    webhook = models.ForeignKey(
+        OutgoingWebhook, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    # Attempts started; a worker taking the row counts one before it sends.
+    attempts = models.PositiveIntegerField(default=0)
+    # When a worker may take it: due now, after a retry's delay, or after the
+    # lease of a worker that took it and never reported back.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["webhook", "-created"], name="delivery_webhook_recent"),
+            # Pruning what is old.
+            models.Index(fields=["created"], name="delivery_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.status}"
+

@@ -419,6 +419,26 @@ FILE_UPLOAD_HANDLERS = [
 WEBHOOK_RATE_LIMIT = env.float("WEBHOOK_RATE_LIMIT", default=1.0)
 WEBHOOK_RATE_BURST = env.int("WEBHOOK_RATE_BURST", default=10)
 
+# --- Outgoing webhooks -----------------------------------------------------
+# Deliveries to loopback, private, link-local and other non-public addresses
+# are refused (after DNS resolution) unless this is on: for a receiver on the
+# same host or network, which only an admin can judge safe.
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+# Seconds to wait before each retry of a failed delivery; after the last one
+# the delivery is marked failed (1 + len attempts in all).
+WEBHOOK_RETRY_DELAYS = env.list(
+    "WEBHOOK_RETRY_DELAYS", cast=float, default=[10.0, 30.0, 120.0, 600.0, 3600.0]
+)
+# Seconds a receiver gets to connect, and between bytes of its answer.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# How long a delivery a worker took stays its own: a worker killed while
+# sending leaves it to be sent again after this. Longer than a whole attempt.
+WEBHOOK_LEASE_SECONDS = env.float("WEBHOOK_LEASE_SECONDS", default=60.0)
+# How often an idle worker looks for due deliveries.
+WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=1.0)
+# Delivered and failed deliveries are kept this long for their owners to see.
+WEBHOOK_DELIVERIES_KEEP_DAYS = env.int("WEBHOOK_DELIVERIES_KEEP_DAYS", default=30)
+
 # --- Operations -----------------------------------------------------------
 # /metrics answers loopback clients, and others that present this token as
 # `Authorization: Bearer <token>` (unset: loopback only).

@@ -26,6 +26,7 @@ urlpatterns = [
     path("", include("chat.urls")),
     path("", include("chat.search_urls")),
     path("", include("integrations.urls")),
+    path("", include("integrations.outgoing.urls")),
     # Last: any other /api/ path is a JSON 404, like every API error.
     re_path(r"^api/", chat_api.not_found, name="api-not-found"),
 ]

@@ -4,6 +4,7 @@ each built-in's effect as others see it, refusals, and bots' own commands."""
 import pytest
 from asgiref.sync import sync_to_async
 
+from accounts.models import User
 from chat.models import Membership, Message, Room
 from integrations.models import AuditEntry, BotCommand
 
@@ -163,3 +164,27 @@ def test_a_bot_command_without_an_outgoing_webhook_says_the_bot_cannot_be_reache
     assert (response.status_code, response.json()["error"]) == (503, "unavailable")
     assert "/deploy" in response.json()["detail"]
     assert not Message.objects.exists()
+
+
+def test_a_bot_command_queues_a_signed_event_for_the_bots_outgoing_webhook(person, settings):
+    from integrations.models import Delivery, OutgoingWebhook
+
+    admin, bob = person("root", role="admin"), person("bob")
+    admin.post("/api/bots/", {"username": "deployer"})
+    admin.post("/api/commands/", {"bot": "deployer", "name": "deploy"})
+    bot = User.objects.get(username="deployer")
+    OutgoingWebhook.objects.create(
+        bot=bot, owner=admin.user, url="https://hooks.example.com/deploy"
+    )
+    response = run(bob, "/deploy main --force")
+    assert response.status_code == 200, response.content
+    assert response.json()["text"] == "/deploy sent to @deployer."
+    [delivery] = Delivery.objects.all()
+    payload = delivery.payload
+    assert (payload["type"], payload["command"], payload["text"], payload["user"]) == (
+        "command",
+        "/deploy",
+        "main --force",
+        "bob",
+    )
+    assert payload["room"]["slug"] == "general" and payload["bot"] == "deployer"

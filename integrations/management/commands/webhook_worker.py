@@ -1,0 +1,71 @@
+"""`manage.py webhook_worker`: deliver the outgoing webhooks' outbox, for as long as it runs."""
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DatabaseError, connection
+
+from integrations.outgoing import delivery
+
+log = logging.getLogger("integrations.outgoing.worker")
+
+# How often a running worker deletes old deliveries (and once at its start).
+PRUNE_EVERY_SECONDS = 3600
+
+
+class Command(BaseCommand):
+    help = (
+        "Deliver outgoing webhook events from the outbox (at least once, with retries). "
+        "Runs until SIGTERM or SIGINT; --once delivers what is due now and exits. "
+        "Any number may run side by side."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--once", action="store_true", help="Deliver what is due now, then exit."
+        )
+        parser.add_argument(
+            "--batch", type=int, default=20, help="Deliveries taken at a time (default 20)."
+        )
+
+    def handle(self, *args: Any, once: bool, batch: int, **options: Any) -> None:
+        stop = threading.Event()
+        if not once:
+
+            def stopping(signum: int, frame: FrameType | None) -> None:
+                # The delivery under way finishes (and is recorded) first.
+                stop.set()
+
+            signal.signal(signal.SIGTERM, stopping)
+            signal.signal(signal.SIGINT, stopping)
+            self.stdout.write("webhook worker started")
+            self.stdout.flush()
+        pruned_at: float | None = None
+        with delivery.client_new() as client:
+            while not stop.is_set():
+                try:
+                    if pruned_at is None or time.monotonic() - pruned_at > PRUNE_EVERY_SECONDS:
+                        pruned_at = time.monotonic()
+                        delivery.deliveries_prune()
+                    taken = delivery.deliveries_process(client, batch)
+                except DatabaseError:
+                    # The database went away: drop the connection and try again shortly.
+                    log.exception("webhook worker: database error")
+                    connection.close()
+                    if once:
+                        raise
+                    stop.wait(settings.WEBHOOK_POLL_SECONDS)
+                    continue
+                if taken:
+                    continue
+                if once:
+                    break
+                stop.wait(settings.WEBHOOK_POLL_SECONDS)
+        if not once:
+            self.stdout.write("webhook worker stopped")
