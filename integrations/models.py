@@ -216,3 +216,62 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.event_id} {self.status}"
 
+
+# Exports and imports
+
+
+class ExportJob(models.Model):
+    """An export of the organization (admins) or of one person's data, made in the background."""
+
+    class Scope(models.TextChoices):
+        ORG = "org", "The whole organization"
+        USER = "user", "My own data"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exports"
+    )
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    # In the uploads storage, under exports/; never served but through the download view.
+    file = models.CharField(max_length=255, blank=True)
+    size = models.BigIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    # A running job whose worker died is taken again once this has passed.
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [models.Index(fields=["status", "created"], name="export_status_created")]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} ({self.scope}, {self.status})"
+
+
+class ImportedObject(models.Model):
+    """What an import made of an object of its archive: a re-run creates nothing twice."""
+
+    source = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)
+    external_id = models.CharField(max_length=128)
+    object_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "kind", "external_id"], name="imported_object_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.kind} {self.external_id} -> {self.object_id}"

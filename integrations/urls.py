@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import api, bots_api, commands_api, views
+from .exports import views as export_views
 
 urlpatterns = [
     path("api/tokens/", api.tokens_view, name="api-tokens"),
@@ -31,4 +32,12 @@ urlpatterns = [
     path("api/rooms/<slug:slug>/commands/", commands_api.room_command, name="api-room-command"),
     path("api/commands/", commands_api.commands_view, name="api-commands"),
     path("api/commands/<str:name>/", commands_api.command_detail, name="api-command"),
+    path("api/exports/", export_views.exports, name="api-exports"),
+    path("api/exports/<int:job_id>/", export_views.export_detail, name="api-export"),
+    path(
+        "api/exports/<int:job_id>/download",
+        export_views.export_download,
+        name="api-export-download",
+    ),
+    path("settings/export/", export_views.export_page, name="settings-export"),
 ]

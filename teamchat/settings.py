@@ -418,6 +418,10 @@ FILE_UPLOAD_HANDLERS = [
 # Posts per second (and burst) one incoming webhook may make.
 WEBHOOK_RATE_LIMIT = env.float("WEBHOOK_RATE_LIMIT", default=1.0)
 WEBHOOK_RATE_BURST = env.int("WEBHOOK_RATE_BURST", default=10)
+# Exports run in a thread of the web process that was asked (no worker
+# needed); `manage.py export_worker` also runs them, and retakes any whose
+# process died.
+EXPORTS_IN_PROCESS = env.bool("EXPORTS_IN_PROCESS", default=True)
 
 # --- Outgoing webhooks -----------------------------------------------------
 # Deliveries to loopback, private, link-local and other non-public addresses

@@ -1,0 +1,1 @@
+"""Exports (a documented zip of JSON Lines and files) and imports (ours, and Slack's)."""
