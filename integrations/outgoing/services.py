@@ -19,6 +19,7 @@ from ..audit import audit_record
 from ..models import OutgoingWebhook, webhook_secret_new
 from . import netguard
 from .triggers import delivery_new
+from .wakeup import outbox_notify
 
 URL_MAX_CHARS = 2000
 TRIGGER_WORDS_MAX = 20
@@ -217,4 +218,5 @@ def webhook_trigger(*, bot: User, event: dict[str, Any]) -> bool:
     if webhook_id is None:
         return False
     delivery_new(webhook_id, {**event, "bot": bot.username}).save()
+    outbox_notify()
     return True

@@ -10,7 +10,8 @@ other forever).
 
 The send path pays one query per batch for this when no webhook matches
 (none exist, or no bot with one is in the batch's rooms); then one more for
-the rooms of webhooks with trigger words, and one insert for the deliveries.
+the rooms of webhooks with trigger words, one insert for the deliveries and
+a NOTIFY that wakes the worker at commit.
 """
 
 import re
@@ -27,6 +28,7 @@ from chat.hooks import StoredMessage
 from chat.models import Message, Room
 
 from ..models import Delivery, OutgoingWebhook
+from .wakeup import outbox_notify
 
 
 class Trigger:
@@ -152,3 +154,4 @@ def messages_stored(stored: list[StoredMessage]) -> None:
                 deliveries.append(delivery_new(hook.webhook_id, event))
     if deliveries:
         Delivery.objects.bulk_create(deliveries)
+        outbox_notify()

@@ -814,3 +814,36 @@ def test_a_bug_in_the_worker_fails_one_attempt_and_the_worker_goes_on(
     one, two = Delivery.objects.order_by("id")
     assert one.status == "pending" and one.attempts == 1 and "RuntimeError" in one.last_error
     assert two.status == "delivered"
+
+
+@pytest.mark.processes
+@pytest.mark.postgres
+def test_a_running_worker_is_woken_by_a_queued_delivery_not_by_its_poll(
+    person, bot, channel, receiver, allow_private
+):
+    alice = person("alice")
+    channel("dev", alice, bot)
+    hook_for(bot, receiver.url())
+    receiver.answers += [Answer(200), Answer.text("Awake")]
+    # Queued before it starts: its first look finds it. Then it waits for the next poll.
+    services.message_send(author=alice.user, room="dev", body="@ci-bot first", nonce=None)
+    worker = start_worker(WEBHOOK_POLL_SECONDS="120")
+    try:
+        deadline = time.monotonic() + 20
+        while Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        services.message_send(author=alice.user, room="dev", body="@ci-bot up?", nonce=None)
+        # Far sooner than the poll: LISTEN/NOTIFY woke it at the commit.
+        receiver.wait_for(2, timeout=20)
+        while Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert bodies(alice, "dev")[-1] == ("ci-bot", "Awake")
+        # And a stop request is seen within a second or so, not at the next poll.
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=10)
+        assert worker.returncode == 0
+    finally:
+        worker.kill()
+        worker.wait()

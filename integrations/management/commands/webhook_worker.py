@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, connection
 
 from integrations.outgoing import delivery
+from integrations.outgoing.wakeup import Waiter
 
 log = logging.getLogger("integrations.outgoing.worker")
 
@@ -36,6 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, once: bool, batch: int, **options: Any) -> None:
         stop = threading.Event()
+        waiter = Waiter(stop)
         if not once:
 
             def stopping(signum: int, frame: FrameType | None) -> None:
@@ -44,6 +46,8 @@ class Command(BaseCommand):
 
             signal.signal(signal.SIGTERM, stopping)
             signal.signal(signal.SIGINT, stopping)
+            # Listening before the first look: nothing queued in between is missed.
+            waiter.listen()
             self.stdout.write("webhook worker started")
             self.stdout.flush()
         pruned_at: float | None = None
@@ -60,12 +64,14 @@ class Command(BaseCommand):
                     connection.close()
                     if once:
                         raise
-                    stop.wait(settings.WEBHOOK_POLL_SECONDS)
+                    waiter.wait(settings.WEBHOOK_POLL_SECONDS)
                     continue
                 if taken:
                     continue
                 if once:
                     break
-                stop.wait(settings.WEBHOOK_POLL_SECONDS)
+                # Woken by a queued delivery's NOTIFY (PostgreSQL), or at the next poll.
+                waiter.wait(settings.WEBHOOK_POLL_SECONDS)
+        waiter.close()
         if not once:
             self.stdout.write("webhook worker stopped")
