@@ -12,6 +12,7 @@
  */
 import { api, el, roomUrl } from "./common.js";
 import { createCompletion } from "./completion.js";
+import { parseTyped } from "./commands.js";
 import { makeNonce, tooLong, touchKeyboard } from "./composer.js";
 import { roomVisible } from "./messages.js";
 import { clearFailure, markSent, renderMessage, setFailure, setReaction, showPerson, updateMessage } from "./render.js";
@@ -549,7 +550,22 @@ export function setupThreads(ctx) {
     if (!open || (root && root.deleted) || ctx.socket.isSignedOut() || !store.canWrite()) {
       return;
     }
-    const text = ui.input.value;
+    const typed = parseTyped(ui.input.value);
+    if (typed.kind === "command") {
+      // A slash command in the thread: run there (a /me or /shrug becomes a reply).
+      const frame = { type: "command", room: store.room, text: ui.input.value.trim(), thread: open.root, nonce: makeNonce() };
+      if (ctx.socket.send(frame)) {
+        ui.input.value = "";
+        if (completion) {
+          completion.close();
+        }
+        ui.input.focus();
+      } else {
+        showNotice("Not connected: the command was not sent.");
+      }
+      return;
+    }
+    const text = typed.body;
     if (!text.trim()) {
       return;
     }

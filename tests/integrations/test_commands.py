@@ -188,3 +188,22 @@ def test_a_bot_command_queues_a_signed_event_for_the_bots_outgoing_webhook(perso
         "bob",
     )
     assert payload["room"]["slug"] == "general" and payload["bot"] == "deployer"
+
+
+async def test_a_command_run_in_a_thread_replies_in_it(people, sockets):
+    alice, bob = await people("alice", "bob")
+    root = await sync_to_async(alice.post)("/api/rooms/general/messages/", {"body": "plans?"})
+    root_id = root.json()["message"]["id"]
+    b = await sockets(bob)
+    await b.send(
+        {
+            "type": "command",
+            "room": "general",
+            "text": "/shrug maybe",
+            "thread": root_id,
+            "nonce": "t1",
+        }
+    )
+    reply = await next_of(b, "message")
+    assert (reply["thread"], reply["nonce"], reply["user"]) == (root_id, "t1", "bob")
+    assert (await next_of(b, "command_result"))["message_id"] == reply["id"]
