@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from allauth.mfa.models import Authenticator
 from django.contrib.auth.models import Group
+from django.db import IntegrityError, connection
 from django.test import Client
 from django.utils import timezone
 
@@ -327,3 +328,34 @@ def test_an_entry_made_outside_a_request_keeps_the_name_and_has_no_address(perso
     User.objects.filter(pk=alice.user.pk).update(username="alice2")
     entry = AuditEntry.objects.get()
     assert (entry.actor_name, entry.ip) == ("alice", None)
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the database trigger is PostgreSQL's"
+)
+
+
+@postgresql_only
+def test_the_database_refuses_changing_or_deleting_an_entry_even_by_sql():
+    entry = audit_record(action="user.role", target="user:alice")
+    for sql in (
+        "UPDATE integrations_auditentry SET action = 'nothing' WHERE id = %s",
+        "UPDATE integrations_auditentry SET actor_name = 'mallory', actor_id = NULL WHERE id = %s",
+        "DELETE FROM integrations_auditentry WHERE id = %s",
+    ):
+        with pytest.raises(IntegrityError, match="append-only"), connection.cursor() as cursor:
+            cursor.execute(sql, [entry.pk])
+    with pytest.raises(IntegrityError, match="append-only"):
+        AuditEntry.objects.all().delete()  # the queryset skips the model's guard
+    with pytest.raises(IntegrityError, match="append-only"):
+        AuditEntry.objects.update(target="user:bob")
+    assert AuditEntry.objects.values_list("action", "target").get() == ("user.role", "user:alice")
+
+
+@postgresql_only
+def test_deleting_an_account_keeps_its_entries_under_its_name(person):
+    carol = person("carol")
+    audit_record(action="token.create", actor=carol.user, target="user:carol")
+    carol.user.delete()
+    entry = AuditEntry.objects.get()
+    assert (entry.actor_id, entry.actor_name, entry.action) == (None, "carol", "token.create")
