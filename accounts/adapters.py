@@ -8,7 +8,9 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.shortcuts import render
 
-from .models import SignupPolicy, User
+from integrations.audit import audit_record
+
+from .models import Invite, SignupPolicy, User
 from .selectors import invite_usable, signup_policy
 from .services import invite_redeem
 
@@ -85,5 +87,7 @@ class AccountAdapter(DefaultAccountAdapter):
                 # form was shown.
                 raise invite_refused(request, reason="unusable", status=410)
             user = super().save_user(request, user, form, commit=True)
+            invite = Invite.objects.filter(token=token).values_list("pk", flat=True).first()
+            audit_record(action="invite.accept", actor=user, target=f"invite:{invite}")
         request.session.pop(INVITE_SESSION_KEY, None)
         return user

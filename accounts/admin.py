@@ -1,11 +1,17 @@
+import allauth.mfa.admin  # noqa: F401  (registered first, so it can be replaced below)
+from allauth.mfa.admin import AuthenticatorAdmin as BaseAuthenticatorAdmin
+from allauth.mfa.models import Authenticator
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Value
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
+
+from integrations.audit import audit_record
 
 from .http import signed_in_user
 from .models import Invite, Session, SignupPolicy, User
@@ -15,6 +21,20 @@ from .services import user_deactivate, user_role_set, user_set_active
 # editing: only a superuser may change them.
 _SUPERUSER_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 _DJANGO_FIELDSETS = tuple(BaseUserAdmin.fieldsets or ())
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's "set password" form: the new password and the entry commit together."""
+
+    def save(self, commit: bool = True) -> User:
+        with transaction.atomic():
+            user = super().save(commit=commit)
+            audit_record(
+                action="user.password_set",
+                target=f"user:{user.username}",
+                data={"usable": user.has_usable_password()},
+            )
+        return user
 
 
 class EffectiveRoleFilter(admin.SimpleListFilter):
@@ -58,6 +78,7 @@ class UserAdmin(BaseUserAdmin):
         ("Role in TeamChat", {"fields": ("role",)}),
     )
     actions = ["activate_users", "deactivate_users"]
+    change_password_form = AuditedPasswordChangeForm
 
     @admin.display(description="role", ordering="role")
     def role_shown(self, obj: User) -> str:
@@ -94,8 +115,26 @@ class UserAdmin(BaseUserAdmin):
         """
         if not change:
             super().save_model(request, obj, form, change)
+            audit_record(
+                action="user.create",
+                target=f"user:{obj.username}",
+                request=request,
+                data={"role": obj.role, "is_staff": obj.is_staff, "is_superuser": obj.is_superuser},
+            )
             return
         before = User.objects.get(pk=obj.pk)
+        privileges = {
+            name: {"from": getattr(before, name), "to": getattr(obj, name)}
+            for name in ("is_staff", "is_superuser")
+            if getattr(before, name) != getattr(obj, name)
+        }
+        if privileges:
+            audit_record(
+                action="user.privileges",
+                target=f"user:{obj.username}",
+                request=request,
+                data=privileges,
+            )
         wanted_role, wanted_active = obj.role, obj.is_active
         wanted_owner = obj.bot_owner
         obj.role, obj.is_active = before.role, before.is_active
@@ -123,6 +162,38 @@ class UserAdmin(BaseUserAdmin):
                     user_deactivate(actor=request.user, user=obj)
         except PermissionDenied as error:
             self.message_user(request, f"{error} Not changed.", messages.ERROR)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        """Groups and permissions given or taken away are recorded as user.privileges."""
+        user = form.instance
+        fields = [name for name in ("groups", "user_permissions") if name in form.fields]
+        before = {name: self._names(user, name) for name in fields} if change else {}
+        super().save_related(request, form, formsets, change)
+        if not change:
+            return
+        data = {}
+        for name in fields:
+            after = self._names(user, name)
+            if after != before[name]:
+                data[name] = {
+                    "added": sorted(after - before[name]),
+                    "removed": sorted(before[name] - after),
+                }
+        if data:
+            audit_record(
+                action="user.privileges", target=f"user:{user.username}", request=request, data=data
+            )
+
+    @staticmethod
+    def _names(user: User, field: str) -> set[str]:
+        if field == "groups":
+            return set(user.groups.values_list("name", flat=True))
+        return {
+            f"{app}.{codename}"
+            for app, codename in user.user_permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        }
 
     @admin.action(description="Activate selected users")
     def activate_users(self, request, queryset):
@@ -155,6 +226,54 @@ class SessionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def delete_model(self, request: HttpRequest, obj: Session) -> None:
+        """Deleting a session signs its user out there: recorded."""
+        with transaction.atomic():
+            audit_record(
+                action="session.delete",
+                target=f"user:{obj.user.username}" if obj.user else "",
+                request=request,
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        with transaction.atomic():
+            for session in queryset.select_related("user"):
+                self.delete_model(request, session)
+
+
+admin.site.unregister(Authenticator)
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(BaseAuthenticatorAdmin):
+    """Two-factor authenticators; deleting one resets that factor (audited)."""
+
+    def delete_model(self, request: HttpRequest, obj: Authenticator) -> None:
+        with transaction.atomic():
+            audit_record(
+                action="user.2fa_reset",
+                target=f"user:{obj.user.username}",
+                request=request,
+                data={"type": obj.type},
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        with transaction.atomic():
+            for authenticator in queryset.select_related("user"):
+                self.delete_model(request, authenticator)
+
+    def save_model(self, request: HttpRequest, obj: Authenticator, form, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit_record(
+                action="user.2fa_change" if change else "user.2fa_add",
+                target=f"user:{obj.user.username}",
+                request=request,
+                data={"type": obj.type},
+            )
 
 
 @admin.register(SignupPolicy)
@@ -193,8 +312,6 @@ class SignupPolicyAdmin(admin.ModelAdmin):
     readonly_fields = ("updated",)
 
     def save_model(self, request: HttpRequest, obj: SignupPolicy, form, change: bool) -> None:
-        from integrations.audit import audit_record
-
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             if form.changed_data:
@@ -237,8 +354,6 @@ class InviteAdmin(admin.ModelAdmin):
         return format_html("<code>{}</code>", obj.url(request_site=getattr(obj, "_site", "")))
 
     def save_model(self, request: HttpRequest, obj: Invite, form, change: bool) -> None:
-        from integrations.audit import audit_record
-
         if not change:
             obj.created_by = signed_in_user(request)
         with transaction.atomic():
@@ -251,12 +366,11 @@ class InviteAdmin(admin.ModelAdmin):
             )
 
     def delete_model(self, request: HttpRequest, obj: Invite) -> None:
-        from integrations.audit import audit_record
-
         with transaction.atomic():
             audit_record(action="invite.delete", target=f"invite:{obj.pk}", request=request)
             super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        for invite in queryset:
-            self.delete_model(request, invite)
+        with transaction.atomic():
+            for invite in queryset:
+                self.delete_model(request, invite)

@@ -96,6 +96,24 @@ class RoomAdmin(admin.ModelAdmin):
         # publishes) on its own, so it runs once the admin's has committed.
         transaction.on_commit(update)
 
+    def delete_model(self, request: HttpRequest, obj: Room) -> None:
+        """A room deleted here is gone with its messages: recorded, with what it was."""
+        from integrations.audit import audit_record
+
+        with transaction.atomic():
+            audit_record(
+                action="room.delete",
+                target=f"room:{obj.slug}",
+                request=request,
+                data={"name": obj.name, "kind": obj.kind, "messages": obj.messages.count()},
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
+        with transaction.atomic():
+            for room in queryset:
+                self.delete_model(request, room)
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):

@@ -16,12 +16,15 @@ class AuditEntryAdmin(admin.ModelAdmin):
     fields = ("at", "actor_name", "action", "target", "ip", "data_shown")
     readonly_fields = fields
     list_per_page = 100
+    actions = None  # no "Delete selected", and no action checkboxes
 
     @admin.display(description="details")
     def data_shown(self, obj: AuditEntry) -> str:
         import json
 
-        return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, ensure_ascii=False))
+        return format_html(
+            "<pre>{}</pre>", json.dumps(obj.data, indent=2, ensure_ascii=False, sort_keys=True)
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -35,6 +38,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff and getattr(user, "is_chat_admin", False))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        # Listed on the admin's index for every staff admin, not only those
+        # given Django permissions on the integrations app.
+        return self.has_view_permission(request) or super().has_module_permission(request)
 
 
 @admin.register(Token)

@@ -4,11 +4,18 @@ from where), admins read it with filters, and nobody changes or deletes it."""
 from datetime import timedelta
 
 import pytest
+from allauth.mfa.models import Authenticator
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, connection
+from django.test import Client
 from django.utils import timezone
 
-from accounts.models import Invite, SignupPolicy, User
+from accounts.models import Invite, Session, SignupPolicy, User
+from accounts.services import invite_create
+from chat.models import Room
 from integrations.audit import audit_record
 from integrations.models import AuditEntry
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -134,6 +141,112 @@ def test_a_moderator_deleting_someone_elses_message_is_recorded_but_not_ones_own
     ]
 
 
+def test_a_password_set_by_an_admin_is_recorded_without_the_password(admin, person):
+    alice = person("alice")
+    new = "another-long-pass-phrase"
+    response = admin.client.post(
+        f"/admin/accounts/user/{alice.user.pk}/password/",
+        {"password1": new, "password2": new, "usable_password": "true"},
+    )
+    assert response.status_code == 302
+    assert entries("user.password_set") == [("root", "user:alice", ADDRESS, {"usable": True})]
+    alice.user.refresh_from_db()
+    assert alice.user.check_password(new)
+    assert new not in str(AuditEntry.objects.values_list("data", flat=True))
+
+
+def test_an_account_made_in_the_admin_is_recorded(admin):
+    response = admin.client.post(
+        "/admin/accounts/user/add/",
+        {"username": "dora", "password1": PASSWORD, "password2": PASSWORD,
+         "usable_password": "true", "role": "moderator"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert entries("user.create") == [
+        (
+            "root",
+            "user:dora",
+            ADDRESS,
+            {"role": "moderator", "is_staff": False, "is_superuser": False},
+        )
+    ]
+
+
+def test_staff_status_and_groups_given_in_the_admin_are_recorded(admin, person):
+    alice = person("alice")
+    auditors = Group.objects.create(name="auditors")
+    admin_change(admin, alice.user, is_staff=True, groups=[auditors.pk])
+    assert entries("user.privileges") == [
+        ("root", "user:alice", ADDRESS, {"is_staff": {"from": False, "to": True}}),
+        ("root", "user:alice", ADDRESS, {"groups": {"added": ["auditors"], "removed": []}}),
+    ]
+
+
+def test_resetting_someones_two_factor_in_the_admin_is_recorded(admin, person):
+    alice = person("alice")
+    totp = Authenticator.objects.create(
+        user=alice.user, type=Authenticator.Type.TOTP, data={"secret": "x"}
+    )
+    response = admin.client.post(f"/admin/mfa/authenticator/{totp.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Authenticator.objects.filter(user=alice.user).exists()
+    assert entries("user.2fa_reset") == [("root", "user:alice", ADDRESS, {"type": "totp"})]
+    # The list's bulk delete records each one too.
+    codes = Authenticator.objects.create(
+        user=alice.user, type=Authenticator.Type.RECOVERY_CODES, data={"seed": "x"}
+    )
+    response = admin.client.post(
+        "/admin/mfa/authenticator/",
+        {"action": "delete_selected", "_selected_action": [codes.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert entries("user.2fa_reset")[1] == (
+        "root",
+        "user:alice",
+        ADDRESS,
+        {"type": "recovery_codes"},
+    )
+
+
+def test_signing_someone_out_in_the_admin_is_recorded(admin, person):
+    alice = person("alice")
+    session = Session.objects.get(user=alice.user)
+    response = admin.client.post(
+        f"/admin/accounts/session/{session.session_key}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert entries("session.delete") == [("root", "user:alice", ADDRESS, {})]
+    assert alice.client.get("/api/rooms/").status_code in (302, 401, 403)
+
+
+def test_deleting_a_room_in_the_admin_is_recorded_with_what_it_was(admin, channel):
+    room = channel("design", admin)
+    response = admin.client.post(f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Room.objects.filter(slug="design").exists()
+    assert entries("room.delete") == [
+        ("root", "room:design", ADDRESS, {"name": "design", "kind": room.kind, "messages": 0})
+    ]
+
+
+def test_signing_up_with_an_invite_is_recorded_as_the_new_account(admin):
+    SignupPolicy(mode=SignupPolicy.Mode.INVITE).save()
+    link = invite_create(created_by=admin.user, max_uses=1)
+    visitor = Client(REMOTE_ADDR="198.51.100.9")
+    visitor.get(link.path)
+    response = visitor.post(
+        "/accounts/signup/",
+        {"username": "carol", "email": "carol@example.com",
+         "password1": PASSWORD, "password2": PASSWORD},
+    )  # fmt: skip
+    assert response.status_code == 302
+    [(actor, target, ip, _)] = entries("invite.accept")
+    assert (actor, target, ip) == ("carol", f"invite:{link.pk}", "198.51.100.9")
+    assert AuditEntry.objects.get(action="invite.accept").actor == User.objects.get(
+        username="carol"
+    )
+
+
 def test_a_failed_action_leaves_no_entry(person):
     alice = person("alice")
     person("bob")
@@ -171,6 +284,29 @@ def test_admins_read_the_log_with_filters_and_cannot_change_it(admin, person):
     assert AuditEntry.objects.count() == 2
 
 
+def test_a_staff_admin_finds_the_log_filters_it_by_date_and_reads_an_entry(person):
+    ada = person("ada", role="admin", is_staff=True)
+    assert "/admin/integrations/auditentry/" in ada.client.get("/admin/").content.decode()
+    audit_record(action="user.role", target="user:alice", data={"from": "member", "to": "admin"})
+    old = timezone.now() - timedelta(days=40)
+    AuditEntry.objects.create(at=old, action="room.archive", target="room:old-project")
+    page = ada.client.get("/admin/integrations/auditentry/").content.decode()
+    assert "user:alice" in page and "room:old-project" in page
+    assert "delete_selected" not in page and 'name="action"' not in page
+    since = (timezone.now() - timedelta(days=7)).isoformat()
+    recent = ada.client.get("/admin/integrations/auditentry/", {"at__gte": since}).content.decode()
+    assert "user:alice" in recent and "room:old-project" not in recent
+    month = ada.client.get(
+        f"/admin/integrations/auditentry/?at__year={old.year}&at__month={old.month}"
+    ).content.decode()
+    assert "room:old-project" in month
+    entry = AuditEntry.objects.get(action="user.role")
+    detail = ada.client.get(f"/admin/integrations/auditentry/{entry.pk}/change/").content.decode()
+    shown = '{\n  "from": "member",\n  "to": "admin"\n}'.replace('"', "&quot;")
+    assert f"<pre>{shown}</pre>" in detail
+    assert 'type="submit"' not in detail.split('id="auditentry_form"')[-1].split("</form>")[0]
+
+
 def test_a_moderator_does_not_read_the_log(person):
     moderator = person("mod", role="moderator", is_staff=True)
     assert moderator.client.get("/admin/integrations/auditentry/").status_code == 403
@@ -192,3 +328,34 @@ def test_an_entry_made_outside_a_request_keeps_the_name_and_has_no_address(perso
     User.objects.filter(pk=alice.user.pk).update(username="alice2")
     entry = AuditEntry.objects.get()
     assert (entry.actor_name, entry.ip) == ("alice", None)
+
+
+postgresql_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the database trigger is PostgreSQL's"
+)
+
+
+@postgresql_only
+def test_the_database_refuses_changing_or_deleting_an_entry_even_by_sql():
+    entry = audit_record(action="user.role", target="user:alice")
+    for sql in (
+        "UPDATE integrations_auditentry SET action = 'nothing' WHERE id = %s",
+        "UPDATE integrations_auditentry SET actor_name = 'mallory', actor_id = NULL WHERE id = %s",
+        "DELETE FROM integrations_auditentry WHERE id = %s",
+    ):
+        with pytest.raises(IntegrityError, match="append-only"), connection.cursor() as cursor:
+            cursor.execute(sql, [entry.pk])
+    with pytest.raises(IntegrityError, match="append-only"):
+        AuditEntry.objects.all().delete()  # the queryset skips the model's guard
+    with pytest.raises(IntegrityError, match="append-only"):
+        AuditEntry.objects.update(target="user:bob")
+    assert AuditEntry.objects.values_list("action", "target").get() == ("user.role", "user:alice")
+
+
+@postgresql_only
+def test_deleting_an_account_keeps_its_entries_under_its_name(person):
+    carol = person("carol")
+    audit_record(action="token.create", actor=carol.user, target="user:carol")
+    carol.user.delete()
+    entry = AuditEntry.objects.get()
+    assert (entry.actor_id, entry.actor_name, entry.action) == (None, "carol", "token.create")
