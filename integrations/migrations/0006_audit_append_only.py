@@ -46,6 +46,6 @@ def backward(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("integrations", "0003_bot_commands")]
+    dependencies = [("integrations", "0005_exports")]
 
     operations = [migrations.RunPython(forward, backward, elidable=False)]
