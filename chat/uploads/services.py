@@ -23,6 +23,7 @@ from chat.errors import (
 from chat.eventlog import logged_change, record
 from chat.models import Upload, uploads_storage
 from chat.ratelimit import uploads as upload_limiter
+from integrations.audit import audit_record
 
 from . import images
 from .sniff import clean_name, sniff
@@ -166,7 +167,7 @@ def upload_delete(*, actor: User, upload_id: int) -> None:
         # message and its uploader is refused) or waits and finds it gone.
         upload = (
             Upload.objects.select_for_update(of=("self",))
-            .select_related("message__room")
+            .select_related("message__room", "uploader")
             .filter(pk=upload_id)
             .first()
         )
@@ -178,6 +179,20 @@ def upload_delete(*, actor: User, upload_id: int) -> None:
                 Code.FORBIDDEN, "This file is part of a message: delete the message to remove it."
             )
         uploads_free(uploads=[upload])
+        if upload.uploader_id != actor.pk:  # an admin removing someone's file
+            audit_record(
+                action="upload.delete",
+                actor=actor,
+                target=f"room:{message.room.slug}"
+                if message
+                else f"user:{upload.uploader.username}",
+                data={
+                    "upload": upload.pk,
+                    "name": upload.name,
+                    "uploader": upload.uploader.username,
+                    "message": message.pk if message else None,
+                },
+            )
         if message is not None and not message.is_deleted:
             data = {"room": message.room.slug, "message": message.pk, "id": upload.pk}
             items.append(record("attachment_removed", data, room=message.room))

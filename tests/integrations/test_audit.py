@@ -247,6 +247,33 @@ def test_signing_up_with_an_invite_is_recorded_as_the_new_account(admin):
     )
 
 
+def test_an_admin_removing_someones_file_is_recorded_but_not_the_uploader(admin, person):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    alice = person("alice")
+
+    def upload(name: str) -> int:
+        file = SimpleUploadedFile(name, b"minutes", content_type="text/plain")
+        response = alice.client.post("/api/uploads/", {"file": file})
+        assert response.status_code == 201, response.content
+        return response.json()["upload"]["id"]
+
+    sent, kept = upload("minutes.txt"), upload("draft.txt")
+    response = alice.post("/api/rooms/general/messages/", {"body": "", "attachments": [sent]})
+    assert response.status_code in (200, 201), response.content
+    message = response.json()["message"]["id"]
+    assert alice.delete(f"/api/uploads/{kept}/").status_code == 204
+    assert admin.delete(f"/api/uploads/{sent}/").status_code == 204
+    assert entries("upload.delete") == [
+        (
+            "root",
+            "room:general",
+            ADDRESS,
+            {"upload": sent, "name": "minutes.txt", "uploader": "alice", "message": message},
+        )
+    ]
+
+
 def test_a_failed_action_leaves_no_entry(person):
     alice = person("alice")
     person("bob")
