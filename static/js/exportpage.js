@@ -1,5 +1,13 @@
-/* The Export page: rows still being made follow their progress until ready. */
-import { api } from "./common.js";
+/* The Export page: rows still being made follow their progress until ready. (No imports:
+ * the page needs one GET.) */
+
+async function api(method, url) {
+  const response = await fetch(url, { method, credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (!response.ok) {
+    throw new Error("HTTP " + response.status);
+  }
+  return response.json();
+}
 
 const POLL_MS = 1500;
 
