@@ -31,6 +31,7 @@ from chat import drafts_views, notify_views, search_views
 from chat.threads import api as threads_api
 from chat.uploads import views as uploads_views
 from integrations import api as integrations_api
+from integrations import bots_api, commands_api
 
 from . import schemas as s
 
@@ -79,6 +80,7 @@ ERRORS = {
     409: "A newer version is stored (`conflict`).",
     413: "Too large (`too_large`, `quota_exceeded`).",
     429: "Too many requests (`rate_limited`).",
+    503: "What it needs cannot be reached now (`unavailable`); try again later.",
 }
 
 
@@ -528,4 +530,115 @@ route(
         {204: None},
         security=[SESSION_WRITE],
     ),
+)
+
+BOT = "/bots/{str:username}"
+BOT_PARAM = {"username": str}
+ONLY_SESSION = [SESSION_WRITE]
+
+route(
+    "/bots/",
+    bots_api.bots_view,
+    get=Op("The bots you manage (every bot, for admins)", {200: s.BotList}),
+    post=Op(
+        "Create a bot (signed-in session only)",
+        {201: s.BotOut},
+        body=s.BotIn,
+        security=ONLY_SESSION,
+    ),
+)
+route(
+    BOT + "/",
+    bots_api.bot_detail,
+    BOT_PARAM,
+    get=Op("A bot you manage, with its webhooks", {200: s.BotDetail}),
+    patch=Op(
+        "Rename a bot, or give it another owner (admins)",
+        {200: s.BotDetail},
+        body=s.BotUpdateIn,
+        security=ONLY_SESSION,
+    ),
+    delete=Op("Deactivate a bot", {204: None}, security=ONLY_SESSION),
+)
+route(
+    BOT + "/tokens/",
+    bots_api.bot_tokens,
+    BOT_PARAM,
+    get=Op("A bot's tokens (never their secrets)", {200: s.TokenList}),
+    post=Op(
+        "Create a token for a bot, shown once",
+        {201: s.TokenCreated},
+        body=s.TokenIn,
+        security=ONLY_SESSION,
+    ),
+)
+route(
+    BOT + "/tokens/{int:token_id}/",
+    bots_api.bot_token,
+    {**BOT_PARAM, "token_id": int},
+    delete=Op("Revoke a bot's token", {204: None}, security=ONLY_SESSION),
+)
+route(
+    BOT + "/rooms/",
+    bots_api.bot_rooms,
+    BOT_PARAM,
+    post=Op("Add a bot to a room you are in", {200: s.BotRoomAdded}, body=s.BotRoomIn, security=W),
+)
+route(
+    BOT + "/webhooks/",
+    bots_api.bot_webhooks,
+    BOT_PARAM,
+    get=Op("A bot's incoming webhooks", {200: s.WebhookList}),
+    post=Op(
+        "Create an incoming webhook (its URL shown once)",
+        {201: s.WebhookOut},
+        body=s.WebhookIn,
+        security=ONLY_SESSION,
+    ),
+)
+route(
+    BOT + "/webhooks/{int:hook_id}/",
+    bots_api.bot_webhook,
+    {**BOT_PARAM, "hook_id": int},
+    delete=Op("Delete an incoming webhook", {204: None}, security=ONLY_SESSION),
+)
+route(
+    BOT + "/webhooks/{int:hook_id}/rotate/",
+    bots_api.bot_webhook_rotate,
+    {**BOT_PARAM, "hook_id": int},
+    post=Op(
+        "A new secret URL; the old one stops working at once",
+        {200: s.WebhookOut},
+        security=ONLY_SESSION,
+    ),
+)
+route(
+    ROOM + "/commands/",
+    commands_api.room_command,
+    SLUG,
+    post=Op(
+        "Run a slash command in a room (as typed in its box)",
+        {200: s.CommandResult},
+        errors=(413, 503),
+        body=s.CommandIn,
+        security=W,
+    ),
+)
+route(
+    "/commands/",
+    commands_api.commands_view,
+    get=Op("Every slash command: built-in, then bots'", {200: s.CommandList}),
+    post=Op(
+        "Register a bot's command (its owner, or the bot with its token)",
+        {201: s.CommandOut},
+        errors=(404, 409),
+        body=s.CommandRegisterIn,
+        security=W,
+    ),
+)
+route(
+    "/commands/{str:name}/",
+    commands_api.command_detail,
+    {"name": str},
+    delete=Op("Remove a bot's command", {204: None}, security=W),
 )

@@ -409,3 +409,110 @@ class TokenIn(Schema):
     name: str = Field(min_length=1, max_length=100)
     scope: Literal["read", "write"] = "write"
     expires: str | None = Field(None, description="ISO 8601 with its offset; null: never.")
+
+
+# --- Bots and incoming webhooks ----------------------------------------------------
+
+
+class Bot(Schema):
+    username: str
+    display_name: str
+    owner: str | None = Field(description="Who manages it; null once reassigned to nobody.")
+    active: bool
+    created: str
+
+
+class BotList(Schema):
+    bots: list[Bot]
+
+
+class BotOut(Schema):
+    bot: Bot
+
+
+class Webhook(Schema):
+    id: int
+    name: str
+    room: str
+    prefix: str = Field(description="The secret's first characters.")
+    created: str
+    last_used: str | None
+
+
+class WebhookCreated(Webhook):
+    url: str = Field(description="The secret URL to POST to, shown this once.")
+
+
+class WebhookOut(Schema):
+    webhook: WebhookCreated
+
+
+class WebhookList(Schema):
+    webhooks: list[Webhook]
+
+
+class BotDetail(Schema):
+    bot: Bot
+    webhooks: list[Webhook]
+
+
+class BotRoomAdded(Schema):
+    bot: Bot
+    room: str
+
+
+class BotIn(Schema):
+    username: str
+    display_name: str | None = None
+
+
+class BotUpdateIn(Schema):
+    display_name: str | None = None
+    owner: str | None = Field(None, description="A new owner's username (admins).")
+
+
+class BotRoomIn(Schema):
+    room: str
+
+
+class WebhookIn(Schema):
+    room: str
+    name: str | None = None
+
+
+# --- Slash commands ----------------------------------------------------------------
+
+
+class CommandIn(Schema):
+    text: str = Field(description="The command as typed, like `/topic Launch day`.")
+    thread: int | None = Field(None, description="Run it in this root's thread.")
+    nonce: str | None = None
+
+
+class CommandResult(Schema):
+    ok: bool
+    text: str = Field(description="Feedback for the person who ran it.")
+    message_id: int | None
+    message: Message | None = Field(None, description="The message the command sent, if any.")
+
+
+class Command(Schema):
+    name: str
+    usage: str
+    description: str
+    bot: str | None = Field(description="The bot whose command it is; null: built in.")
+
+
+class CommandList(Schema):
+    commands: list[Command]
+
+
+class CommandOut(Schema):
+    command: Command
+
+
+class CommandRegisterIn(Schema):
+    bot: str | None = Field(None, description="The bot's username (a bot's own token: itself).")
+    name: str
+    description: str | None = None
+    usage: str | None = None
