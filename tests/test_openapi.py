@@ -221,3 +221,23 @@ def test_the_docs_page_loads_only_this_sites_files():
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
     assert all("src=" in attrs or 'type="application/json"' in attrs for attrs, _ in scripts)
     assert "style=" not in html and "<style" not in html
+
+
+def test_what_a_view_raises_reaches_django_as_before(
+    client, django_user_model, monkeypatch, settings
+):
+    """Ninja answers nothing of its own: an error in a view is Django's, as before.
+
+    (With DEBUG on, ninja's default would answer a plain-text traceback.)
+    """
+    from chat import api as chat_api
+
+    settings.DEBUG = True
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken selector")
+
+    monkeypatch.setattr(chat_api.selectors, "rooms_for_sidebar", broken)
+    client.force_login(django_user_model.objects.create_user(username="zed", password="x"))
+    with pytest.raises(RuntimeError, match="broken selector"):
+        client.get("/api/rooms/")

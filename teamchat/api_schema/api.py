@@ -127,6 +127,12 @@ class TeamChatAPI(NinjaAPI):
 
     body_models: list[type[Schema]]
 
+    def set_default_exception_handlers(self) -> None:
+        # None: what a view raises goes on to Django as before (Http404,
+        # PermissionDenied, a 500 with its logging), never to ninja's own
+        # JSON or traceback answers.
+        pass
+
     def get_openapi_schema(
         self, *, path_prefix: str | None = None, path_params: DictStrAny | None = None
     ) -> OpenAPISchema:
