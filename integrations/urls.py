@@ -35,7 +35,7 @@ urlpatterns = [
     path("api/exports/", export_views.exports, name="api-exports"),
     path("api/exports/<int:job_id>/", export_views.export_detail, name="api-export"),
     path(
-        "api/exports/<int:job_id>/download",
+        "api/exports/<int:job_id>/download/",
         export_views.export_download,
         name="api-export-download",
     ),

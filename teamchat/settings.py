@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "accounts",
     "chat",
     "integrations",
+    # django-ninja: /api/schema/ and the /api/docs/ page (its template and Swagger UI files).
+    "ninja",
 ]
 
 MIDDLEWARE = [

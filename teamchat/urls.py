@@ -18,6 +18,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
+    # First: every /api/ operation goes through the NinjaAPI that documents it
+    # (/api/schema/, /api/docs/); the patterns below keep their names.
+    path("api/", include("teamchat.api_schema.urls")),
     path("api/session/", accounts_views.session_status, name="api-session"),
     path("api/people/", accounts_views.people, name="api-people"),
     path("api/profile/", accounts_views.profile, name="api-profile"),

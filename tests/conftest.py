@@ -17,6 +17,9 @@ from django.test import Client
 
 from tests.factories import UserFactory
 
+# Every /api/ response the tests see is checked against the OpenAPI schema.
+pytest_plugins = ["tests.openapi_check"]
+
 # Production redirects plain HTTP to HTTPS (on by default with DEBUG off); the
 # tests speak plain HTTP, in the servers they start (which inherit this
 # environment) and in this process (whose settings are already loaded).

@@ -28,7 +28,7 @@ def job_data(job: ExportJob) -> dict[str, Any]:
         "error": job.error,
         "created": format_time(job.created),
         "finished": format_time(job.finished) if job.finished else None,
-        "download": f"/api/exports/{job.pk}/download"
+        "download": f"/api/exports/{job.pk}/download/"
         if job.status == ExportJob.Status.DONE
         else None,
     }

@@ -118,12 +118,12 @@ def test_only_admins_export_the_organization(team):
 def test_only_who_asked_may_see_or_download_it(team):
     admin, alice, bob = team
     job_id = requested(bob, "user")
-    assert bob.get(f"/api/exports/{job_id}/download").status_code == 404  # not ready yet
+    assert bob.get(f"/api/exports/{job_id}/download/").status_code == 404  # not ready yet
     call_command("export_worker", "--once")
     for other in (alice, admin):
         assert other.get(f"/api/exports/{job_id}/").status_code == 404
-        assert other.get(f"/api/exports/{job_id}/download").status_code == 404
-    assert bob.get(f"/api/exports/{job_id}/download").status_code == 200
+        assert other.get(f"/api/exports/{job_id}/download/").status_code == 404
+    assert bob.get(f"/api/exports/{job_id}/download/").status_code == 200
 
 
 def test_exports_are_audited(team):
