@@ -154,6 +154,7 @@ class TeamChatAPI(NinjaAPI):
             for operation in operations.values():
                 media = FILE_ANSWERS.get(operation.get("operationId", ""))
                 if media:
+                    operation["responses"].pop(200, None)  # ninja's key is the number
                     operation["responses"]["200"] = {
                         "description": "The file, as an attachment.",
                         "content": {media: {"schema": {"type": "string", "format": "binary"}}},
