@@ -17,8 +17,11 @@ got through. At the end, after the in-flight sends are answered:
 - duplicated: no socket received the same (room, id) twice, nor did a client
   across its reconnects (catch-ups start after the last event it applied);
   every nonce is stored once;
-- memory: each server's RSS, sampled every few seconds, on average in the last
-  minute is at most `--max-rss-growth` above the first minute's.
+- memory: each server's RSS, sampled every few seconds, grows after the
+  warm-up (`--warmup`, default a third of the run, at most 2 minutes) by at
+  most `--max-rss-slope` MiB a minute (0.1 by default: 144 MiB a day), the
+  slope of a least-squares line through the samples. A percentage would call
+  a steady creep flat in a short run.
 
 Prints a summary (and `--json` writes it); the exit status is 1 on any loss,
 duplicate, error answer, out-of-order event, server exit or memory growth.
@@ -156,6 +159,8 @@ class Server:
 
     env: dict[str, str]
     index: int
+    memory_dir: Path | None = None
+    tracemalloc_frames: int = 0
     port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path = Path()
@@ -166,9 +171,13 @@ class Server:
             self.port = sock.getsockname()[1]
         self.log_path = TMP / "logs" / f"soak-server-{self.index}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [PY, "-m", "teamchat.server", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.memory_dir:
+            cmd += ["--memory-dir", str(self.memory_dir / f"server-{self.index}")]
+            cmd += ["--tracemalloc-frames", str(self.tracemalloc_frames)]
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [PY, "-m", "teamchat.server", "--host", "127.0.0.1", "--port", str(self.port)],
+                cmd,
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
@@ -444,7 +453,8 @@ class Plan:
     cut_share: float
     send_then_drop: float
     sample_every: float
-    max_rss_growth: float
+    max_rss_slope: float
+    warmup: float | None
     drain_s: float
 
 
@@ -554,20 +564,41 @@ async def wait_for_deliveries(
         await progress.wait()
 
 
-def rss_summary(samples: list[tuple[float, list[int | None]]], duration: float, i: int) -> dict:
+def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MiB) points, in MiB a minute."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_m = sum(m for _, m in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if not var:
+        return None
+    cov = sum((t - mean_t) * (m - mean_m) for t, m in points)
+    return cov / var * 60
+
+
+def rss_summary(
+    samples: list[tuple[float, list[int | None]]], duration: float, i: int, warmup: float | None
+) -> dict:
     window = min(60.0, duration / 3)
+    warm = warmup if warmup is not None else min(120.0, duration / 3)
     end = samples[-1][0]
     first = [s[1][i] for s in samples if s[0] < window and s[1][i]]
     last = [s[1][i] for s in samples if s[0] >= end - window and s[1][i]]
     every = [s[1][i] for s in samples if s[1][i]]
+    after = [(s[0], s[1][i] / 1024) for s in samples if s[0] >= warm and s[1][i]]
     first_avg = sum(first) / len(first) / 1024 if first else 0.0
     last_avg = sum(last) / len(last) / 1024 if last else 0.0
+    slope = slope_per_minute(after)
     return {
         "window_s": window,
+        "warmup_s": warm,
         "first_avg_mib": round(first_avg, 1),
         "last_avg_mib": round(last_avg, 1),
         "max_mib": round(max(every) / 1024, 1) if every else 0.0,
         "growth_pct": round((last_avg / first_avg - 1) * 100, 2) if first_avg else None,
+        "slope_mib_per_min": round(slope, 3) if slope is not None else None,
         "samples": len(every),
     }
 
@@ -588,9 +619,13 @@ def check(plan: Plan, run: dict[str, Any], servers: list[Server]) -> dict[str, A
     acked_not_stored = len(acked - set(stored))
     missed = sum(len(by_room.get(c.room, set()) - c.seen) for c in clients)
     expected = sum(len(by_room.get(c.room, set())) for c in clients)
-    memory = [rss_summary(run["samples"], plan.duration, i) for i in range(len(servers))]
+    memory = [
+        rss_summary(run["samples"], plan.duration, i, plan.warmup) for i in range(len(servers))
+    ]
     grown = [
-        m for m in memory if m["growth_pct"] is None or m["growth_pct"] > plan.max_rss_growth * 100
+        m
+        for m in memory
+        if m["slope_mib_per_min"] is None or m["slope_mib_per_min"] > plan.max_rss_slope
     ]
     failures = []
     if acked_not_stored:
@@ -666,7 +701,8 @@ def render(plan: Plan, result: dict[str, Any]) -> str:
         lines.append(
             f"  server {i} RSS: first {m['window_s']:.0f} s avg {m['first_avg_mib']} MiB, last "
             f"{m['window_s']:.0f} s avg {m['last_avg_mib']} MiB ({m['growth_pct']:+}%), max "
-            f"{m['max_mib']} MiB, {m['samples']} samples; log {logs or 'clean'}"
+            f"{m['max_mib']} MiB, {m['samples']} samples; after {m['warmup_s']:.0f} s "
+            f"{m['slope_mib_per_min']} MiB/min; log {logs or 'clean'}"
         )
     verdict = result["verdict"]
     lines.append(
@@ -706,7 +742,23 @@ def main() -> int:
         "--send-then-drop", type=float, default=0.25, help="reconnects right after a send"
     )
     parser.add_argument("--sample-every", type=float, default=5.0, help="RSS sampling, seconds")
-    parser.add_argument("--max-rss-growth", type=float, default=0.10)
+    parser.add_argument(
+        "--max-rss-slope", type=float, default=0.1, help="MiB a minute after the warm-up"
+    )
+    parser.add_argument(
+        "--warmup", type=float, help="seconds before the slope is judged (a third, at most 120)"
+    )
+    parser.add_argument(
+        "--memory-dump",
+        action="store_true",
+        help="servers write live object counts a minute (bench/results/tmp/memory/)",
+    )
+    parser.add_argument(
+        "--tracemalloc-frames",
+        type=int,
+        default=0,
+        help="with --memory-dump: also tracemalloc snapshots (slows the servers)",
+    )
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait at the end")
     parser.add_argument("--database", default="teamchat_soak", help="recreated on every run")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
@@ -721,7 +773,8 @@ def main() -> int:
         cut_share=args.cut_share,
         send_then_drop=args.send_then_drop,
         sample_every=args.sample_every,
-        max_rss_growth=args.max_rss_growth,
+        max_rss_slope=args.max_rss_slope,
+        warmup=args.warmup,
         drain_s=args.drain,
     )
     if not answers(5432) or not answers(6379):
@@ -741,7 +794,10 @@ def main() -> int:
     servers: list[Server] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        servers = [Server(env, i).start() for i in range(2)]
+        dumps = TMP / "memory" / token if args.memory_dump else None
+        servers = [Server(env, i, dumps, args.tracemalloc_frames).start() for i in range(2)]
+        if dumps:
+            log(f"memory dumps in {dumps}; compare two with python -m bench.memdiff")
         run = asyncio.run(soak(plan, servers, keys, token, args.database))
         result = check(plan, run, servers)
     finally:

@@ -176,11 +176,58 @@ class ServerCLI(CommandLineInterface):
     server_class = DrainingServer
 
 
+MEMORY_EVERY_SECONDS = 60
+
+
+def trace_memory(directory: str, frames: int) -> None:
+    """Leak hunting (not for production): what stays alive, written to `directory` each minute.
+
+    `types-<pid>-<n>.json` counts live objects by type (cheap). With
+    `frames` > 0, tracemalloc starts after the first minute, keeping that
+    many frames per allocation, so a `snapshot-<pid>-<n>.pickle` holds only
+    what was allocated after the warm-up and is still alive; tracing slows
+    the server several times over. Compare two files with
+    `python -m bench.memdiff`.
+    """
+    import gc
+    import json
+    import os
+    import tracemalloc
+    from collections import Counter
+    from pathlib import Path
+
+    from twisted.internet import reactor, task
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = iter(range(1_000_000))
+
+    def dump() -> None:
+        n = next(count)
+        name = f"{os.getpid()}-{n:03d}"
+        types = Counter(type(obj).__qualname__ for obj in gc.get_objects())
+        (folder / f"types-{name}.json").write_text(json.dumps(dict(types.most_common(300))))
+        if tracemalloc.is_tracing():
+            tracemalloc.take_snapshot().dump(str(folder / f"snapshot-{name}.pickle"))
+        elif n and frames:
+            tracemalloc.start(frames)
+
+    reactor.callWhenRunning(  # type: ignore[attr-defined]
+        lambda: task.LoopingCall(dump).start(MEMORY_EVERY_SECONDS, now=True)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--memory-dir", help="write live object counts here every minute")
+    parser.add_argument(
+        "--tracemalloc-frames", type=int, default=0, help="with --memory-dir: trace allocations"
+    )
     known, extra = parser.parse_known_args()
+    if known.memory_dir:
+        trace_memory(known.memory_dir, known.tracemalloc_frames)
     daphne.server.HTTPFactory = BoundedHTTPFactory
     ServerCLI().run(daphne_args(known.host, known.port, extra))
 

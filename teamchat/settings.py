@@ -5,6 +5,7 @@ environment (or an optional `.env` file). The defaults are the zero-setup local
 development configuration: SQLite and the in-memory channel layer.
 """
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -146,6 +147,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 FANOUT_CAPACITY = 100_000
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="teamchat")
+# The test suite runs in parallel workers (pytest-xdist) on one Redis: each
+# worker's groups, presence and rate limits get a prefix of their own (the
+# server processes a test starts inherit both, already suffixed).
+_test_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _test_worker and not CHANNEL_LAYER_PREFIX.endswith(f"-{_test_worker}"):
+    CHANNEL_LAYER_PREFIX = f"{CHANNEL_LAYER_PREFIX}-{_test_worker}"
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
