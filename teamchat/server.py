@@ -212,9 +212,7 @@ def trace_memory(directory: str, frames: int) -> None:
         elif n and frames:
             tracemalloc.start(frames)
 
-    reactor.callWhenRunning(
-        lambda: task.LoopingCall(dump).start(MEMORY_EVERY_SECONDS, now=True)
-    )
+    reactor.callWhenRunning(lambda: task.LoopingCall(dump).start(MEMORY_EVERY_SECONDS, now=True))
 
 
 def main() -> None:
