@@ -224,12 +224,45 @@ def publish(items: Iterable[Item]) -> None:
         metrics.EVENTS_PUBLISHED.inc(len(wire))
 
 
+class PublishFailures:
+    """The highest `seq` this process failed to publish, until its fan-out has dealt with it.
+
+    Written by the threads that publish, read by the fan-out's watch: the
+    process marks its live path degraded, and every process (this one
+    included) fills the gap from the log.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq: int | None = None
+
+    def note(self, items: Iterable[Item]) -> None:
+        seqs = [item.seq for item in items if item.seq is not None]
+        with self._lock:
+            self._seq = max([*seqs, self._seq or 0])
+
+    def take(self) -> int | None:
+        """The highest failed `seq` since the last call (0 for unlogged events), or None."""
+        with self._lock:
+            seq, self._seq = self._seq, None
+        return seq
+
+
+publish_failures = PublishFailures()
+
+
 def publish_quietly(items: Iterable[Item], what: str) -> None:
-    """`publish` for callers that must not fail when the channel layer does."""
+    """`publish` for callers that must not fail when the channel layer does.
+
+    The change is committed either way: on failure every process's fan-out
+    notices the missing `seq` and sends it from the log (`chat.realtime.fanout`).
+    """
+    items = list(items)
     try:
         publish(items)
     except Exception:
-        # The change is committed; clients fill the gap from the log on reconnect.
+        publish_failures.note(items)
+        metrics.PUBLISH_FAILURES.inc()
         log.exception("could not broadcast %s", what)
 
 

@@ -510,6 +510,35 @@ def latest_seq() -> int:
     return Event.objects.aggregate(m=Max("seq"))["m"] or 0
 
 
+class LoggedChange(TypedDict):
+    seq: int
+    kind: str
+    room_id: int | None
+    user_id: int | None
+    data: dict[str, Any]
+
+
+def events_between(after: int, upto: int) -> list[LoggedChange]:
+    """The logged events with `after` < seq <= `upto`, oldest first (a gap in the live stream).
+
+    Payloads only for membership and room changes, which change what a
+    process keeps in memory; the rest are sent to sockets by their replay.
+    """
+    rows = Event.objects.filter(seq__gt=after, seq__lte=upto).order_by("seq")
+    return [
+        {
+            "seq": seq,
+            "kind": kind,
+            "room_id": room_id,
+            "user_id": user_id,
+            "data": data if kind in ("member", "room") else {},
+        }
+        for seq, kind, room_id, user_id, data in rows.values_list(
+            "seq", "kind", "room_id", "user_id", "data"
+        )
+    ]
+
+
 @contextmanager
 def one_snapshot() -> Iterator[None]:
     """Reads inside see the database as of one moment (a repeatable-read transaction).

@@ -42,6 +42,14 @@ ORDER_LOCK_HELD = Histogram(
 EVENTS_PUBLISHED = Counter(
     "teamchat_events_published_total", "Logged events published to the server processes."
 )
+PUBLISH_FAILURES = Counter(
+    "teamchat_publish_failures_total",
+    "Publishes of committed events the channel layer refused or timed out.",
+)
+GAP_FILLS = Counter(
+    "teamchat_gap_fills_total",
+    "Times this process found logged events it was never sent and sent them from the log.",
+)
 EVENTS_DELIVERED = Counter(
     "teamchat_events_delivered_total", "Event frames written to this process's sockets."
 )

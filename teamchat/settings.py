@@ -381,6 +381,10 @@ CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = env.float("CHAT_PRESENCE_OFFLINE_GRACE_SEC
 # How often an open socket re-checks that its session is still valid, so a
 # session that simply expires closes its sockets too.
 CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=60)
+# How often each process compares the events it was sent with the log's
+# newest seq (one indexed query): an event whose publish failed reaches every
+# socket within about twice this.
+CHAT_GAP_CHECK_SECONDS = env.float("CHAT_GAP_CHECK_SECONDS", default=2.0)
 
 # --- Uploads --------------------------------------------------------------
 # Largest file (bytes). Counted while the body streams in: the server refuses

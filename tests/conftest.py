@@ -114,6 +114,13 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _gap_watch_only_when_asked(settings):
+    # A test's own process looks for missed events only when the test calls
+    # `watch_log()`; the server processes tests start keep the default.
+    settings.CHAT_GAP_CHECK_SECONDS = 3600
+
+
 @pytest.fixture
 def make_user(db):
     return UserFactory

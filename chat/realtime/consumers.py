@@ -143,6 +143,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Opened with a read-only token: frames that change anything are refused.
     read_only = False
     replay_task: "asyncio.Task[None] | None" = None
+    again_after: int | None = None
     # When this socket last forwarded typing, by room id (made on first use).
     typing_sent: dict[int, float] | None = None
 
@@ -205,6 +206,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # resuming, replayed) is held, then sent in order.
         self.replaying = True
         self.replayed_upto = 0
+        self.again_after = None
         self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
         self.output = SocketOutput(self.base_send)
         # Whatever ends the socket (a close, a dropped connection, daphne giving
@@ -236,14 +238,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.replay_task = asyncio.create_task(self._replay(after, notice))
         _track(self.replay_task)
 
-    def catch_up_soon(self, after: int) -> None:
-        """The live path is back: say so, then replay what it may have dropped."""
+    def catch_up_soon(self, after: int, notice: bool = True) -> None:
+        """Replay what the live path may have dropped after `after`; `notice`: say so first."""
         if self.replaying:
-            # A replay in progress reads the log up to its end anyway.
-            self.held.append((STATUS_LIVE, None, None))
+            # The replay in progress may have read the log before the missing
+            # events were there: another one follows it, before going live.
+            if notice:
+                self.held.append((STATUS_LIVE, None, None))
+            self.again_after = min(after, self.again_after or after)
             return
         self.replaying = True
-        self._start_replay(max(after, self.replayed_upto), notice=STATUS_LIVE)
+        after = max(after, self.replayed_upto)
+        self._start_replay(after, notice=STATUS_LIVE if notice else None)
 
     async def disconnect(self, code: int) -> None:
         self._finish()
@@ -328,6 +334,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _go_live(self) -> None:
         """Send what was held (minus what a replay carried), then deliver as events come."""
+        if self.again_after is not None and not self.finished:
+            after, self.again_after = max(self.again_after, self.replayed_upto), None
+            self._start_replay(after)
+            return
         while self.held:
             held, self.held = self.held, []
             for text, prepared, seq in held:

@@ -11,7 +11,7 @@ the local sockets of its room from memory.
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -27,8 +27,9 @@ from ..eventlog import (
     Op,
     PresenceChange,
     channel_layer,
+    publish_failures,
 )
-from ..selectors import latest_seq
+from ..selectors import LoggedChange, events_between, latest_seq
 from .perloop import per_event_loop
 from .transport import PreparedMessage, prepare
 
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # Channel layers forget group members after `group_expiry` (a day by default).
 REJOIN_SECONDS = 600.0
+# A gap longer than this is not read row by row: every local socket's rooms
+# are read again instead (their replays tell a socket that far behind to reload).
+GAP_ROWS_MAX = 10_000
 
 
 STATUS_DEGRADED = '{"type":"status","live":false,"seq":null}'
@@ -52,7 +56,7 @@ class Subscriber(Protocol):
 
     def session_ended(self) -> None: ...
 
-    def catch_up_soon(self, after: int) -> None: ...
+    def catch_up_soon(self, after: int, notice: bool = True) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,15 @@ class Fanout:
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._layer: Any = None
+        self._channel = ""
         # True while the channel layer fails: live events may be missing.
         self.degraded = False
+        # Why: "receive" (this process hears nothing) and/or "publish" (what
+        # it committed reached nobody).
+        self._degraded_by: set[str] = set()
+        # The log's newest seq seen at the last watch, if it was not here yet.
+        self._suspect: int | None = None
         # The highest seq this process has handed out; sockets catch up from
         # here when the channel layer comes back.
         self.last_seq = 0
@@ -153,6 +164,7 @@ class Fanout:
                 # and a channel under another prefix would wait behind it.
                 channel = await layer.new_channel()
                 await layer.group_add(FANOUT_GROUP, channel)
+                self._layer, self._channel = layer, channel
             except BaseException as exc:
                 self._started.set_exception(exc)
                 self._started = None
@@ -161,6 +173,7 @@ class Fanout:
                 asyncio.create_task(self._receive_forever(layer, channel)),
                 asyncio.create_task(self._rejoin_forever(layer, channel)),
                 asyncio.create_task(self._recheck_sessions_forever()),
+                asyncio.create_task(self._watch_log_forever()),
             ]
             self._started.set_result(None)
         await self._started
@@ -182,14 +195,14 @@ class Fanout:
                     # has forgotten the group, and a blocked receive would
                     # never say that it returned.
                     await layer.group_add(FANOUT_GROUP, channel)
-                    self._set_degraded(False)
                     failures = 0
+                    await self._recovered("receive")
                 event = await layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failures += 1
-                self._set_degraded(True)
+                self._set_degraded("receive")
                 # One line, no traceback, on every failure after the first:
                 # an outage must not flood the log.
                 if failures == 1:
@@ -204,27 +217,118 @@ class Fanout:
             except Exception:
                 log.exception("fan-out of a %s event failed", event.get("type"))
 
-    def _set_degraded(self, degraded: bool) -> None:
-        """Tell every local socket when live delivery stops and when it is back.
-
-        Back means caught up: each socket is sent what it missed from the
-        database, so clients need not reconnect.
-        """
-        if degraded == self.degraded:
+    def _set_degraded(self, reason: str) -> None:
+        """Tell every local socket that live delivery stopped (`status` live:false)."""
+        was = self.degraded
+        self._degraded_by.add(reason)
+        self.degraded = True
+        if was:
             return
-        self.degraded = degraded
-        if degraded:
-            self.resume_from = self.last_seq
-        if not degraded:
-            log.warning("fan-out receives again; sockets catch up from the log")
-        if not degraded:
-            for sock in tuple(self.rooms_of):
-                sock.catch_up_soon(self.resume_from)  # says "live" first, then replays
-            return
+        self.resume_from = self.last_seq
         prepared = prepare(STATUS_DEGRADED)
         for sock in tuple(self.rooms_of):
             task = asyncio.ensure_future(sock.deliver(STATUS_DEGRADED, prepared, None))
             task.add_done_callback(_log_failure)
+
+    async def _recovered(self, reason: str) -> None:
+        """One cause of degradation is gone; once none is left, every socket catches up.
+
+        Back means caught up: each socket is told `status` live:true and sent
+        what it missed from the database, so clients need not reconnect.
+        """
+        if reason not in self._degraded_by:
+            return
+        self._degraded_by.discard(reason)
+        if self._degraded_by:
+            return
+        log.warning("the live path works again; sockets catch up from the log")
+        upto = await database_sync_to_async(latest_seq)()
+        await self._fill(self.resume_from, upto, notice=True)
+        self.degraded = False
+
+    async def _watch_log_forever(self) -> None:
+        """Notice events this process was never sent, and its own failed publishes.
+
+        Published seqs arrive in order, so a gap is seen when the next event
+        arrives (`handle`). This watch covers the rest: a publish of this
+        process that failed (its sockets are told the live path is down until
+        the layer answers again), and events committed elsewhere whose publish
+        failed with nothing after them: the log's newest seq, still not here
+        one interval later, is sent from the log.
+        """
+        while True:
+            await asyncio.sleep(settings.CHAT_GAP_CHECK_SECONDS)
+            try:
+                await self.watch_log()
+            except Exception:
+                log.warning("could not compare the live stream with the log", exc_info=True)
+
+    async def watch_log(self) -> None:
+        """One look at failed publishes and at the log's newest seq (see `_watch_log_forever`)."""
+        if publish_failures.take() is not None:
+            self._set_degraded("publish")
+        if "publish" in self._degraded_by:
+            # Raises while the layer still fails.
+            await self._layer.group_add(FANOUT_GROUP, self._channel)
+            await self._recovered("publish")
+            return
+        if self.degraded:
+            return  # the recovery's catch-up covers everything meanwhile
+        newest = await database_sync_to_async(latest_seq)()
+        if self._suspect is not None and self.last_seq < self._suspect:
+            log.warning("events up to seq %s never arrived; sending them from the log", newest)
+            await self._fill(self.last_seq, self._suspect, notice=False)
+        self._suspect = newest if newest > self.last_seq else None
+
+    async def _fill(self, after: int, upto: int, *, notice: bool) -> None:
+        """Send every local socket what the log holds after `after` (a gap, or an outage).
+
+        What the process keeps in memory (who carries which room, archived
+        rooms) is brought up to date first; each socket's catch-up then reads
+        the log from `after` and holds live events until it is done, so each
+        event arrives once and in order.
+        """
+        if upto > after and upto - after <= GAP_ROWS_MAX:
+            rows = await database_sync_to_async(events_between)(after, upto)
+            if not rows and not notice:
+                return  # numbers a rolled-back change used: nothing is missing
+            await self._refresh_memory(rows)
+        elif upto > after:
+            await self._refresh_memory(None)
+        if not notice:
+            metrics.GAP_FILLS.inc()
+        self.last_seq = max(self.last_seq, upto)
+        for sock in tuple(self.rooms_of):
+            sock.catch_up_soon(after, notice)
+
+    async def _refresh_memory(self, rows: "list[LoggedChange] | None") -> None:
+        """Apply the membership and archive changes among missed events (all, for None)."""
+        from . import handshake  # handshake reads through this module's sockets
+
+        if rows is None:
+            users = set(self.by_user)
+        else:
+            named = {r["user_id"] for r in rows if r["kind"] == "member" and r["user_id"]}
+            users = {user_id for user_id in named if user_id in self.by_user}
+            for row in rows:
+                room = row["data"].get("room") if row["kind"] == "room" else None
+                if isinstance(room, dict) and row["room_id"] is not None:
+                    if room.get("archived"):
+                        self.archived.add(row["room_id"])
+                    else:
+                        self.archived.discard(row["room_id"])
+        for user_id in users:
+            rooms = await handshake.rooms_of(user_id)
+            self.remember_rooms(rooms)
+            for sock in tuple(self.by_user.get(user_id, ())):
+                if sock in self._pending:
+                    continue  # its rooms are being read now, after these changes
+                watched = set(getattr(sock, "watched", ()))
+                for room_id in self.rooms_of.get(sock, set()) - watched:
+                    self._discard(self.by_room, room_id, sock)
+                self.rooms_of[sock] = {room[0] for room in rooms} | watched
+                for room_id in self.rooms_of[sock]:
+                    self.by_room.setdefault(room_id, set()).add(sock)
 
     async def _recheck_sessions_forever(self) -> None:
         while True:
@@ -259,7 +363,13 @@ class Fanout:
         kind = event.get("type")
         if kind == EVENTS:
             for wire in event["events"]:
-                await self.deliver(Item.from_wire(wire))
+                item = Item.from_wire(wire)
+                seq = item.seq
+                if seq is not None and self.last_seq and seq > self.last_seq + 1:
+                    if not self.degraded:
+                        # Published in order: what lies between was not sent here.
+                        await self._fill(self.last_seq, seq - 1, notice=False)
+                await self.deliver(item)
         elif kind == PRESENCE:
             from .presence import local_presence  # presence delivers through this module
 

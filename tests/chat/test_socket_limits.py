@@ -74,7 +74,7 @@ async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_return
     sock = await connect(alice[1])
     fanout = local_fanout()
 
-    fanout._set_degraded(True)
+    fanout._set_degraded("receive")
     assert await sock.receive() == {"type": "status", "live": False, "seq": None}
 
     # While the layer is down a send still commits; nothing reaches the socket.
@@ -87,7 +87,7 @@ async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_return
     )
     monkeypatch.undo()
 
-    fanout._set_degraded(False)
+    await fanout._recovered("receive")
     assert await sock.receive() == {"type": "status", "live": True, "seq": None}
     missed = await sock.receive()
     assert (missed["type"], missed["id"], missed["nonce"]) == ("message", result.message.id, "d-1")
@@ -96,6 +96,35 @@ async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_return
     # And live delivery goes on, without a duplicate of the replayed message.
     await sock.send({"type": "send", "room": "general", "body": "live again"})
     assert (await sock.receive())["body"] == "live again"
+    await sock.close()
+
+
+async def test_a_failed_publish_degrades_this_process_until_the_layer_answers(alice, monkeypatch):
+    sock = await connect(alice[1])
+    fanout = local_fanout()
+    before = _gap_fills()
+
+    def layer_down(items):
+        raise ConnectionError("channel layer unreachable")
+
+    monkeypatch.setattr(eventlog, "_group_send", layer_down)
+    result = await sync_to_async(services.message_send)(
+        author=alice[0], room="general", body="published nowhere", nonce="p-1"
+    )
+    monkeypatch.undo()
+
+    # The process's watch sees its own failed publish: the live path is down;
+    # the layer answers again at once here, so the same look finds it back.
+    await fanout.watch_log()
+    assert await sock.receive() == {"type": "status", "live": False, "seq": None}
+    assert await sock.receive() == {"type": "status", "live": True, "seq": None}
+    missed = await sock.receive()
+    assert (missed["type"], missed["id"], missed["nonce"]) == ("message", result.message.id, "p-1")
+    assert (await sock.receive())["type"] == "resumed"
+    assert _gap_fills() == before  # a recovery's catch-up, not a gap found in the stream
+
+    await sock.send({"type": "send", "room": "general", "body": "after"})
+    assert (await sock.receive())["body"] == "after"
     await sock.close()
 
 
@@ -288,3 +317,39 @@ async def test_a_catch_up_stops_when_its_socket_closes(alice, many_events, monke
     # The page in flight finished; no further page is read for a closed socket.
     assert pages == [1, 1]
     assert _replay_limits().per_user == {}
+
+
+async def test_an_event_never_sent_here_is_sent_from_the_log_before_the_next_one(
+    alice, monkeypatch
+):
+    sock = await connect(alice[1])
+    before = _gap_fills()
+
+    def layer_down(items):
+        raise ConnectionError("channel layer unreachable")
+
+    monkeypatch.setattr(eventlog, "_group_send", layer_down)
+    lost = await sync_to_async(services.message_send)(
+        author=alice[0], room="general", body="never published", nonce="g-1"
+    )
+    monkeypatch.undo()
+    eventlog.publish_failures.take()  # this process's own watch is another test's subject
+    after = await sync_to_async(services.message_send)(
+        author=alice[0], room="general", body="published", nonce="g-2"
+    )
+
+    # The next event's seq shows the gap: the missing one comes first, once.
+    first, second = await sock.receive(), await sock.receive()
+    assert (first["id"], first["nonce"]) == (lost.message.id, "g-1")
+    assert (second["id"], second["nonce"]) == (after.message.id, "g-2")
+    assert (await sock.receive())["type"] == "resumed"
+    assert _gap_fills() == before + 1
+    await sock.send({"type": "send", "room": "general", "body": "and on"})
+    assert (await sock.receive())["body"] == "and on"
+    await sock.close()
+
+
+def _gap_fills() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("teamchat_gap_fills_total") or 0.0
