@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -29,7 +30,7 @@ from django.db import connection, transaction
 
 from teamchat import metrics
 
-from .models import Event, Room
+from .models import Event, EventLogHorizon, Room
 
 log = logging.getLogger(__name__)
 
@@ -285,3 +286,73 @@ def user_sockets_recheck(user_id: int) -> None:
     except Exception:
         # Not fatal for the request that caused it; the sockets stay open meanwhile.
         log.exception("could not ask the sockets of user %s to re-check their sessions", user_id)
+
+
+# --- retention --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What `events_prune` found (and, unless a dry run, deleted)."""
+
+    cutoff_seq: int
+    deleted: int
+    batches: int
+
+
+def _oldest_seq_kept_before(before: Any) -> int:
+    """The highest `seq` whose event, and every one before it, was logged before `before`.
+
+    A binary search on the primary key (events are logged in `seq` order,
+    so their times grow with it): a few index lookups, no scan.
+    """
+    first = Event.objects.order_by("seq").values_list("seq", "created").first()
+    if first is None or first[1] >= before:
+        return 0
+    low = first[0]
+    high = Event.objects.order_by("-seq").values_list("seq", flat=True).first() or low
+    while low < high:
+        middle = (low + high + 1) // 2
+        row = Event.objects.filter(seq__gte=middle).order_by("seq").values_list("seq", "created")
+        found = row.first()
+        if found is not None and found[1] < before:
+            low = found[0]
+        else:
+            high = middle - 1
+    return low
+
+
+def events_prune(*, keep: timedelta, batch: int = 5000, dry_run: bool = False) -> PruneResult:
+    """Delete logged events older than `keep`, oldest first, `batch` rows per transaction.
+
+    The horizon is raised first: from then on a socket resuming from before
+    it is told to reload (PROTOCOL: too far behind), never sent a catch-up
+    with a hole. Each batch is its own short transaction on the primary key,
+    outside the ordering lock, so writers never wait on a prune. Messages,
+    reactions and read markers are not events: they stay.
+    """
+    from django.utils import timezone
+
+    cutoff = _oldest_seq_kept_before(timezone.now() - keep)
+    if dry_run or not cutoff:
+        count = Event.objects.filter(seq__lte=cutoff).count() if cutoff else 0
+        return PruneResult(cutoff, count, 0)
+    horizon, _ = EventLogHorizon.objects.get_or_create(pk=1)
+    if horizon.pruned_upto < cutoff:
+        EventLogHorizon.objects.filter(pk=1).update(pruned_upto=cutoff)
+    table = connection.ops.quote_name(Event._meta.db_table)
+    deleted = batches = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE seq IN "  # noqa: S608  (no user input)
+                f"(SELECT seq FROM {table} WHERE seq <= %s ORDER BY seq LIMIT %s)",
+                [cutoff, batch],
+            )
+            done = cursor.rowcount
+        if not done:
+            break
+        deleted += done
+        batches += 1
+        metrics.EVENTS_PRUNED.inc(done)
+    return PruneResult(cutoff, deleted, batches)

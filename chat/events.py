@@ -146,6 +146,8 @@ class ReplayPage:
     complete: bool
     # The `resumed` event, once the page reached the end of the log.
     resumed: str | None = None
+    # Events after the socket's position were pruned: it must reload.
+    pruned: bool = False
 
 
 def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
@@ -169,6 +171,7 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
     with selectors.one_snapshot():
         rooms_of = selectors.member_room_ids(users)
         rooms = set().union(*rooms_of.values(), *(r.watched for r in requests))
+        pruned_upto = selectors.log_pruned_upto()
         logged = selectors.events_since(rooms, users, start, limit)
         complete = len(logged) < limit
         last = logged[-1].seq if logged else start
@@ -186,6 +189,9 @@ def replay_pages(requests: list[ReplayRequest], limit: int) -> list[ReplayPage]:
 
     pages = []
     for request in requests:
+        if request.after < pruned_upto:
+            pages.append(ReplayPage([], request.after, False, pruned=True))
+            continue
         allowed = rooms_of.get(request.user_id, set()) | set(request.watched)
         mine = []
         for event in logged:

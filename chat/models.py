@@ -351,6 +351,19 @@ def uploads_storage() -> Storage:
     return storages["uploads"]
 
 
+class EventLogHorizon(models.Model):
+    """How far the event log was pruned: every event with `seq` <= `pruned_upto` is gone.
+
+    One row. It is raised before rows are deleted, so a socket resuming from
+    before it is told to reload rather than sent a catch-up with a hole.
+    """
+
+    pruned_upto = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"events pruned up to seq {self.pruned_upto}"
+
+
 class Upload(models.Model):
     """A file someone uploaded: private to its uploader until a message carries it.
 

@@ -28,7 +28,7 @@ from accounts.models import User
 
 from . import access
 from .errors import NoSuchMessage, NoSuchRoom
-from .models import Event, Membership, Mention, Message, Reaction, Room, Upload
+from .models import Event, EventLogHorizon, Membership, Mention, Message, Reaction, Room, Upload
 from .uploads.data import attachment_data
 
 if TYPE_CHECKING:
@@ -508,6 +508,11 @@ def dm_slug_suffix(key: str) -> str:
 
 def latest_seq() -> int:
     return Event.objects.aggregate(m=Max("seq"))["m"] or 0
+
+
+def log_pruned_upto() -> int:
+    """The highest `seq` pruned from the event log (0 while nothing was)."""
+    return EventLogHorizon.objects.aggregate(m=Max("pruned_upto"))["m"] or 0
 
 
 class LoggedChange(TypedDict):

@@ -46,6 +46,9 @@ PUBLISH_FAILURES = Counter(
     "teamchat_publish_failures_total",
     "Publishes of committed events the channel layer refused or timed out.",
 )
+EVENTS_PRUNED = Counter(
+    "teamchat_events_pruned_total", "Logged events deleted past the retention horizon."
+)
 GAP_FILLS = Counter(
     "teamchat_gap_fills_total",
     "Times this process found logged events it was never sent and sent them from the log.",

@@ -381,6 +381,10 @@ CHAT_PRESENCE_OFFLINE_GRACE_SECONDS = env.float("CHAT_PRESENCE_OFFLINE_GRACE_SEC
 # How often an open socket re-checks that its session is still valid, so a
 # session that simply expires closes its sockets too.
 CHAT_SESSION_RECHECK_SECONDS = env.int("CHAT_SESSION_RECHECK_SECONDS", default=60)
+# Logged events (the socket catch-up's source) are kept this long;
+# `manage.py prune_events` deletes older ones, and a socket resuming from
+# before them is told to reload.
+EVENT_LOG_KEEP_DAYS = env.float("EVENT_LOG_KEEP_DAYS", default=30)
 # How often each process compares the events it was sent with the log's
 # newest seq (one indexed query): an event whose publish failed reaches every
 # socket within about twice this.

@@ -300,6 +300,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 metrics.REPLAYS.inc()
                 sent = 0
                 while True:
+                    if page.pruned:
+                        await self._too_far_behind()
+                        return
                     for _seq, text in page.texts:
                         await self.output.write(text, None)
                     sent += len(page.texts)
