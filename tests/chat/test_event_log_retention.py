@@ -91,3 +91,10 @@ async def test_a_socket_resuming_from_before_the_horizon_reloads_one_after_it_ca
     assert (await fresh.receive())["body"] == "new two"
     assert (await fresh.receive())["type"] == "resumed"
     await fresh.close()
+
+    # Resuming from exactly the last pruned event: nothing it lacks is gone.
+    edge = await connect(cookie, path=f"/ws/chat/?seq={first}")
+    assert (await edge.receive())["body"] == "new one"
+    assert (await edge.receive())["body"] == "new two"
+    assert (await edge.receive())["type"] == "resumed"
+    await edge.close()
