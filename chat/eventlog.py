@@ -221,7 +221,8 @@ def publish(items: Iterable[Item]) -> None:
     """Deliver committed events, in order, to the sockets they are for, in every process."""
     wire = [item.to_wire() for item in items]
     if wire:
-        _group_send({"type": EVENTS, "events": wire})
+        # `at`: the fan-out measures its latency from here (right after the commit).
+        _group_send({"type": EVENTS, "events": wire, "at": time.time()})
         metrics.EVENTS_PUBLISHED.inc(len(wire))
 
 
@@ -264,12 +265,13 @@ def publish_quietly(items: Iterable[Item], what: str) -> None:
     except Exception:
         publish_failures.note(items)
         metrics.PUBLISH_FAILURES.inc()
+        metrics.CHANNEL_LAYER_FAILURES.labels("publish").inc()
         log.exception("could not broadcast %s", what)
 
 
 async def apublish(items: list[Item]) -> None:
     """`publish` from async code, for events that are never stored (typing)."""
-    payload = {"type": EVENTS, "events": [item.to_wire() for item in items]}
+    payload = {"type": EVENTS, "events": [item.to_wire() for item in items], "at": time.time()}
     await channel_layer().group_send(FANOUT_GROUP, payload)
 
 
@@ -285,6 +287,7 @@ def user_sockets_recheck(user_id: int) -> None:
         _group_send({"type": SESSION_CHECK, "user": user_id})
     except Exception:
         # Not fatal for the request that caused it; the sockets stay open meanwhile.
+        metrics.CHANNEL_LAYER_FAILURES.labels("session_check").inc()
         log.exception("could not ask the sockets of user %s to re-check their sessions", user_id)
 
 

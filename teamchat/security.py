@@ -110,6 +110,10 @@ class SameOriginValidator:
         if scope["type"] == "websocket" and not origin_is_allowed(scope):
             from channels.security.websocket import WebsocketDenier
 
+            from teamchat import metrics
+
+            metrics.HANDSHAKES.labels("refused_origin").inc()
+
             return await WebsocketDenier()(scope, receive, send)
         return await self.inner(scope, receive, send)
 

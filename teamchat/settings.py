@@ -464,6 +464,11 @@ WEBHOOK_DELIVERIES_KEEP_DAYS = env.int("WEBHOOK_DELIVERIES_KEEP_DAYS", default=3
 # /metrics answers loopback clients, and others that present this token as
 # `Authorization: Bearer <token>` (unset: loopback only).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# The worker commands (webhook_worker, export_worker) serve their metrics on
+# this port (0: not at all; `--metrics-port` per worker when several run on
+# one host), without a token: on loopback unless told otherwise.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDR = env.str("WORKER_METRICS_ADDR", default="127.0.0.1")
 # Scrapers and probes speak plain HTTP to the process itself.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$", r"^readyz$"]
 

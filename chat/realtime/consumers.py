@@ -273,6 +273,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             presence.local_presence().closed(self)
         if self.counted:
             metrics.OPEN_SOCKETS.dec()
+            if self.output.closed_for_slowness:
+                metrics.SLOW_CLIENT_CLOSES.inc()
         fanout.unregister(self)
 
     async def _replay(self, after: int, notice: str | None = None) -> None:
@@ -289,16 +291,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         limits = _replay_limits()
         per_user = limits.of(self.user_id)
         request = events.ReplayRequest(self.user_id, after, self.watched)
+        sent = 0
         try:
             async with per_user:
                 if notice is not None:
                     await self.output.write(notice, None)
+                metrics.REPLAYS.inc()
                 if local_fanout().last_seq - after > REPLAY_MAX_LOG_DISTANCE:
                     await self._too_far_behind()
                     return
                 page = await handshake.first_replay_page(request)
-                metrics.REPLAYS.inc()
-                sent = 0
                 while True:
                     if page.pruned:
                         await self._too_far_behind()
@@ -328,10 +330,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         finally:
             limits.done(self.user_id)
+            metrics.REPLAY_SIZE.observe(sent)
         await self._go_live()
 
     async def _too_far_behind(self) -> None:
         """More to catch up than a socket is sent: the client reloads (and reads the history)."""
+        metrics.REPLAY_RELOADS.inc()
         await self.output.write(RELOAD, None)
         await self.close(code=CLOSE_RELOAD)
 
@@ -443,6 +447,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await apublish([item])
         except Exception:
             # A hint, not worth an error: the live path's state is told by `status`.
+            metrics.CHANNEL_LAYER_FAILURES.labels("typing").inc()
             log.warning("could not forward a typing hint: the channel layer failed")
 
     async def _receive_read(self, frame: Frame) -> None:
@@ -573,6 +578,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send_error(self, code: Code, detail: str, nonce: str | None = None) -> None:
         # Straight to the socket, like events: a flood of refused frames must
         # not cost each answer a trip through Twisted's write queue.
+        metrics.ERRORS.labels(code.value).inc()
         await self.deliver_now(events.encode(events.error_event(code, detail, nonce)))
 
     # --- called by the fan-out ---------------------------------------------
@@ -600,13 +606,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         _track(asyncio.create_task(self._check_session()))
 
     def session_ended(self) -> None:
+        """The periodic re-check found the login gone (it expired): close with 4401."""
+        if not self.finished:
+            metrics.SESSIONS_ENDED.labels("expired").inc()
         _track(asyncio.create_task(self.close(code=CLOSE_SESSION_ENDED)))
 
     async def _check_session(self) -> None:
         valid = await database_sync_to_async(login_session_is_valid)(
             login_id=self.login_id, user_id=self.user_id
         )
-        if not valid:
+        if not valid and not self.finished:
+            # Told: a sign-out, a password change, a deactivation, a revoked token.
+            metrics.SESSIONS_ENDED.labels("ended").inc()
             await self.close(code=CLOSE_SESSION_ENDED)
 
 

@@ -10,6 +10,7 @@ the local sockets of its room from memory.
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -184,6 +185,7 @@ class Fanout:
             try:
                 await layer.group_add(FANOUT_GROUP, channel)
             except Exception:
+                metrics.CHANNEL_LAYER_FAILURES.labels("subscribe").inc()
                 log.exception("could not renew the fan-out subscription")
 
     async def _receive_forever(self, layer, channel: str) -> None:
@@ -202,6 +204,7 @@ class Fanout:
                 raise
             except Exception as exc:
                 failures += 1
+                metrics.CHANNEL_LAYER_FAILURES.labels("receive").inc()
                 self._set_degraded("receive")
                 # One line, no traceback, on every failure after the first:
                 # an outage must not flood the log.
@@ -222,6 +225,7 @@ class Fanout:
         was = self.degraded
         self._degraded_by.add(reason)
         self.degraded = True
+        metrics.LIVE_DEGRADED.set(1)
         if was:
             return
         self.resume_from = self.last_seq
@@ -245,6 +249,7 @@ class Fanout:
         upto = await database_sync_to_async(latest_seq)()
         await self._fill(self.resume_from, upto, notice=True)
         self.degraded = False
+        metrics.LIVE_DEGRADED.set(0)
 
     async def _watch_log_forever(self) -> None:
         """Notice events this process was never sent, and its own failed publishes.
@@ -362,6 +367,8 @@ class Fanout:
     async def handle(self, event: dict) -> None:
         kind = event.get("type")
         if kind == EVENTS:
+            # When the batch was published (wall clock: another host's, maybe).
+            published_at = event.get("at")
             for wire in event["events"]:
                 item = Item.from_wire(wire)
                 seq = item.seq
@@ -369,7 +376,8 @@ class Fanout:
                     if not self.degraded:
                         # Published in order: what lies between was not sent here.
                         await self._fill(self.last_seq, seq - 1, notice=False)
-                await self.deliver(item)
+                if await self.deliver(item) and published_at is not None:
+                    metrics.FANOUT_LATENCY.observe(max(time.time() - published_at, 0.0))
         elif kind == PRESENCE:
             from .presence import local_presence  # presence delivers through this module
 
@@ -379,8 +387,11 @@ class Fanout:
             for sock in tuple(self.by_user.get(event["user"], ())):
                 sock.session_check_soon()
 
-    async def deliver(self, item: Item) -> None:
-        """Write one event to the local sockets it is for, applying its membership change."""
+    async def deliver(self, item: Item) -> int:
+        """Write one event to the local sockets it is for, applying its membership change.
+
+        Returns how many sockets it was for.
+        """
         seq, op, user, arg = item.seq, item.op, item.user, item.arg
         if seq is not None and seq > self.last_seq:
             self.last_seq = seq
@@ -412,6 +423,7 @@ class Fanout:
             metrics.EVENTS_DELIVERED.inc(len(targets))
         if op is Op.UNSUBSCRIBE and user is not None and arg is not None:
             self.unsubscribe(user, arg)
+        return len(targets) if targets else 0
 
 
 def _log_failure(task: "asyncio.Future[None]") -> None:

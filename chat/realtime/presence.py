@@ -447,6 +447,7 @@ class LocalPresence:
             try:
                 await apublish_presence(changes)
             except Exception:
+                metrics.CHANNEL_LAYER_FAILURES.labels("presence").inc()
                 # Not told: try again with the next batch.
                 for change in changes:
                     self._changed.setdefault(change.user_id, changed[change.user_id])

@@ -16,6 +16,7 @@ from django.utils.crypto import get_random_string
 from accounts.models import User
 from chat.errors import ChatError, Code
 from chat.models import Membership, Message, Room, Upload, uploads_storage
+from teamchat import metrics
 
 from ..audit import audit_record
 from ..models import ExportJob
@@ -152,6 +153,7 @@ def export_run(job: ExportJob) -> None:
         ExportJob.objects.filter(pk=job.pk).update(
             status=ExportJob.Status.FAILED, error=str(exc)[:500], finished=timezone.now()
         )
+        metrics.EXPORTS.labels("failed").inc()
         return
     ExportJob.objects.filter(pk=job.pk).update(
         status=ExportJob.Status.DONE,
@@ -162,6 +164,7 @@ def export_run(job: ExportJob) -> None:
         finished=timezone.now(),
         lease_until=None,
     )
+    metrics.EXPORTS.labels("done").inc()
 
 
 def export_for(actor: User, job_id: int) -> ExportJob:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from chat import services as chat_services
 from chat.errors import ChatError
+from teamchat import metrics
 
 from ..models import Delivery
 from . import netguard
@@ -234,6 +235,14 @@ def deliveries_prune() -> int:
     return deleted
 
 
+# What an attempt's status is counted as.
+_ATTEMPT_RESULTS: dict[str, str] = {
+    Delivery.Status.DELIVERED: "delivered",
+    Delivery.Status.PENDING: "retry",
+    Delivery.Status.FAILED: "failed",
+}
+
+
 def deliveries_process(client: httpx.Client, limit: int = 20) -> int:
     """Take a batch of due deliveries and attempt each; returns how many were taken."""
     taken = deliveries_claim(limit)
@@ -248,6 +257,7 @@ def deliveries_process(client: httpx.Client, limit: int = 20) -> int:
             log.exception("webhook delivery %s failed in the worker", delivery.event_id)
             outcome = Outcome(False, error=f"The worker failed: {type(exc).__name__}")
             status = delivery_finish(delivery, outcome)
+        metrics.WEBHOOK_ATTEMPTS.labels(_ATTEMPT_RESULTS.get(status, "lost")).inc()
         log.info(
             "webhook delivery %s attempt %d: %s%s",
             delivery.event_id,

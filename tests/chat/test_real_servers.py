@@ -195,6 +195,32 @@ def test_a_client_that_stops_reading_is_closed_and_catches_up(fast_server, login
         last = page[-1]["id"]
     assert len(ids) + len(caught_up) == total
     assert len(set(ids) | {m["id"] for m in caught_up}) == total
+    # The operator sees it: the process counts the socket it closed for slowness.
+    assert wait_for_metric(server, "teamchat_slow_client_closes_total", lambda v: v >= 1)
+
+
+def wait_for_metric(server, name: str, ok, timeout: float = 10.0) -> bool:
+    """Whether the server's /metrics shows `name` with a value `ok` accepts within `timeout`."""
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        ]
+        if values and ok(sum(values)):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling the process's own counter, not waiting out an event
 
 
 @pytest.fixture

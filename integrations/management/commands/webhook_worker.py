@@ -13,6 +13,7 @@ from django.db import DatabaseError, connection
 
 from integrations.outgoing import delivery
 from integrations.outgoing.wakeup import Waiter
+from teamchat.metrics import serve_worker_metrics
 
 log = logging.getLogger("integrations.outgoing.worker")
 
@@ -34,8 +35,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch", type=int, default=20, help="Deliveries taken at a time (default 20)."
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.WORKER_METRICS_PORT,
+            help="Serve Prometheus metrics at this port's /metrics (0: off; "
+            "WORKER_METRICS_ADDR, loopback by default).",
+        )
 
-    def handle(self, *args: Any, once: bool, batch: int, **options: Any) -> None:
+    def handle(self, *args: Any, once: bool, batch: int, metrics_port: int, **options: Any) -> None:
+        if not once:
+            serve_worker_metrics(metrics_port, settings.WORKER_METRICS_ADDR)
         stop = threading.Event()
         waiter = Waiter(stop)
         if not once:
