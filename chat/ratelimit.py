@@ -11,6 +11,8 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
+from teamchat import redisconn
+
 log = logging.getLogger(__name__)
 
 
@@ -142,7 +144,7 @@ class SharedRateLimiter:
         if known is not None:
             return known
         if self._sync is None:
-            self._sync = redis.Redis.from_url(settings.REDIS_URL).register_script(_TAKE)
+            self._sync = redisconn.sync_client().register_script(_TAKE)
         try:
             grant = int(self._sync(keys=[self._key(user_id)], args=self._args()))
         except redis.RedisError:
@@ -162,7 +164,7 @@ class SharedRateLimiter:
         loop = asyncio.get_running_loop()
         script = self._async.get(loop)
         if script is None:
-            client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+            client = redisconn.async_client()
             script = self._async[loop] = client.register_script(_TAKE)
         try:
             grant = int(await script(keys=[self._key(user_id)], args=self._args()))

@@ -153,26 +153,49 @@ CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="teamchat")
 _test_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _test_worker and not CHANNEL_LAYER_PREFIX.endswith(f"-{_test_worker}"):
     CHANNEL_LAYER_PREFIX = f"{CHANNEL_LAYER_PREFIX}-{_test_worker}"
+# Redis behind Sentinel: the sentinels ("host:port,host:port") name the
+# primary of `REDIS_SENTINEL_MASTER`, and every client follows a failover.
+# REDIS_URL still gives the database number and password (its host is unused).
+REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (item.rpartition(":") for item in env.list("REDIS_SENTINELS", default=[]))
+]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="mymaster")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+if REDIS_SENTINELS and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_SENTINELS needs REDIS_URL too (its database and password).")
 if REDIS_URL:
+    _redis_host: dict = {
+        # redis-py 8 raises instead of waiting once a pool is full, so the
+        # cap must sit above the number of concurrent layer operations.
+        "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=2000),
+        # redis-py reads with a 5 s timeout by default, the same as the
+        # layer's blocking pop: a reply that comes at the last moment
+        # would be abandoned mid-read, and the message in it lost.
+        "socket_timeout": 30,
+        # After a Redis restart (or a failover) each connection the pool kept
+        # fails on first use: retry once on a new one rather than drop a broadcast.
+        "retry_on_error": [RedisConnectionError],
+    }
+    if REDIS_SENTINELS:
+        from redis.connection import parse_url as _parse_redis_url
+
+        _redis_options = _parse_redis_url(REDIS_URL)
+        _redis_host.update(
+            sentinels=REDIS_SENTINELS,
+            master_name=REDIS_SENTINEL_MASTER,
+            db=_redis_options.get("db", 0),
+            password=_redis_options.get("password"),
+        )
+        if REDIS_SENTINEL_PASSWORD:
+            _redis_host["sentinel_kwargs"] = {"password": REDIS_SENTINEL_PASSWORD}
+    else:
+        _redis_host["address"] = REDIS_URL
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # redis-py 8 raises instead of waiting once a pool is full, so the
-                # cap must sit above the number of concurrent layer operations.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=2000),
-                        # redis-py reads with a 5 s timeout by default, the same as the
-                        # layer's blocking pop: a reply that comes at the last moment
-                        # would be abandoned mid-read, and the message in it lost.
-                        "socket_timeout": 30,
-                        # After a Redis restart each connection the pool kept fails on
-                        # first use: retry once on a new one rather than drop a broadcast.
-                        "retry_on_error": [RedisConnectionError],
-                    }
-                ],
+                "hosts": [_redis_host],
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
                 # Each process's fan-out channel (its only process-local channel
@@ -190,6 +213,17 @@ if REDIS_URL:
             "KEY_PREFIX": CHANNEL_LAYER_PREFIX,
         }
     }
+    if REDIS_SENTINELS:
+        from redis.sentinel import Sentinel, SentinelConnectionPool
+
+        CACHES["default"]["OPTIONS"] = {
+            "pool_class": SentinelConnectionPool,
+            "service_name": REDIS_SENTINEL_MASTER,
+            "sentinel_manager": Sentinel(
+                REDIS_SENTINELS,
+                sentinel_kwargs={"password": REDIS_SENTINEL_PASSWORD or None},
+            ),
+        }
 else:
     CHANNEL_LAYERS = {
         "default": {

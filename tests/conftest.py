@@ -38,6 +38,8 @@ def _missing() -> dict[str, str]:
         missing["redis"] = "REDIS_URL is not set (in-memory channel layer)"
     if not shutil.which(CHROMIUM):
         missing["browser"] = f"no Chromium at {CHROMIUM}"
+    if not shutil.which("redis-sentinel"):
+        missing["sentinel"] = "no redis-sentinel (apt-get install redis-sentinel)"
     return missing
 
 

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_USER = "postgres"
@@ -161,7 +162,8 @@ class PrivateRedis(_Process):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "PrivateRedis":
+    def start(self, *extra: str) -> "PrivateRedis":
+        """Start it; `extra` are more redis-server options (`--replicaof HOST PORT`)."""
         self._spawn(
             [
                 shutil.which("redis-server") or "redis-server",
@@ -171,6 +173,7 @@ class PrivateRedis(_Process):
                 "--appendonly", "no",
                 "--daemonize", "no",
                 "--dir", str(self.dir),
+                *extra,
             ]
         )  # fmt: skip
         _wait_until(self.ping, f"redis on port {self.port}", 10, self)
@@ -198,6 +201,50 @@ class PrivateRedis(_Process):
 
     def stop(self) -> None:
         self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateSentinel(_Process):
+    """`redis-sentinel` on a free port watching one primary as `name`, quick to fail over."""
+
+    def __init__(self, name: str, primary_port: int) -> None:
+        super().__init__(_private_dir("tc-sentinel-"), "sentinel")
+        self.port = free_port()
+        self.name = name
+        self.primary_port = primary_port
+
+    def start(self) -> "PrivateSentinel":
+        config = self.dir / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            "daemonize no\n"
+            f"dir {self.dir}\n"
+            f"sentinel monitor {self.name} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel down-after-milliseconds {self.name} 1000\n"
+            f"sentinel failover-timeout {self.name} 10000\n"
+            f"sentinel parallel-syncs {self.name} 1\n"
+        )
+        if os.geteuid() == 0:  # the sentinel rewrites its configuration file
+            entry = pwd.getpwnam(SERVICE_USER)
+            os.chown(config, entry.pw_uid, entry.pw_gid)
+        self._spawn([shutil.which("redis-sentinel") or "redis-sentinel", str(config)])
+        _wait_until(lambda: self.primary() is not None, f"sentinel on {self.port}", 10, self)
+        return self
+
+    def command(self, *words: str) -> Any:
+        import redis
+
+        with redis.Redis(port=self.port, socket_timeout=2, decode_responses=True) as client:
+            return client.execute_command(*words)
+
+    def primary(self) -> int | None:
+        """The port of the primary the sentinel names now."""
+        found = self.command("SENTINEL", "get-master-addr-by-name", self.name)
+        return int(found[1]) if found else None
+
+    def stop(self) -> None:
+        self.signal(signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -37,7 +37,7 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
-from teamchat import metrics
+from teamchat import metrics, redisconn
 
 from ..eventlog import PresenceChange, apublish_presence, encode
 from .perloop import per_event_loop
@@ -176,7 +176,7 @@ def states(user_ids: list[int]) -> dict[int, str]:
     if not settings.REDIS_URL:
         return {u: _best(_memory.get(_key(u))) for u in user_ids}
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        _sync_client = redisconn.sync_client()
     pipe = _sync_client.pipeline(transaction=False)
     for user_id in user_ids:
         pipe.hgetall(_key(user_id))
@@ -198,10 +198,7 @@ class LocalPresence:
         if settings.REDIS_URL:
             # A bounded pool: a burst of handshakes queues for a few
             # connections instead of opening one each.
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                settings.REDIS_URL, max_connections=16, timeout=10
-            )
-            self._client = redis.asyncio.Redis(connection_pool=pool)
+            self._client = redisconn.async_client(max_connections=16, wait=10)
             self._scripts = {
                 "summaries": self._client.register_script(_SUMMARIES),
                 "write": self._client.register_script(_WRITE),
