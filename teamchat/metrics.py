@@ -72,6 +72,10 @@ GAP_FILLS = Counter(
     "teamchat_gap_fills_total",
     "Times this process found logged events it was never sent and sent them from the log.",
 )
+LATE_EVENTS_DROPPED = Counter(
+    "teamchat_late_events_dropped_total",
+    "Live events that arrived after a gap fill had already sent them from the log.",
+)
 EVENTS_DELIVERED = Counter(
     "teamchat_events_delivered_total", "Event frames written to this process's sockets."
 )

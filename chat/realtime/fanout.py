@@ -372,7 +372,15 @@ class Fanout:
             for wire in event["events"]:
                 item = Item.from_wire(wire)
                 seq = item.seq
-                if seq is not None and self.last_seq and seq > self.last_seq + 1:
+                if seq is not None and seq <= self.last_seq:
+                    # Already handed out: a late copy of an event a gap fill
+                    # sent from the log (its publish timed out here but reached
+                    # Redis after the next one), or one from before this
+                    # process's start. Every socket's catch-up carried it;
+                    # applying its membership change now would undo newer ones.
+                    metrics.LATE_EVENTS_DROPPED.inc()
+                    continue
+                if seq is not None and seq > self.last_seq + 1:
                     if not self.degraded:
                         # Published in order: what lies between was not sent here.
                         await self._fill(self.last_seq, seq - 1, notice=False)

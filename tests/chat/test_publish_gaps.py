@@ -7,6 +7,7 @@ nobody, A's own sockets included.
 
 import asyncio
 import json
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -44,6 +45,16 @@ def relay():
 def servers(relay):
     a = start_server(REDIS_URL=through(relay, settings.REDIS_URL), CHAT_GAP_CHECK_SECONDS="0.5")
     b = start_server(CHAT_GAP_CHECK_SECONDS="0.5")
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture
+def servers_b_waits_for_the_next_event(relay):
+    # B never looks at the log by itself: only the next event can show it the gap.
+    a = start_server(REDIS_URL=through(relay, settings.REDIS_URL), CHAT_GAP_CHECK_SECONDS="0.5")
+    b = start_server(CHAT_GAP_CHECK_SECONDS="3600")
     yield a, b
     a.stop()
     b.stop()
@@ -114,3 +125,86 @@ def test_an_event_whose_publish_failed_reaches_every_socket_once_in_order(
             assert (await next_event(wb))["body"] == "last"
 
     asyncio.run(scenario())
+
+
+async def frames_until(ws, wanted: set[str], seen: list[dict]) -> None:
+    """Read `ws` (recording every frame but presence) until the message bodies `wanted` all came."""
+    bodies = set()
+    while not wanted <= bodies:
+        event = await next_event(ws)
+        seen.append(event)
+        if event["type"] == "message":
+            bodies.add(event["body"])
+
+
+async def back_live(ws, seen: list[dict]) -> None:
+    """Read `ws` until it was told `status` live:true (unless it already was)."""
+    while not any(e == {"type": "status", "live": True, "seq": None} for e in seen):
+        seen.append(await next_event(ws))
+
+
+def test_one_lost_publish_among_others_reaches_every_socket_on_both_processes_once(
+    servers_b_waits_for_the_next_event, relay, login_cookie
+):
+    a, b = servers_b_waits_for_the_next_event
+    names = ["alice", "carol", "bob", "dave"]
+    people = {name: UserFactory(username=name) for name in names}
+    cookies = {name: login_cookie(user) for name, user in people.items()}
+    lost_body = f"lost-{os.getpid()}-{id(relay)}"
+    sent = ["one", lost_body, "three", "four"]
+
+    async def scenario():
+        on_a = [connect(a, cookies["alice"]), connect(a, cookies["carol"])]
+        on_b = [connect(b, cookies["bob"]), connect(b, cookies["dave"]), connect(b, cookies["bob"])]
+        sockets = [await c.__aenter__() for c in (*on_a, *on_b)]
+        try:
+            sender = sockets[0]
+            # Every socket is live: each hears a first message.
+            await sender.send(json.dumps({"type": "send", "room": "general", "body": "hello"}))
+            for ws in sockets:
+                await frames_until(ws, {"hello"}, [])
+
+            # The publish of one message never reaches Redis (its connection
+            # drops mid-command, the retry too); those before and after do.
+            relay.refuse_carrying(lost_body.encode())
+            seen: list[list[dict]] = [[] for _ in sockets]
+            for body in sent:
+                # One at a time (each its own publish): B is sent "three" right
+                # after "one", and must see the hole itself.
+                await sender.send(json.dumps({"type": "send", "room": "general", "body": body}))
+                await frames_until(sender, {body}, seen[0])
+            await asyncio.gather(
+                *(
+                    frames_until(ws, set(sent), log)
+                    for ws, log in zip(sockets[1:], seen[1:], strict=True)
+                )
+            )
+            # The publisher's sockets are told its live path failed and came back.
+            await asyncio.gather(
+                *(back_live(ws, log) for ws, log in zip(sockets[:2], seen[:2], strict=True))
+            )
+            # One more after everything settled: no late copy comes before it.
+            relay.refuse_carrying()
+            for ws, log in zip(sockets, seen, strict=True):
+                if ws is sockets[0]:
+                    await ws.send(json.dumps({"type": "send", "room": "general", "body": "end"}))
+                await frames_until(ws, {"end"}, log)
+            return seen
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    seen = asyncio.run(scenario())
+    assert relay.refused >= 1  # the publish really failed
+    stored = [stored_id(people["alice"], body) for body in [*sent, "end"]]
+    for index, log in enumerate(seen):
+        messages = [event for event in log if event["type"] == "message"]
+        # Every event, in order, exactly once, on every socket of both processes.
+        assert [m["id"] for m in messages] == stored, (index, messages)
+        seqs = [m["seq"] for m in messages]
+        assert seqs == sorted(set(seqs))
+        statuses = [event["live"] for event in log if event["type"] == "status"]
+        if index < 2:
+            assert statuses == [False, True], log
+        else:
+            assert statuses == [], log  # B's live path never failed

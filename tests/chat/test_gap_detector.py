@@ -1,0 +1,147 @@
+"""The fan-out's gap detector, fed published batches in an order the test chooses.
+
+Events are logged for real (PostgreSQL) but their publish is captured instead
+of sent, so the test hands them to this process's fan-out itself: in order
+with one missing, late, twice.
+"""
+
+import pytest
+from asgiref.sync import sync_to_async
+from prometheus_client import REGISTRY
+
+from chat import eventlog, services
+from chat.realtime.fanout import local_fanout
+from tests.chat.sockets import connect
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def users(login_cookie):
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    return (alice, login_cookie(alice)), (bob, login_cookie(bob))
+
+
+class Captured:
+    """Publishes made inside `holding()` are kept here, in order, and sent nowhere."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.payloads: list[dict] = []
+
+    def hold(self) -> None:
+        self.monkeypatch.setattr(eventlog, "_group_send", self.payloads.append)
+
+    def release(self) -> None:
+        self.monkeypatch.undo()
+
+
+def _sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_n_then_n_plus_2_sends_n_plus_1_first_and_late_or_repeated_copies_never(
+    users, monkeypatch
+):
+    (alice, cookie), _ = users
+    sock = await connect(cookie)
+    fanout = local_fanout()
+    captured = Captured(monkeypatch)
+    fills, dropped = (
+        _sample("teamchat_gap_fills_total"),
+        _sample("teamchat_late_events_dropped_total"),
+    )
+
+    captured.hold()
+    first = await sync_to_async(services.message_send)(
+        author=alice, room="general", body="n+1", nonce="g-1"
+    )
+    second = await sync_to_async(services.message_send)(
+        author=alice, room="general", body="n+2", nonce="g-2"
+    )
+    captured.release()
+    lost, later = captured.payloads
+
+    # N+2 arrives while N+1 never did: N+1 is sent from the log, then N+2, once each.
+    await fanout.handle(later)
+    got = [await sock.receive(), await sock.receive()]
+    assert [(m["id"], m["body"]) for m in got] == [
+        (first.message.id, "n+1"),
+        (second.message.id, "n+2"),
+    ]
+    assert got[0]["seq"] < got[1]["seq"]
+    assert (await sock.receive())["type"] == "resumed"
+    assert _sample("teamchat_gap_fills_total") == fills + 1
+
+    # The late live copy of N+1 (out of order) and a second copy of N+2 change nothing.
+    await fanout.handle(lost)
+    await fanout.handle(later)
+    assert _sample("teamchat_late_events_dropped_total") == dropped + 2
+
+    # The next event is the next thing the socket sees.
+    await sock.send({"type": "send", "room": "general", "body": "n+3"})
+    assert (await sock.receive())["body"] == "n+3"
+    assert _sample("teamchat_gap_fills_total") == fills + 1
+    await sock.close()
+
+
+async def test_a_seq_skipped_by_a_rolled_back_change_is_not_a_gap(users, monkeypatch):
+    (alice, cookie), _ = users
+    sock = await connect(cookie)
+    fills = _sample("teamchat_gap_fills_total")
+    fanout = local_fanout()
+
+    # A change that logs an event and then rolls back uses up its seq.
+    class Abandoned(Exception):
+        pass
+
+    def log_and_roll_back() -> None:
+        with eventlog.logged_change() as items:
+            items.append(eventlog.record("note", {"body": "never committed"}, user_id=alice.id))
+            raise Abandoned
+
+    with pytest.raises(Abandoned):
+        await sync_to_async(log_and_roll_back)()
+    skipped_to = fanout.last_seq
+
+    await sock.send({"type": "send", "room": "general", "body": "after a hole"})
+    got = await sock.receive()
+    assert got["body"] == "after a hole"
+    assert got["seq"] > skipped_to + 1  # a hole in the numbers...
+    assert _sample("teamchat_gap_fills_total") == fills  # ...that is no missed event
+    await sock.close()
+
+
+async def test_a_late_membership_change_does_not_undo_the_newer_one(users, monkeypatch):
+    (alice, _), (bob, bob_cookie) = users
+    await sync_to_async(services.room_create)(actor=alice, name="Ops", slug="ops")
+    await sync_to_async(services.room_join)(actor=bob, room="ops")
+    bob_sock = await connect(bob_cookie)
+    fanout = local_fanout()
+    captured = Captured(monkeypatch)
+
+    captured.hold()
+    await sync_to_async(services.room_leave)(actor=bob, room="ops")
+    await sync_to_async(services.room_join)(actor=bob, room="ops")
+    captured.release()
+    left, joined = captured.payloads
+
+    # The join arrives, the leave before it was never sent here: both are sent
+    # from the log (bob is a member again)...
+    await fanout.handle(joined)
+    seen = [await bob_sock.receive() for _ in range(3)]
+    assert [(f["type"], f.get("action")) for f in seen] == [
+        ("member", "left"),
+        ("member", "joined"),
+        ("resumed", None),
+    ]
+    # ...then the leave's live copy comes late.
+    await fanout.handle(left)
+
+    message = await sync_to_async(services.message_send)(
+        author=alice, room="ops", body="still in", nonce="g-3"
+    )
+    frame = await bob_sock.receive()
+    assert (frame["id"], frame["body"]) == (message.message.id, "still in")
+    await bob_sock.close()
