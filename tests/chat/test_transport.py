@@ -176,6 +176,7 @@ def test_a_client_that_never_reads_is_closed_while_others_keep_receiving(
     while "teamchat_open_sockets 0.0" not in (page := scrape(server)):
         assert time.monotonic() < deadline, page
         select.select([], [], [], 0.05)
+    assert "teamchat_slow_client_closes_total 1.0" in page
 
 
 @pytest.fixture
