@@ -197,3 +197,11 @@ def serve_worker_metrics(port: int, addr: str) -> None:
     if port:
         start_http_server(port, addr=addr)
         log.info("metrics at http://%s:%s/metrics", addr, port)
+
+
+# Set once at start-up by chat.realtime.transport.report_internals.
+TRANSPORT_FAST_PATH = Gauge(
+    "teamchat_transport_fast_path",
+    "1 when the socket transport found the daphne, Twisted and autobahn internals its direct "
+    "send and slow-client bound need; 0 when it fell back to plain sends (see the log).",
+)

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import signal
+import sys
 from typing import Any
 
 import daphne.server
@@ -215,6 +216,34 @@ def trace_memory(directory: str, frames: int) -> None:
     reactor.callWhenRunning(lambda: task.LoopingCall(dump).start(MEMORY_EVERY_SECONDS, now=True))
 
 
+def check_transport() -> None:
+    """Check the socket transport's internals (logged, and the metric set); exit if required.
+
+    Exits with status 1 and says why when TEAMCHAT_TRANSPORT_REQUIRED is on
+    and something is missing, before listening, so a deploy stops here
+    instead of running without the slow-client bound.
+    """
+    import os
+
+    import django
+    from django.apps import apps
+    from django.conf import settings
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "teamchat.settings")
+    if not apps.ready:
+        django.setup()  # the logging configuration, before the first line
+    from chat.realtime.transport import report_internals, versions
+
+    missing = report_internals()
+    if missing and settings.TEAMCHAT_TRANSPORT_REQUIRED:
+        installed = ", ".join(f"{name} {v}" for name, v in versions().items())
+        sys.exit(
+            "Refusing to start: TEAMCHAT_TRANSPORT_REQUIRED is on and the socket transport "
+            f"cannot use {'; '.join(missing)} (installed: {installed}). Install the versions "
+            "pyproject.toml allows, or turn the setting off to run with plain sends."
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -226,6 +255,7 @@ def main() -> None:
     known, extra = parser.parse_known_args()
     if known.memory_dir:
         trace_memory(known.memory_dir, known.tracemalloc_frames)
+    check_transport()
     daphne.server.HTTPFactory = BoundedHTTPFactory
     ServerCLI().run(daphne_args(known.host, known.port, extra))
 

@@ -513,6 +513,13 @@ SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$", r"^readyz$"]
 # handlers of its loggers here turns that off (a request's details may hold
 # what people wrote).
 LOG_MAX_MESSAGE_CHARS = env.int("LOG_MAX_MESSAGE_CHARS", default=2000)
+# The socket transport's fast path and slow-client bound reach into daphne,
+# Twisted and autobahn (chat.realtime.transport). The server checks them at
+# start-up and, when this is on, refuses to start if any is missing rather
+# than run without them. Off by default (a development machine still runs);
+# turn it on in production (docs/operations.md, "Socket transport").
+TEAMCHAT_TRANSPORT_REQUIRED = env.bool("TEAMCHAT_TRANSPORT_REQUIRED", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

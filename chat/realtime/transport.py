@@ -15,15 +15,24 @@ on a plain TCP transport, the frame is sent at once; only what the kernel does
 not take goes through Twisted's queue, so order and backpressure are kept.
 
 Anything that is not daphne (the test communicator) gets plain ASGI sends.
+
+What this relies on in daphne, Twisted and autobahn is checked when the
+server starts (`check_internals`, called by `teamchat.server`): an upgrade
+that moves any of it is logged as an error and shown by the
+`teamchat_transport_fast_path` metric, and the server refuses to start when
+TEAMCHAT_TRANSPORT_REQUIRED is set, rather than silently losing the speed
+and the slow-client bound. pyproject.toml bounds the three versions.
 """
 
 import functools
+import inspect
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import txaio
-from autobahn.websocket.protocol import PreparedMessage
+from autobahn.websocket.protocol import PreparedMessage, WebSocketServerFactory
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
@@ -35,9 +44,15 @@ CLOSE_TOO_SLOW = 4008
 CLOSE_SERVICE_RESTART = 1012
 
 
+# autobahn's public way to frame a message once for many server sockets is
+# the factory's `prepareMessage` (an unmasked frame, as a server sends). It
+# keeps no per-connection state, so one factory serves every process's sockets.
+_FACTORY = WebSocketServerFactory()
+
+
 def prepare(text: str) -> PreparedMessage:
     """A text frame ready to be written to any number of sockets."""
-    return PreparedMessage(text.encode(), isBinary=False, applyMask=False, doNotCompress=True)
+    return _FACTORY.prepareMessage(text.encode(), isBinary=False, doNotCompress=True)
 
 
 @implementer(IPushProducer)
@@ -201,3 +216,127 @@ def _daphne_protocol(send: Any) -> Any | None:
         if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "STATE_OPEN"):
             return protocol
     return None
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of what the transport reaches into."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("daphne", "Twisted", "autobahn", "channels"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def check_internals() -> list[str]:
+    """What the fast path and the slow-client bound need but do not find; empty when all is there.
+
+    Each entry names one missing or changed piece (module, class, attribute),
+    so that the log after an upgrade says what moved. Builds a prepared frame
+    and a Twisted TCP connection on a local socket pair (no reactor needed),
+    the same shapes `SocketOutput` meets on a real socket.
+    """
+    missing: list[str] = []
+
+    def need(obj: Any, owner: str, *names: str) -> None:
+        for name in names:
+            if not hasattr(obj, name):
+                missing.append(f"{owner}.{name}")
+
+    # daphne hands each application `partial(server.handle_reply, protocol)`.
+    try:
+        import daphne.server
+        import daphne.ws_protocol
+
+        need(daphne.server.Server, "daphne.server.Server", "handle_reply", "create_application")
+        source = inspect.getsource(daphne.server.Server.create_application)
+        if "partial(self.handle_reply, protocol)" not in source:
+            missing.append("daphne.server.Server.create_application: send=partial(handle_reply)")
+        need(
+            daphne.ws_protocol.WebSocketProtocol,
+            "daphne.ws_protocol.WebSocketProtocol",
+            "sendPreparedMessage",
+            "sendClose",
+            "sendCloseFrame",
+            "STATE_OPEN",
+            "_connectionMade",
+        )
+    except Exception as error:  # an import or a source lookup that fails is the finding
+        missing.append(f"daphne: {error!r}")
+
+    # Channels' session middleware keeps the next `send` as `real_send`.
+    try:
+        from channels.sessions import InstanceSessionWrapper
+
+        if "real_send" not in inspect.getsource(InstanceSessionWrapper.__init__):
+            missing.append("channels.sessions.InstanceSessionWrapper.real_send")
+    except Exception as error:
+        missing.append(f"channels: {error!r}")
+
+    # autobahn: the prepared frame's bytes, written as they are.
+    try:
+        frame = prepare("é")
+        data = getattr(frame, "payloadHybi", None)
+        if data != b"\x81\x02" + "é".encode():
+            missing.append("autobahn PreparedMessage.payloadHybi (an unmasked text frame)")
+    except Exception as error:
+        missing.append(f"autobahn WebSocketServerFactory.prepareMessage: {error!r}")
+
+    # Twisted: a plain TCP transport's socket, write queue and producer.
+    try:
+        from twisted.internet import tcp
+
+        left, right = socket.socketpair()
+        try:
+            # Any truthy reactor: the global one must not be installed here
+            # (daphne installs its asyncio reactor later).
+            connection = tcp.Connection(left, None, reactor=object())  # type: ignore[arg-type]
+            need(
+                connection,
+                "twisted.internet.tcp.Connection",
+                "socket",
+                "dataBuffer",
+                "_tempDataLen",
+                "connected",
+                "disconnecting",
+                "producer",
+                "streamingProducer",
+                "registerProducer",
+                "unregisterProducer",
+                "write",
+            )
+            if getattr(connection, "TLS", True):
+                missing.append("twisted.internet.tcp.Connection.TLS (False on plain TCP)")
+        finally:
+            left.close()
+            right.close()
+    except Exception as error:
+        missing.append(f"twisted.internet.tcp.Connection: {error!r}")
+    return missing
+
+
+def report_internals() -> list[str]:
+    """Run `check_internals`, log what it finds and set the fast-path metric."""
+    from teamchat.metrics import TRANSPORT_FAST_PATH
+
+    missing = check_internals()
+    installed = ", ".join(f"{name} {v}" for name, v in versions().items())
+    if missing:
+        log.error(
+            "socket transport: fast path and slow-client bound unavailable, missing %s "
+            "(installed: %s); sockets fall back to plain ASGI sends",
+            "; ".join(missing),
+            installed,
+        )
+        TRANSPORT_FAST_PATH.set(0)
+    else:
+        log.info(
+            "socket transport: direct send and slow-client bound (%d bytes) on (%s)",
+            SLOW_SOCKET_BYTES,
+            installed,
+        )
+        TRANSPORT_FAST_PATH.set(1)
+    return missing
