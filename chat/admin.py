@@ -113,12 +113,14 @@ class RoomAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Room, form, change: bool) -> None:
         # The row is not saved here: the service saves it, logs it and publishes it.
         actor = signed_in_user(request)
-        fields = {"name": obj.name, "topic": obj.topic, "archived": obj.is_archived}
+        name, topic, archived = obj.name, obj.topic, obj.is_archived
         if not form.has_changed():
             return
         self._after_commit(
             request,
-            lambda: services.room_update(actor=actor, room=obj.slug, as_staff=True, **fields),
+            lambda: services.room_update(
+                actor=actor, room=obj.slug, name=name, topic=topic, archived=archived, as_staff=True
+            ),
         )
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
@@ -151,8 +153,18 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ("room", "author")
     search_fields = ("body", "author__username")
     date_hierarchy = "created"
-    fields = ("room", "author", "body", "created", "edited", "is_deleted", "nonce")
-    readonly_fields = fields
+    readonly_fields = ("room", "author", "body", "created", "edited", "is_deleted", "nonce")
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": readonly_fields,
+                "description": "Read-only: only its author edits a message, on the page. "
+                "To remove it for everyone, use the list's action "
+                "'Delete for everyone (as on the page)': open pages drop it at once.",
+            },
+        )
+    ]
     actions = ["delete_for_everyone"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -30,6 +30,7 @@ def test_a_messages_text_and_markup_cannot_be_edited_in_the_admin():
     _, client = staff(role="admin")
     page = client.get(f"/admin/chat/message/{message.pk}/change/").content.decode()
     assert 'name="body"' not in page and 'name="html"' not in page
+    assert "Read-only: only its author edits a message" in page
     client.post(
         f"/admin/chat/message/{message.pk}/change/",
         {"body": "changed", "html": '<meta http-equiv="refresh" content="0;url=//evil">'},
