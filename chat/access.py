@@ -46,6 +46,16 @@ def may_read(*, public: bool, is_member: bool) -> bool:
     return public or is_member
 
 
+def staff_sees(*, is_staff: bool) -> bool:
+    """Whether a user sees every room in the Django admin, members or not.
+
+    Only there: staff moderate from the admin (each change still needs the
+    role its service asks for), while the pages and the API keep the reading
+    rule above for staff as for everyone.
+    """
+    return is_staff
+
+
 def may_join(room: Room) -> bool:
     """Whether one may join without an invitation: public rooms only."""
     return is_public(room)

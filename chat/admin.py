@@ -31,32 +31,44 @@ class ReadableFilter(admin.SimpleListFilter):
 
 
 class MembershipInline(admin.TabularInline):
-    """Who is in the room; joining, inviting and removing happen on the page (services)."""
+    """Who is in the room. Removing one (the Delete box) is the services' removal:
+    their open sockets stop carrying the room at once. People join or are
+    invited on the page, by a member, never added here.
+    """
 
     model = Membership
     extra = 0
     fields = ("user", "joined", "last_read_id")
     readonly_fields = fields
-    can_delete = False
+    can_delete = True
+    verbose_name_plural = "memberships (tick Delete to remove someone, as on the page)"
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is not None and not obj.is_direct and obj.slug != services.DEFAULT_ROOM_SLUG
+
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    """Rooms; a change of name, topic or archiving goes through chat.services.
+    """Rooms; a change of name, topic, archiving or members goes through chat.services.
 
-    So it reaches every open socket like a change made on the page, and
-    follows the same rules (the room's creator or a chat admin). A direct
-    message is private by its kind; its kind and privacy are never edited.
+    So it reaches every open socket like a change made on the page, is in the
+    event log and the audit log, and follows the same role rules (the room's
+    creator, a moderator or a chat admin); staff reach private rooms here
+    without being members (access.staff_sees). A direct message is private by
+    its kind; its kind and privacy are never edited. Rooms are created on the
+    page. Deleting one here removes it with its messages for good (spam,
+    a legal request), recorded in the audit log; open pages keep showing it
+    until they reload, and sends to it are refused. Archive a room to close
+    it for everyone live.
     """
 
     list_display = ("slug", "name", "kind", "public", "is_archived", "created_by", "created")
     list_filter = ("kind", ReadableFilter, "is_archived")
     list_select_related = ("created_by",)
     search_fields = ("slug", "name", "topic")
-    prepopulated_fields = {"slug": ("name",)}
     raw_id_fields = ("created_by",)
     inlines = [MembershipInline]
 
@@ -66,35 +78,24 @@ class RoomAdmin(admin.ModelAdmin):
         return access.is_public(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
-        if obj is None:
-            return ("dm_key",)
         return ("slug", "kind", "is_private", "dm_key", "created_by", "created")
 
-    def get_prepopulated_fields(self, request: HttpRequest, obj=None):
-        return {} if obj is not None else self.prepopulated_fields
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        for field, text in (
+            ("name", "Changed as on the page: every open page shows the new name."),
+            ("topic", "Changed as on the page: every open page shows the new topic."),
+            ("is_archived", "An archived room is read-only for everyone; open pages learn it."),
+        ):
+            if field in form.base_fields:
+                form.base_fields[field].help_text = text
+        return form
 
-    def save_model(self, request: HttpRequest, obj: Room, form, change: bool) -> None:
-        if not change:
-            super().save_model(request, obj, form, change)
-            return
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # created on the page (room_create), which makes its creator a member
 
-        actor = signed_in_user(request)
-
-        def update() -> None:
-            try:
-                services.room_update(
-                    actor=actor,
-                    room=obj.slug,
-                    name=obj.name,
-                    topic=obj.topic,
-                    archived=obj.is_archived,
-                )
-            except services.ChatError as error:
-                self.message_user(request, f"{error.detail} Not changed.", messages.ERROR)
-
-        # The admin saves inside a transaction; a logged change commits (and
-        # publishes) on its own, so it runs once the admin's has committed.
-        transaction.on_commit(update)
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return obj is None or obj.slug != services.DEFAULT_ROOM_SLUG  # everyone's room stays
 
     def delete_model(self, request: HttpRequest, obj: Room) -> None:
         """A room deleted here is gone with its messages: recorded, with what it was."""
@@ -111,8 +112,51 @@ class RoomAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         with transaction.atomic():
-            for room in queryset:
+            for room in queryset.exclude(slug=services.DEFAULT_ROOM_SLUG):
                 self.delete_model(request, room)
+
+    def _after_commit(self, request: HttpRequest, change) -> None:
+        """Run a logged change once the admin's own transaction has committed.
+
+        The admin saves inside a transaction; a logged change commits (and
+        publishes) on its own, so it must not run inside the admin's.
+        """
+
+        def run() -> None:
+            try:
+                change()
+            except services.ChatError as error:
+                self.message_user(request, f"{error.detail} Not changed.", messages.ERROR)
+
+        transaction.on_commit(run)
+
+    def save_model(self, request: HttpRequest, obj: Room, form, change: bool) -> None:
+        # The row is not saved here: the service saves it, logs it and publishes it.
+        actor = signed_in_user(request)
+        name, topic, archived = obj.name, obj.topic, obj.is_archived
+        if not form.has_changed():
+            return
+        self._after_commit(
+            request,
+            lambda: services.room_update(
+                actor=actor, room=obj.slug, name=name, topic=topic, archived=archived, as_staff=True
+            ),
+        )
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        formset.save(commit=False)  # collects deleted_objects; deletes nothing
+        actor = signed_in_user(request)
+        for membership in formset.deleted_objects:
+            room, username = membership.room.slug, membership.user.username
+            self._after_commit(
+                request,
+                lambda room=room, username=username: services.room_member_remove(
+                    actor=actor, room=room, username=username, as_staff=True
+                ),
+            )
 
 
 @admin.register(Message)
@@ -129,8 +173,18 @@ class MessageAdmin(admin.ModelAdmin):
     list_select_related = ("room", "author")
     search_fields = ("body", "author__username")
     date_hierarchy = "created"
-    fields = ("room", "author", "body", "created", "edited", "is_deleted", "nonce")
-    readonly_fields = fields
+    readonly_fields = ("room", "author", "body", "created", "edited", "is_deleted", "nonce")
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": readonly_fields,
+                "description": "Read-only: only its author edits a message, on the page. "
+                "To remove it for everyone, use the list's action "
+                "'Delete for everyone (as on the page)': open pages drop it at once.",
+            },
+        )
+    ]
     actions = ["delete_for_everyone"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -145,7 +199,7 @@ class MessageAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for message in queryset.filter(is_deleted=False):
             try:
-                services.message_delete(actor=actor, message_id=message.pk)
+                services.message_delete(actor=actor, message_id=message.pk, as_staff=True)
                 done += 1
             except (services.ChatError, PermissionDenied):
                 refused.append(str(message.pk))

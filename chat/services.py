@@ -18,7 +18,7 @@ from teamchat import metrics
 
 from . import access, events, hooks, mentions, selectors
 from .drafts import DraftKey, drafts_clear_sent
-from .errors import ChatError, Code, NoSuchRoom, NoSuchUser, RoomArchived
+from .errors import ChatError, Code, NoSuchMessage, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record
 from .formatting import render
 from .models import (
@@ -436,13 +436,23 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
     return message
 
 
-def message_delete(*, actor: User, message_id: int) -> None:
+def message_delete(*, actor: User, message_id: int, as_staff: bool = False) -> None:
     """Delete a message for everyone: its author may, and so may moderators and admins.
 
     The row stays (its nonce still answers a retried send) without its text,
-    reactions, mentions or files (deleted from the storage).
+    reactions, mentions or files (deleted from the storage). `as_staff`: asked
+    from the Django admin, where staff reach rooms they are not members of.
     """
-    message, is_member = _message_for_change(actor, message_id)
+    if as_staff and access.staff_sees(is_staff=actor.is_staff):
+        found = Message.objects.select_related("room", "author").filter(
+            pk=message_id, is_deleted=False
+        )
+        message = found.first()
+        if message is None:
+            raise NoSuchMessage()
+        is_member = Membership.objects.filter(room=message.room, user=actor).exists()
+    else:
+        message, is_member = _message_for_change(actor, message_id)
     if message.author_id != actor.pk and not actor.is_moderator:
         raise ChatError(Code.FORBIDDEN, "You can only delete your own messages.")
     if message.author_id == actor.pk:
@@ -637,6 +647,22 @@ def _room_for_reader(user: User, slug: str) -> tuple[Room, Membership | None]:
     return selectors.room_and_membership(user, slug)
 
 
+def _room_for_change(user: User, slug: str, *, as_staff: bool) -> Room:
+    """The room a change is asked for: as a reader, or as staff moderating from the admin.
+
+    Staff working in the Django admin see every room, private ones included,
+    without being members; `as_staff` lets them name one (access.staff_sees).
+    Whether they may change it is still the caller's role check.
+    """
+    if as_staff and access.staff_sees(is_staff=user.is_staff):
+        found = Room.objects.filter(slug=slug).first()
+        if found is None:
+            raise NoSuchRoom(slug)
+        return found
+    room, _ = _room_for_reader(user, slug)
+    return room
+
+
 def _latest_message_id(room: Room) -> int:
     return Message.objects.filter(room=room).aggregate(m=Max("id"))["m"] or 0
 
@@ -728,9 +754,14 @@ def room_update(
     name: str | None = None,
     topic: str | None = None,
     archived: bool | None = None,
+    as_staff: bool = False,
 ) -> Room:
-    """Rename a channel, change its topic, archive or unarchive it: its creator or an admin."""
-    found, _ = _room_for_reader(actor, room)
+    """Rename a channel, change its topic, archive or unarchive it: its creator or an admin.
+
+    `as_staff`: the change comes from the Django admin, where staff reach
+    rooms they are not members of (the role rule still applies).
+    """
+    found = _room_for_change(actor, room, as_staff=as_staff)
     if found.is_direct or not (found.created_by_id == actor.pk or actor.is_chat_admin):
         raise ChatError(Code.FORBIDDEN, "Only the room's creator or an admin can change it.")
     if archived and found.slug == DEFAULT_ROOM_SLUG:
@@ -807,12 +838,13 @@ def room_invite(*, actor: User, room: str, username: str) -> User:
     return invitee
 
 
-def room_member_remove(*, actor: User, room: str, username: str) -> None:
+def room_member_remove(*, actor: User, room: str, username: str, as_staff: bool = False) -> None:
     """Remove a member: the room's creator, a moderator or an admin may.
 
-    The removed member's sockets stop receiving the room at once.
+    The removed member's sockets stop receiving the room at once. `as_staff`:
+    asked from the Django admin, where staff reach rooms they are not in.
     """
-    found, _ = _room_for_reader(actor, room)
+    found = _room_for_change(actor, room, as_staff=as_staff)
     if not (found.created_by_id == actor.pk or actor.is_moderator) or found.is_direct:
         raise ChatError(
             Code.FORBIDDEN, "Only the room's creator or a moderator can remove members."
