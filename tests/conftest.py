@@ -38,6 +38,10 @@ def _missing() -> dict[str, str]:
         missing["redis"] = "REDIS_URL is not set (in-memory channel layer)"
     if not shutil.which(CHROMIUM):
         missing["browser"] = f"no Chromium at {CHROMIUM}"
+    if not (shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")):
+        missing["nginx"] = "no nginx (apt-get install nginx-light)"
+    if not shutil.which("caddy"):
+        missing["caddy"] = "no caddy (apt-get install caddy)"
     if not shutil.which("redis-sentinel"):
         missing["sentinel"] = "no redis-sentinel (apt-get install redis-sentinel)"
     return missing
