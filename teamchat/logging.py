@@ -42,3 +42,31 @@ class TruncateFilter(logging.Filter):
 
 def _cut(text: str, limit: int) -> str:
     return f"{text[:limit]}… [{len(text) - limit} more characters left out]"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (LOG_FORMAT=json), for log collectors.
+
+    `time` (UTC, ISO 8601), `level`, `logger`, `message`, `process`, and
+    `exception` with the traceback when there is one. A message with a line
+    break stays one line: JSON escapes it.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False)

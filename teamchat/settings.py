@@ -513,6 +513,10 @@ SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$", r"^readyz$"]
 # handlers of its loggers here turns that off (a request's details may hold
 # what people wrote).
 LOG_MAX_MESSAGE_CHARS = env.int("LOG_MAX_MESSAGE_CHARS", default=2000)
+# "plain" (a line of text) or "json" (one JSON object a line, for collectors).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT is plain or json.")
 # The socket transport's fast path and slow-client bound reach into daphne,
 # Twisted and autobahn (chat.realtime.transport). The server checks them at
 # start-up and, when this is on, refuses to start if any is missing rather
@@ -526,11 +530,14 @@ LOGGING = {
     "filters": {
         "truncate": {"()": "teamchat.logging.TruncateFilter", "max_chars": LOG_MAX_MESSAGE_CHARS}
     },
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "teamchat.logging.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["truncate"],
         }
     },

@@ -223,3 +223,31 @@ def test_the_server_listens_with_room_for_a_whole_organization_connecting_at_onc
     endpoint = args[args.index("--endpoint") + 1]
     assert endpoint == "tcp:port=8123:interface=127.0.0.1:backlog=4096"
     assert server.listen_endpoint("::1", 8000) == r"tcp:port=8000:interface=\:\:1:backlog=4096"
+
+
+JSON_LOG_SCRIPT = """
+import django, logging
+django.setup()
+log = logging.getLogger("chat.demo")
+log.warning("a line\\nwith a break and \\u00e9")
+try:
+    1 / 0
+except ZeroDivisionError:
+    log.exception("it failed")
+"""
+
+
+def test_log_format_json_writes_one_object_a_line():
+    result = run(["-c", JSON_LOG_SCRIPT], LOG_FORMAT="json", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.strip().splitlines()]
+    warning, error = lines[-2], lines[-1]
+    assert (warning["level"], warning["logger"]) == ("WARNING", "chat.demo")
+    assert warning["message"] == "a line\nwith a break and é"
+    assert warning["time"].endswith("+00:00") and isinstance(warning["process"], int)
+    assert error["message"] == "it failed" and "ZeroDivisionError" in error["exception"]
+
+
+def test_an_unknown_log_format_is_refused():
+    result = run(["-c", "import django; django.setup()"], LOG_FORMAT="xml", **PRODUCTION)
+    assert result.returncode != 0 and "LOG_FORMAT is plain or json" in result.stderr
