@@ -114,6 +114,45 @@ def general_room(request):
     return Room.objects.get_or_create(slug=DEFAULT_ROOM_SLUG, defaults={"name": "general"})[0]
 
 
+def _highest_seq_handed_out() -> int:
+    """The event log's sequence as it stands: every `seq` given so far, kept or not."""
+    from django.db import connection
+    from django.db.models import Max
+
+    from chat.models import Event
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence(%s, 'seq')::regclass)",
+                [Event._meta.db_table],
+            )
+            return cursor.fetchone()[0] or 0
+    return Event.objects.aggregate(m=Max("seq"))["m"] or 0
+
+
+@pytest.fixture(autouse=True)
+def _fanout_starts_where_the_log_is(general_room):
+    """The suite's one event loop keeps its fan-out from test to test, as a server
+    process would: start each test as a process started now would.
+
+    While other tests ran, events published by them (and by the servers they
+    started) queued on its channel layer channel; their `seq` are all below
+    the log's sequence, so they are dropped as already handed out instead of
+    reaching the next test's sockets or being taken for gaps to fill.
+    """
+    if general_room is None:  # no database in this test
+        return
+    from chat.realtime.fanout import local_fanout
+
+    fanouts = local_fanout.existing()
+    if fanouts:
+        high = _highest_seq_handed_out()
+        for fanout in fanouts:
+            fanout.last_seq = fanout.resume_from = high
+            fanout._suspect = None
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Real hashing is deliberately slow; tests create many users.
