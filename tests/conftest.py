@@ -9,6 +9,7 @@ which service was missing.
 
 import os
 import shutil
+import sys
 
 import pytest
 from django.conf import settings
@@ -151,6 +152,16 @@ def _fanout_starts_where_the_log_is(general_room):
         for fanout in fanouts:
             fanout.last_seq = fanout.resume_from = high
             fanout._suspect = None
+
+
+@pytest.fixture(autouse=True)
+async def _close_sockets_left_open(general_room):
+    """A socket a test leaves open would stay registered in the suite's fan-out:
+    later tests would see it answer, or be closed, by what they do."""
+    yield
+    sockets = sys.modules.get("tests.chat.sockets")
+    if sockets is not None:
+        await sockets.close_left_open()
 
 
 @pytest.fixture(autouse=True)

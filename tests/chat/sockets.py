@@ -7,6 +7,9 @@ from channels.testing import WebsocketCommunicator
 from teamchat.asgi import application
 
 ORIGIN = "http://localhost"
+# Sockets opened and not closed yet: the suite closes what a test left open,
+# so its consumers do not stay registered in the fan-out for later tests.
+_left_open: set["Socket"] = set()
 
 
 class Socket:
@@ -40,6 +43,7 @@ class Socket:
         return output.get("code", 1000)
 
     async def close(self) -> None:
+        _left_open.discard(self)
         await self.comm.disconnect()
 
 
@@ -52,7 +56,20 @@ async def open_socket(cookie: str | None, origin: str | None = ORIGIN, path: str
         headers.append((b"origin", origin.encode()))
     comm = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await comm.connect(timeout=5)
-    return connected, Socket(comm)
+    sock = Socket(comm)
+    if connected:
+        _left_open.add(sock)
+    return connected, sock
+
+
+async def close_left_open() -> None:
+    """Close every socket a test opened and did not close."""
+    while _left_open:
+        sock = _left_open.pop()
+        try:
+            await sock.comm.disconnect()
+        except Exception:  # noqa: S110  (closed by the server meanwhile, or its app failed)
+            pass
 
 
 async def connect(cookie: str, path: str = "/ws/chat/") -> Socket:
