@@ -18,6 +18,7 @@ export function setupComposerFiles(ctx, { onIdle }) {
   const { store } = ctx;
   const queue = new UploadQueue();
   const requests = new Map(); // key -> its XMLHttpRequest while uploading
+  const sent = new Set(); // keys whose whole file has been sent, the answer still to come
   const chips = new Map(); // key -> its <li>
 
   function say(text) {
@@ -94,8 +95,19 @@ export function setupComposerFiles(ctx, { onIdle }) {
         renderChip(item);
       }
     });
+    xhr.upload.addEventListener("load", () => {
+      sent.add(item.key);
+    });
     xhr.addEventListener("load", () => {
+      sent.delete(item.key);
       const data = xhr.response && typeof xhr.response === "object" ? xhr.response : {};
+      if (requests.get(item.key) !== xhr) {
+        // Cancelled once the whole file was on its way: the server kept it.
+        if (xhr.status === 201 && data.upload && typeof data.upload.id === "number") {
+          api("DELETE", UPLOAD_URL + data.upload.id + "/").catch(() => {});
+        }
+        return;
+      }
       if (xhr.status === 201 && data.upload && typeof data.upload.id === "number") {
         queue.done(item.key, data.upload);
         announce(item.name + " uploaded.");
@@ -106,6 +118,10 @@ export function setupComposerFiles(ctx, { onIdle }) {
       finish(item);
     });
     xhr.addEventListener("error", () => {
+      sent.delete(item.key);
+      if (requests.get(item.key) !== xhr) {
+        return;
+      }
       queue.fail(item.key, uploadErrorText(0, "network"));
       finish(item);
     });
@@ -149,9 +165,11 @@ export function setupComposerFiles(ctx, { onIdle }) {
     }
     const xhr = requests.get(key);
     requests.delete(key);
-    if (xhr) {
+    if (xhr && !sent.has(key)) {
+      // Part of the file never reaches the server, which stores nothing.
       xhr.abort();
     }
+    // Otherwise the server may have it all: the answer names it, to delete.
     if (item.state === "done" && item.upload) {
       // Best effort: one never sent is deleted after a day anyway.
       api("DELETE", UPLOAD_URL + item.upload.id + "/").catch(() => {});
