@@ -45,6 +45,10 @@ def _missing() -> dict[str, str]:
         missing["caddy"] = "no caddy (apt-get install caddy)"
     if not shutil.which("redis-sentinel"):
         missing["sentinel"] = "no redis-sentinel (apt-get install redis-sentinel)"
+    if os.geteuid() != 0:
+        missing["netns"] = "network namespaces need root (`ip netns`)"
+    elif not shutil.which("ip"):
+        missing["netns"] = "no `ip` (apt-get install iproute2)"
     return missing
 
 

@@ -154,13 +154,18 @@ class _Process:
 class PrivateRedis(_Process):
     """`redis-server` on a free port, no persistence: a restart starts empty."""
 
-    def __init__(self) -> None:
+    def __init__(self, also_on: tuple[str, ...] = ()) -> None:
         super().__init__(_private_dir("tc-redis-"), "redis")
         self.port = free_port()
+        # Addresses it listens on besides 127.0.0.1 (for other network hosts).
+        self.also_on = also_on
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    def url_on(self, host: str) -> str:
+        return f"redis://{host}:{self.port}/0"
 
     def start(self, *extra: str) -> "PrivateRedis":
         """Start it; `extra` are more redis-server options (`--replicaof HOST PORT`)."""
@@ -168,7 +173,8 @@ class PrivateRedis(_Process):
             [
                 shutil.which("redis-server") or "redis-server",
                 "--port", str(self.port),
-                "--bind", "127.0.0.1",
+                "--bind", "127.0.0.1", *self.also_on,
+                *(["--protected-mode", "no"] if self.also_on else []),
                 "--save", "",
                 "--appendonly", "no",
                 "--daemonize", "no",
@@ -258,12 +264,16 @@ class PrivatePostgres(_Process):
 
     TEMPLATE = "teamchat_migrated"
 
-    def __init__(self) -> None:
+    def __init__(self, also_on: tuple[str, ...] = (), *options: str) -> None:
         super().__init__(_private_dir("tc-postgres-"), "postgres")
         self.data = self.dir / "data"
         self.port = free_port()
         self.bin = postgres_bin()
         self._databases = 0
+        # Addresses it listens on besides 127.0.0.1 (trusted from anywhere),
+        # and more server settings ("name=value").
+        self.also_on = also_on
+        self.options = options
 
     def init(self) -> "PrivatePostgres":
         result = subprocess.run(
@@ -284,10 +294,13 @@ class PrivatePostgres(_Process):
         )  # fmt: skip
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+        if self.also_on:
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
         return self
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgres://postgres@{host}:{self.port}/{database}"
 
     def start(self) -> "PrivatePostgres":
         self._spawn(
@@ -296,7 +309,8 @@ class PrivatePostgres(_Process):
                 "-D", str(self.data),
                 "-p", str(self.port),
                 "-k", str(self.dir),
-                "-c", "listen_addresses=127.0.0.1",
+                "-c", "listen_addresses=" + ",".join(("127.0.0.1", *self.also_on)),
+                *(word for option in self.options for word in ("-c", option)),
                 "-c", "fsync=off",
                 "-c", "synchronous_commit=off",
                 "-c", "full_page_writes=off",

@@ -34,14 +34,15 @@ class ServerProcess:
     port: int
     process: subprocess.Popen
     output: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+        return f"ws://{self.host}:{self.port}/ws/chat/"
 
     def stop(self) -> None:
         self.process.terminate()
@@ -56,11 +57,15 @@ def start_server(
     startup_timeout: float = 60.0,
     args: tuple[str, ...] = (),
     port: int | None = None,
+    host: str = "127.0.0.1",
+    command_prefix: tuple[str, ...] = (),
     **env_overrides: str,
 ) -> ServerProcess:
     """Start `python -m teamchat.server` (with daphne `args`) and return once it listens.
 
     `port`: a stopped server's, to restart it where its clients reconnect.
+    `host`: the address it listens on; `command_prefix` runs it through
+    another command (`ip netns exec NAME`: on another network host).
     """
     port = port or free_port()
     env = {
@@ -76,14 +81,15 @@ def start_server(
         **env_overrides,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "teamchat.server", "--port", str(port), *args],
+        [*command_prefix, sys.executable, "-m", "teamchat.server"]
+        + ["--host", host, "--port", str(port), *args],
         cwd=settings.BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    server = ServerProcess(port, process)
+    server = ServerProcess(port, process, host=host)
     lines: queue.Queue[str] = queue.Queue()
 
     def read_output() -> None:
