@@ -28,7 +28,7 @@ from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
 from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput
-from .writer import message_writer, read_marker_writer
+from .writer import marker_sync_to_async, message_writer, read_marker_writer
 
 log = logging.getLogger(__name__)
 
@@ -466,7 +466,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         assert frame.root is not None and frame.id is not None  # parse_frame checked them
         try:
-            result = await database_sync_to_async(thread_services.thread_read_set)(
+            result = await marker_sync_to_async(thread_services.thread_read_set)(
                 user=self.user, root_id=frame.root, message_id=frame.id
             )
         except ChatError as exc:
