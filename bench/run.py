@@ -317,6 +317,8 @@ def server_env(spec: TargetSpec, secret: str, prefix: str) -> dict[str, str]:
         ACCOUNT_EMAIL_VERIFICATION="none",
         CHAT_RATE_LIMIT="100000",
         CHAT_RATE_BURST="100000",
+        CHAT_SOCKET_FRAME_RATE="100000",
+        CHAT_SOCKET_FRAME_BURST="100000",
         LOG_LEVEL="INFO",
     )
     return env

@@ -99,6 +99,10 @@ FANOUT_LATENCY = Histogram(
     "local socket it is for; one observation per event and process.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+READS_HELD = Counter(
+    "teamchat_socket_reads_held_total",
+    "Times a socket sent frames past CHAT_SOCKET_FRAME_RATE and was not read for a while.",
+)
 SLOW_CLIENT_CLOSES = Counter(
     "teamchat_slow_client_closes_total",
     "Sockets closed (4008) because their client stopped reading.",

@@ -393,6 +393,9 @@ CHAT_READ_RATE_LIMIT = env.float("CHAT_READ_RATE_LIMIT", default=20.0)
 CHAT_READ_RATE_BURST = env.int("CHAT_READ_RATE_BURST", default=50)
 CHAT_TYPING_RATE_LIMIT = env.float("CHAT_TYPING_RATE_LIMIT", default=5.0)
 CHAT_TYPING_RATE_BURST = env.int("CHAT_TYPING_RATE_BURST", default=20)
+# Frames of any kind per socket and second (burst); past it the socket is read more slowly.
+CHAT_SOCKET_FRAME_RATE = env.float("CHAT_SOCKET_FRAME_RATE", default=100.0)
+CHAT_SOCKET_FRAME_BURST = env.int("CHAT_SOCKET_FRAME_BURST", default=200)
 # Presence frames (a tab's state, whom it follows): every tab of a user says
 # both after a restart, so the burst covers the socket cap twice over.
 CHAT_PRESENCE_RATE_LIMIT = env.float("CHAT_PRESENCE_RATE_LIMIT", default=5.0)

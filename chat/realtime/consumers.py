@@ -47,6 +47,12 @@ typing_limiter = SendRateLimiter(settings.CHAT_TYPING_RATE_LIMIT, settings.CHAT_
 presence_limiter = SendRateLimiter(
     settings.CHAT_PRESENCE_RATE_LIMIT, settings.CHAT_PRESENCE_RATE_BURST
 )
+# Frames of any kind one socket may send a second (and at once): far above what
+# a page sends (its buckets above add up to about 40 a second). Past it the
+# socket is not read for a while: a flooding client's frames wait in its own
+# TCP buffers, and are still each answered, as slowly as this allows.
+FRAME_RATE = settings.CHAT_SOCKET_FRAME_RATE
+FRAME_BURST = settings.CHAT_SOCKET_FRAME_BURST
 # Sends a socket may have queued for storage before it stops reading frames.
 MAX_SENDS_IN_FLIGHT = 32
 # Events read from the log per query while a reconnecting socket catches up.
@@ -146,6 +152,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     again_after: int | None = None
     # When this socket last forwarded typing, by room id (made on first use).
     typing_sent: dict[int, float] | None = None
+    # The frame budget (tokens, when counted) once a frame has come; reading
+    # is held until `held_until` (monotonic seconds).
+    frame_budget: tuple[float, float] | None = None
+    held_until = 0.0
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections through the
@@ -355,6 +365,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.finished:
             return  # frames still queued from a socket that is gone: nobody to answer
+        self._count_frame()
         if text_data is None:
             metrics.FRAMES_IN.labels("binary").inc()
             await self._send_error(Code.BINARY_NOT_SUPPORTED, "Binary frames are not supported.")
@@ -397,6 +408,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception:
                 log.exception("%s from user %s failed", frame.type, self.user_id)
                 await self._refuse(Unavailable(), frame.nonce)
+
+    def _count_frame(self) -> None:
+        """Take one frame from the socket's budget; past it, stop reading the socket a while."""
+        now = time.monotonic()
+        budget = self.frame_budget
+        if budget is None:
+            tokens = float(FRAME_BURST)
+        else:
+            tokens = min(float(FRAME_BURST), budget[0] + (now - budget[1]) * FRAME_RATE)
+        # Frames already read when reading stops still come: owed, up to one burst.
+        tokens = max(tokens - 1.0, -float(FRAME_BURST))
+        self.frame_budget = (tokens, now)
+        if tokens < 0 and now >= self.held_until:
+            wait = (1.0 - tokens) / FRAME_RATE
+            if self.output.hold_reading(wait):
+                self.held_until = now + wait
+                metrics.READS_HELD.inc()
 
     async def _rate_limited(self, frame: Frame) -> None:
         metrics.RATE_LIMITED.labels(frame.type).inc()

@@ -24,6 +24,7 @@ TEAMCHAT_TRANSPORT_REQUIRED is set, rather than silently losing the speed
 and the slow-client bound. pyproject.toml bounds the three versions.
 """
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 SLOW_SOCKET_BYTES = 1024 * 1024
 CLOSE_TOO_SLOW = 4008
 CLOSE_SERVICE_RESTART = 1012
+# What is read at a time from a socket once it has sent too fast.
+HELD_READ_BYTES = 1024
 
 
 # autobahn's public way to frame a message once for many server sockets is
@@ -154,6 +157,25 @@ class SocketOutput:
         else:
             _send_now(transport, frame.payloadHybi)
 
+    def hold_reading(self, seconds: float) -> bool:
+        """Read nothing more from the client for `seconds`; False where that cannot be done.
+
+        Twisted stops reading the transport, so what the client sends meanwhile
+        waits in its own TCP buffers (and, once they fill, its sends block)
+        instead of costing this process the framing, parsing and answers.
+        """
+        transport = getattr(self._ws, "transport", None)
+        if transport is None or not hasattr(transport, "pauseProducing"):
+            return False
+        if self._transport is not None:
+            # Twisted reads up to 64 KiB at a time, a thousand small frames
+            # that would all be handled at once after each hold: from now on
+            # this socket is read in small pieces.
+            transport.bufferSize = HELD_READ_BYTES
+        transport.pauseProducing()
+        asyncio.get_running_loop().call_later(seconds, _resume_reading, transport)
+        return True
+
     def close_for_restart(self) -> bool:
         """Close with 1012 (service restart) under daphne; False elsewhere (use ASGI's close).
 
@@ -171,6 +193,11 @@ class SocketOutput:
                 isReply=False,
             )
         return True
+
+
+def _resume_reading(transport: Any) -> None:
+    if transport.connected and not transport.disconnecting:
+        transport.resumeProducing()
 
 
 def _is_plain_tcp(transport: Any) -> bool:

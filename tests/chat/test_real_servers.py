@@ -517,3 +517,47 @@ def test_one_users_write_budget_is_shared_by_every_process(login_cookie):
         for server in servers:
             server.stop()
     assert answers == {"message": 6, "error": 6}
+
+
+def test_a_socket_sending_past_its_frame_rate_is_read_slowly_yet_every_frame_is_answered(
+    login_cookie,
+):
+    # A client at its frame budget is not read for a while (its frames wait in
+    # TCP buffers): nothing it sent is dropped, each frame gets its answer,
+    # and the socket goes on working.
+    server = start_server(
+        CHAT_SOCKET_FRAME_RATE="100",
+        CHAT_SOCKET_FRAME_BURST="20",
+        CHAT_TYPING_RATE_LIMIT="0.001",
+        CHAT_TYPING_RATE_BURST="20",
+    )
+    cookie = login_cookie(UserFactory(username="alice"))
+    flood = 300
+
+    async def scenario():
+        async with connect(server, cookie) as ws:
+            for i in range(flood):  # past the typing bucket: most are refused
+                frame = {"type": "typing", "room": "general", "nonce": f"t{i}"}
+                await ws.send(json.dumps(frame))
+            await ws.send(json.dumps({"type": "send", "room": "general", "body": "still here"}))
+            refused, echo = set(), None
+            while echo is None:
+                event = await next_event(ws)
+                if event["type"] == "error":
+                    assert event["code"] == "rate_limited"
+                    refused.add(event["nonce"])
+                elif event["type"] == "message":
+                    echo = event
+            return refused, echo
+
+    try:
+        refused, echo = asyncio.run(scenario())
+        held = wait_for_metric(server, "teamchat_socket_reads_held_total", lambda v: v >= 1)
+    finally:
+        server.stop()
+    # The typing bucket lets its burst through unanswered; every other frame
+    # was answered, before the send that came after them all.
+    assert len(refused) == flood - 20
+    assert refused == {f"t{i}" for i in range(20, flood)}
+    assert (echo["user"], echo["body"]) == ("alice", "still here")
+    assert held
