@@ -262,8 +262,11 @@ class OrgBench:
             prepare=json.loads(done.stdout.strip().splitlines()[-1]),
         )
 
-    def _server(self, spec: Any, tag: str, **kwargs: Any) -> Any:
-        return self.bench._server(spec, tag, env={"DATABASE_URL": ORG_URL}, **kwargs)
+    def _server(
+        self, spec: Any, tag: str, extra_env: dict[str, str] | None = None, **kwargs: Any
+    ) -> Any:
+        env = {"DATABASE_URL": ORG_URL, **(extra_env or {})}
+        return self.bench._server(spec, tag, env=env, **kwargs)
 
     def _latest_seq(self) -> int | None:
         """The newest event's seq, as the room page embeds it; None if it cannot be read."""
@@ -631,11 +634,17 @@ class OrgBench:
         room = min(channels, key=lambda r: abs(len(org.members[r]) - p.flood_room_size))
         flooder, others = org.members[room][0], org.members[room][1:]
         specs = [SockSpec(u, org.keys[u], 0, org.rooms_of[u]) for u in others]
-        specs += [
+        flooders = [
             SockSpec(org.users + k, org.keys[flooder], 0, org.rooms_of[flooder], (), FLOODER)
             for k in range(p.flood_sockets)
         ]
-        server = self._server(spec, f"I-{org.users}")
+        # The flood meets the product's own per-socket frame limit (the
+        # load generators elsewhere are let past it, as past the send limit).
+        server = self._server(
+            spec,
+            f"I-{org.users}",
+            extra_env={"CHAT_SOCKET_FRAME_RATE": "100", "CHAT_SOCKET_FRAME_BURST": "200"},
+        )
         sampler = ProcessSampler(server.pid)
         gen = None
         out: dict[str, Any] = {
@@ -647,7 +656,10 @@ class OrgBench:
             "machine_before": server.quiet,
         }
         try:
-            gen = OrgGenerator([(server.url, server.origin)], org.slugs, specs, p.workers)
+            # The flooder in a process of its own, as it would be another machine.
+            gen = OrgGenerator(
+                [(server.url, server.origin)], org.slugs, specs, p.workers, apart=flooders
+            )
             seq = self._latest_seq()
             out["connect"] = gen.connect_org(concurrency=p.connect_concurrency, seq=seq)
             time.sleep(2.0)

@@ -996,7 +996,11 @@ def _org_worker_entry(
 
 
 class OrgGenerator(LoadGenerator):
-    """Worker processes holding the given sockets between them (spec k in worker k % workers)."""
+    """Worker processes holding the given sockets between them (spec k in worker k % workers).
+
+    `apart`: sockets for one more worker of their own (a flooder, which in
+    life is another machine, must not slow the measuring clients' loop).
+    """
 
     def __init__(
         self,
@@ -1004,21 +1008,25 @@ class OrgGenerator(LoadGenerator):
         slugs: list[str],
         specs: list[SockSpec],
         workers: int = 2,
+        apart: list[SockSpec] | None = None,
     ) -> None:
         for url, _ in servers:
             if not url.startswith("ws://127.0.0.1:"):
                 raise ValueError("load goes to ws://127.0.0.1 only")
-        self.size = len(specs)
-        self.specs = specs
-        self.workers = max(1, min(workers, self.size))
+        self.size = len(specs) + len(apart or ())
+        self.specs = specs + list(apart or ())
+        split = max(1, min(workers, len(specs)))
+        shares = [specs[w::split] for w in range(split)]
+        if apart:
+            shares.append(list(apart))
+        self.workers = len(shares)
         ctx = multiprocessing.get_context("spawn")
         self.conns: list[Any] = []
         self.procs: list[Any] = []
         self.worker_of: dict[int, int] = {}
         try:
-            for w in range(self.workers):
+            for w, share in enumerate(shares):
                 parent_end, child_end = ctx.Pipe()
-                share = specs[w :: self.workers]
                 for spec in share:
                     self.worker_of.setdefault(spec.index, w)
                 proc = ctx.Process(
