@@ -37,6 +37,13 @@ _R = TypeVar("_R")
 _markers_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teamchat-read-markers")
 
 
+def close_marker_connections() -> None:
+    """Close the database connection the read-marker thread holds (before dropping a database)."""
+    from django.db import connections
+
+    _markers_thread.submit(connections.close_all).result()
+
+
 def marker_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
     """`database_sync_to_async` for read-marker writes: off the send thread on PostgreSQL."""
     if connection.vendor == "postgresql":
