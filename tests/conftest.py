@@ -66,17 +66,19 @@ def pytest_collection_modifyitems(config, items):
             if item.get_closest_marker(marker) is None:
                 continue
             if REQUIRE_SERVICES:
-                item.add_marker(pytest.mark.usefixtures("_service_required_but_missing"))
                 item.user_properties.append(("missing", reason))
             else:
                 _skipped_for[marker] = reason
                 item.add_marker(pytest.mark.skip(reason=f"needs {marker}: {reason}"))
 
 
-@pytest.fixture
-def _service_required_but_missing(request):
-    reasons = [value for key, value in request.node.user_properties if key == "missing"]
-    pytest.fail(f"required service missing in this run: {'; '.join(reasons)}")
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # A hook, not a fixture added at collection: fixtures are resolved before
+    # pytest_collection_modifyitems runs, so one added there never ran.
+    reasons = [value for key, value in item.user_properties if key == "missing"]
+    if reasons:
+        pytest.fail(f"required service missing in this run: {'; '.join(reasons)}")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -93,16 +95,19 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_worker_thread_connections(django_db_setup, django_db_blocker):
-    """Close the connection the consumers' database thread holds, so the test database can go."""
+    """Close the connections the consumers' database threads hold, so the test database can go."""
     yield
     import asyncio
 
     from asgiref.sync import sync_to_async
     from django.db import connections
 
+    from chat.realtime.writer import close_marker_connections
+
     with django_db_blocker.unblock():
         # Run from a fresh event loop, so it lands on the shared database thread.
         asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
+        close_marker_connections()
 
 
 @pytest.fixture(autouse=True)
