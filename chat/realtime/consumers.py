@@ -146,6 +146,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     admitted = False
     counted = False
     finished = False
+    # Its login was found gone; the close is on its way.
+    session_over = False
     # Opened with a read-only token: frames that change anything are refused.
     read_only = False
     replay_task: "asyncio.Task[None] | None" = None
@@ -634,9 +636,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         _track(asyncio.create_task(self._check_session()))
 
     def session_ended(self) -> None:
-        """The periodic re-check found the login gone (it expired): close with 4401."""
-        if not self.finished:
-            metrics.SESSIONS_ENDED.labels("expired").inc()
+        """The periodic re-check found the login gone (it expired): close with 4401.
+
+        Once: two re-checks that overlap (the periodic one and another) both
+        find the socket before its close is done.
+        """
+        if self.finished or self.session_over:
+            return
+        self.session_over = True
+        metrics.SESSIONS_ENDED.labels("expired").inc()
         _track(asyncio.create_task(self.close(code=CLOSE_SESSION_ENDED)))
 
     async def _check_session(self) -> None:
