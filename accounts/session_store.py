@@ -16,15 +16,26 @@ LOGIN_ID_KEY = "_teamchat_login_id"
 TOKEN_LOGIN_PREFIX = "token:"  # noqa: S105 (a marker, not a secret)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ReadAhead:
-    """A session read before it was asked for: its data (None: no live session) and its user."""
+    """A session read before it was asked for: its data (None: no live session) and its user.
+
+    Each handshake gets its own (see chat.realtime.handshake), which the
+    socket empties with `forget` once the handshake is over: every task and
+    loop callback made during the handshake copied the context, and those
+    copies outlive it.
+    """
 
     key: str
     data: dict[str, Any] | None
     user: Any = None
     # Why the user may not in for now (accounts.selectors.access_blocks), if anything.
     blocked: str | None = None
+
+    def forget(self) -> None:
+        """Let go of the session data and the full user (the handshake has used them)."""
+        self.data = None
+        self.user = None
 
 
 # The session (and its user) read for the socket handshake in progress, set by

@@ -190,10 +190,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake gets HTTP 403
             return
         ahead = session_store.preloaded.get()
-        # The socket's task keeps its context for life: let go of the session
-        # data and the full user read ahead for the handshake.
-        session_store.preloaded.set(None)
         blocked = ahead.blocked if ahead is not None and ahead.user is not None else None
+        # The socket's task keeps its context for life, and so do the copies
+        # that tasks and loop callbacks made during the handshake took: let go
+        # of the session data and the full user read ahead for the handshake.
+        session_store.preloaded.set(None)
+        if ahead is not None:
+            ahead.forget()
         if blocked:  # two-factor to set up, an address to verify: as for pages
             metrics.HANDSHAKES.labels(f"refused_{blocked}").inc()
             await self.close()

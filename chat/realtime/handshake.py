@@ -14,6 +14,7 @@ handshake's data at once.
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -187,7 +188,10 @@ class SessionPreloadMiddleware:
 
 async def _read_ahead(key: str) -> None:
     found = await _per_loop()["sessions"].get(key)
-    session_store.preloaded.set(found or session_store.ReadAhead(key, None))
+    # A copy of its own: tabs of one session read together share `found`, and
+    # each socket empties its copy when its handshake is over.
+    ahead = dataclasses.replace(found) if found else session_store.ReadAhead(key, None)
+    session_store.preloaded.set(ahead)
 
 
 def _session_key(scope: dict[str, Any]) -> str | None:
