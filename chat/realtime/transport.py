@@ -32,7 +32,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import txaio
 from autobahn.websocket.protocol import PreparedMessage, WebSocketServerFactory
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -112,15 +111,9 @@ class SocketOutput:
         closed = getattr(self._ws, "is_closed", None)
         if closed is None:
             return
-
-        def fire(_: Any) -> None:
-            try:
-                callback()
-            except Exception:
-                log.exception("cleaning up after a closed socket failed")
-
-        # txaio binds its functions once a framework is chosen (daphne: Twisted).
-        txaio.add_callbacks(closed, fire, None)  # type: ignore[attr-defined]
+        # A Twisted Deferred under daphne: the callback rides along as an
+        # argument of one module-level function, no closure per socket.
+        closed.addCallback(_fire_closed, callback)
 
     def start(self) -> None:
         """Call once the socket is accepted."""
@@ -198,6 +191,13 @@ class SocketOutput:
 def _resume_reading(transport: Any) -> None:
     if transport.connected and not transport.disconnecting:
         transport.resumeProducing()
+
+
+def _fire_closed(_: Any, callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        log.exception("cleaning up after a closed socket failed")
 
 
 def _is_plain_tcp(transport: Any) -> bool:
