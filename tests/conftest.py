@@ -161,6 +161,7 @@ def _fanout_starts_where_the_log_is(general_room):
         for fanout in fanouts:
             fanout.last_seq = fanout.resume_from = high
             fanout._suspect = None
+            fanout._suspect_seen = high
 
 
 @pytest.fixture(autouse=True)

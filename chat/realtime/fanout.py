@@ -90,8 +90,10 @@ class Fanout:
         # Why: "receive" (this process hears nothing) and/or "publish" (what
         # it committed reached nobody).
         self._degraded_by: set[str] = set()
-        # The log's newest seq seen at the last watch, if it was not here yet.
+        # The log's newest seq seen at the last watch, if it was not here yet,
+        # and how far the live stream had come then.
         self._suspect: int | None = None
+        self._suspect_seen = 0
         # The highest seq this process has handed out; sockets catch up from
         # here when the channel layer comes back.
         self.last_seq = 0
@@ -259,7 +261,14 @@ class Fanout:
         process that failed (its sockets are told the live path is down until
         the layer answers again), and events committed elsewhere whose publish
         failed with nothing after them: the log's newest seq, still not here
-        one interval later, is sent from the log.
+        one interval later while nothing else arrived either, is sent from
+        the log.
+
+        A stream that still moves is only behind (a busy process, a burst):
+        what it has not handed out yet is on its way, and a hole in it shows
+        when the event after the hole arrives. Filling it from the log would
+        start a catch-up on every socket of the process, more work for a
+        process already behind, so it is left to arrive.
         """
         while True:
             await asyncio.sleep(settings.CHAT_GAP_CHECK_SECONDS)
@@ -280,10 +289,12 @@ class Fanout:
         if self.degraded:
             return  # the recovery's catch-up covers everything meanwhile
         newest = await database_sync_to_async(latest_seq)()
-        if self._suspect is not None and self.last_seq < self._suspect:
-            log.warning("events up to seq %s never arrived; sending them from the log", newest)
-            await self._fill(self.last_seq, self._suspect, notice=False)
+        suspect, seen = self._suspect, self._suspect_seen
+        if suspect is not None and self.last_seq < suspect and self.last_seq == seen:
+            log.warning("events up to seq %s never arrived; sending them from the log", suspect)
+            await self._fill(self.last_seq, suspect, notice=False)
         self._suspect = newest if newest > self.last_seq else None
+        self._suspect_seen = self.last_seq
 
     async def _fill(self, after: int, upto: int, *, notice: bool) -> None:
         """Send every local socket what the log holds after `after` (a gap, or an outage).

@@ -145,3 +145,46 @@ async def test_a_late_membership_change_does_not_undo_the_newer_one(users, monke
     frame = await bob_sock.receive()
     assert (frame["id"], frame["body"]) == (message.message.id, "still in")
     await bob_sock.close()
+
+
+async def test_a_stream_that_is_behind_but_moving_is_not_filled_from_the_log(users, monkeypatch):
+    # The log's watch finds the newest event not handed out yet. While events
+    # keep arriving the process is only behind: no catch-up for every socket.
+    # Once nothing arrives for a whole look, what is missing comes from the log.
+    (alice, cookie), _ = users
+    sock = await connect(cookie)
+    fanout = local_fanout()
+    captured = Captured(monkeypatch)
+    fills = _sample("teamchat_gap_fills_total")
+
+    captured.hold()
+    sent = [
+        await sync_to_async(services.message_send)(
+            author=alice, room="general", body=f"m{i}", nonce=f"w-{i}"
+        )
+        for i in range(3)
+    ]
+    captured.release()
+    first, second, third = captured.payloads
+
+    await fanout.watch_log()  # sees the newest event not here yet
+    await fanout.handle(first)  # the stream moves on
+    assert (await sock.receive())["body"] == "m0"
+    await fanout.watch_log()  # behind, but moving: nothing from the log
+    assert _sample("teamchat_gap_fills_total") == fills
+
+    await fanout.watch_log()  # nothing arrived for a whole look: a lost publish
+    got = [await sock.receive(), await sock.receive()]
+    assert [(m["id"], m["body"]) for m in got] == [
+        (sent[1].message.id, "m1"),
+        (sent[2].message.id, "m2"),
+    ]
+    assert (await sock.receive())["type"] == "resumed"
+    assert _sample("teamchat_gap_fills_total") == fills + 1
+
+    # Their live copies, late, are dropped; the next event is the next thing seen.
+    await fanout.handle(second)
+    await fanout.handle(third)
+    await sock.send({"type": "send", "room": "general", "body": "m3"})
+    assert (await sock.receive())["body"] == "m3"
+    await sock.close()
