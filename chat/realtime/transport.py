@@ -125,7 +125,7 @@ class SocketOutput:
             if not getattr(transport, "streamingProducer", True):
                 return  # a pull producer cannot be told to pause; leave it alone
             transport.unregisterProducer()
-        self._watch = _ReadWatch(inner)
+        self._watch = _ReadWatch(_passed_on(inner))
         transport.registerProducer(self._watch, True)
         if _is_plain_tcp(transport):
             self._transport = transport
@@ -186,6 +186,20 @@ class SocketOutput:
                 isReply=False,
             )
         return True
+
+
+def _passed_on(inner: Any) -> Any:
+    """The producer a socket's `_ReadWatch` passes pauses on to; None when that does nothing.
+
+    daphne upgrades a socket from an HTTP request that Twisted's HTTPChannel
+    never sees finish. While a channel handles a request with no producer of
+    its own, its pause and resume touch neither the transport nor anything
+    else; holding it would keep the channel, its request and their headers
+    alive for as long as the socket is open.
+    """
+    if getattr(inner, "_handlingRequest", False) and getattr(inner, "_requestProducer", 1) is None:
+        return None
+    return inner
 
 
 def _resume_reading(transport: Any) -> None:
