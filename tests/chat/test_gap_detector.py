@@ -77,7 +77,8 @@ async def test_n_then_n_plus_2_sends_n_plus_1_first_and_late_or_repeated_copies_
     # The late live copy of N+1 (out of order) and a second copy of N+2 change nothing.
     await fanout.handle(lost)
     await fanout.handle(later)
-    assert _sample("teamchat_late_events_dropped_total") == dropped + 2
+    # (At least: events other tests' servers published may be dropped meanwhile.)
+    assert _sample("teamchat_late_events_dropped_total") >= dropped + 2
 
     # The next event is the next thing the socket sees.
     await sock.send({"type": "send", "room": "general", "body": "n+3"})
