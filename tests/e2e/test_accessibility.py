@@ -6,7 +6,15 @@ from playwright.sync_api import expect
 from chat import services
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import off_the_loop
-from tests.e2e.helpers import message, message_menu, say
+from tests.e2e.helpers import (
+    TAB_VISIBILITY,
+    message,
+    message_menu,
+    online,
+    room_link,
+    say,
+    set_tab_hidden,
+)
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
@@ -113,9 +121,18 @@ def test_the_message_list_with_runs_folds_the_new_messages_pill_and_an_invite_of
     off_the_loop(post, "\n\n".join(f"line {i}" for i in range(40)), 0)
     for n in range(1, 30):
         off_the_loop(post, f"filler {n}", n)
-    page = pages.open(alice, f"/r/{design}/")
+    # Opened in a background tab: nothing is read yet, so the current room's
+    # entry in the sidebar shows its unread count (33) on the current-room blue.
+    page = pages.new_page(alice)
+    page.add_init_script(TAB_VISIBILITY + "\nwindow.__hidden = true;")
+    page.goto(f"{pages.base}/r/{design}/")
+    online(page)
+    expect(room_link(page, design).locator(".unread-count")).to_have_text("33")
     expect(message(page, "bob", "line 39").get_by_role("button", name="Show more")).to_have_count(1)
     assert_accessible(page, "runs of one author, a folded long message, a date divider")
+
+    set_tab_hidden(page, False)  # alice looks: the room is read
+    expect(room_link(page, design).locator(".unread-count")).to_have_count(0)
 
     page.locator("#message-pane").evaluate("pane => { pane.scrollTop = 0; }")
     off_the_loop(post, "arrived while you read above", 99)
