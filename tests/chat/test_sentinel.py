@@ -113,16 +113,17 @@ def test_a_failover_mid_conversation_loses_nothing(sentinel_setup, login_cookie)
             await until(wb, "bob", lambda s: "m0" in bodies(s))
 
             primary.kill()  # the primary dies mid-conversation
-            for i in (1, 2):
+            # One message through each process while the live path is down,
+            # m1 stored before m2 is sent (sent at once, either may commit first).
+            for i, ws in ((1, wa), (2, wb)):
                 frame_ = {"type": "send", "room": "general", "body": f"m{i}", "nonce": f"n{i}"}
-                await (wa if i == 1 else wb).send(json.dumps(frame_))
-            # Stored while the live path is down (the database is the truth).
-            for _ in range(200):
-                if {"m1", "m2"} <= set(await asyncio.to_thread(stored_bodies)):
-                    break
-                await asyncio.sleep(0.1)  # polling the database for the commits
-            else:
-                pytest.fail("sends did not commit during the failover")
+                await ws.send(json.dumps(frame_))
+                for _ in range(200):
+                    if f"m{i}" in await asyncio.to_thread(stored_bodies):
+                        break
+                    await asyncio.sleep(0.1)  # polling the database for the commit
+                else:
+                    pytest.fail(f"m{i} did not commit during the failover")
 
             # The sentinel promotes the replica; both processes follow it.
             all_three = lambda s: {"m1", "m2"} <= set(bodies(s))  # noqa: E731
