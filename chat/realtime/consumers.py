@@ -220,7 +220,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Everything delivered before the socket is accepted (and, when
         # resuming, replayed) is held, then sent in order.
         self.replaying = True
-        self.replayed_upto = 0
+        # The highest seq sent to this socket, or that its catch-up read past:
+        # a later catch-up starts after it, so nothing is sent twice.
+        self.sent_upto = 0
         self.again_after = None
         self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
         self.output = SocketOutput(self.base_send)
@@ -263,7 +265,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.again_after = min(after, self.again_after or after)
             return
         self.replaying = True
-        after = max(after, self.replayed_upto)
+        after = max(after, self.sent_upto)
         self._start_replay(after, notice=STATUS_LIVE if notice else None)
 
     async def disconnect(self, code: int) -> None:
@@ -324,7 +326,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         await self.output.write(text, None)
                     sent += len(page.texts)
                     metrics.REPLAYED_EVENTS.inc(len(page.texts))
-                    self.replayed_upto = page.last_seq
+                    self.sent_upto = max(self.sent_upto, page.last_seq)
                     if page.complete:
                         break
                     if sent >= REPLAY_MAX_EVENTS:
@@ -357,13 +359,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _go_live(self) -> None:
         """Send what was held (minus what a replay carried), then deliver as events come."""
         if self.again_after is not None and not self.finished:
-            after, self.again_after = max(self.again_after, self.replayed_upto), None
+            after, self.again_after = max(self.again_after, self.sent_upto), None
             self._start_replay(after)
             return
         while self.held:
             held, self.held = self.held, []
             for text, prepared, seq in held:
-                if seq is None or seq > self.replayed_upto:
+                if seq is None:
+                    await self.output.write(text, prepared)
+                elif seq > self.sent_upto:
+                    self.sent_upto = seq
                     await self.output.write(text, prepared)
         self.replaying = False
 
@@ -621,7 +626,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     ) -> None:
         if self.replaying:
             self.held.append((text, prepared, seq))
-        elif seq is None or seq > self.replayed_upto:
+        elif seq is None:
+            await self.output.write(text, prepared)
+        elif seq > self.sent_upto:
+            self.sent_upto = seq
             await self.output.write(text, prepared)
 
     async def deliver_now(self, text: str) -> None:

@@ -392,9 +392,11 @@ class Fanout:
                     metrics.LATE_EVENTS_DROPPED.inc()
                     continue
                 if seq is not None and seq > self.last_seq + 1:
-                    if not self.degraded:
-                        # Published in order: what lies between was not sent here.
-                        await self._fill(self.last_seq, seq - 1, notice=False)
+                    # Published in order: what lies between was not sent here.
+                    # Also while degraded (this process's publish failed, it
+                    # still hears the others): the recovery's catch-up comes
+                    # later, and the socket must not see this one first.
+                    await self._fill(self.last_seq, seq - 1, notice=False)
                 if await self.deliver(item) and published_at is not None:
                     metrics.FANOUT_LATENCY.observe(max(time.time() - published_at, 0.0))
         elif kind == PRESENCE:

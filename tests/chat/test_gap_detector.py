@@ -189,3 +189,47 @@ async def test_a_stream_that_is_behind_but_moving_is_not_filled_from_the_log(use
     await sock.send({"type": "send", "room": "general", "body": "m3"})
     assert (await sock.receive())["body"] == "m3"
     await sock.close()
+
+
+async def test_events_that_arrive_while_publishing_is_degraded_come_once_and_in_order(
+    users, monkeypatch
+):
+    # This process's publish failed (its sockets are told the live path is
+    # down) while it still hears the others: events keep arriving live, one
+    # with a hole before it. When the layer answers again every socket
+    # catches up from the log: nothing it already had may come twice.
+    (alice, cookie), _ = users
+    sock = await connect(cookie)
+    fanout = local_fanout()
+    captured = Captured(monkeypatch)
+
+    captured.hold()
+    for i in range(4):
+        await sync_to_async(services.message_send)(
+            author=alice, room="general", body=f"d{i}", nonce=f"d-{i}"
+        )
+    captured.release()
+    d0, d1, _lost, d3 = captured.payloads
+
+    fanout._set_degraded("publish")
+    assert (await sock.receive())["live"] is False  # a `status` frame
+    await fanout.handle(d0)  # next in line
+    await fanout.handle(d1)
+    await fanout.handle(d3)  # d2 never arrives
+    seen = [await sock.receive() for _ in range(5)]
+    await fanout._recovered("publish")
+    seen += [await sock.receive(), await sock.receive()]
+    await sock.send({"type": "send", "room": "general", "body": "d4"})
+    seen.append(await sock.receive())
+
+    assert [(f["type"], f.get("body") or f.get("live")) for f in seen] == [
+        ("message", "d0"),
+        ("message", "d1"),
+        ("message", "d2"),  # from the log, before the one after it
+        ("message", "d3"),
+        ("resumed", None),
+        ("status", True),  # back: the catch-up finds nothing it has not sent
+        ("resumed", None),
+        ("message", "d4"),
+    ]
+    await sock.close()
