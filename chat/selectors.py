@@ -124,6 +124,10 @@ def room_ids_of_member(user_id: int) -> list[int]:
     return list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
 
 
+def room_member_count(room_id: int) -> int:
+    return Membership.objects.filter(room_id=room_id).count()
+
+
 def rooms_of_members(user_ids: set[int]) -> dict[int, list[tuple[int, str, bool, bool]]]:
     """user id -> (id, slug, private, archived) of each room they belong to. One query.
 

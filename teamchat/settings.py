@@ -392,6 +392,8 @@ CHAT_RATE_BURST = env.int("CHAT_RATE_BURST", default=20)
 CHAT_READ_RATE_LIMIT = env.float("CHAT_READ_RATE_LIMIT", default=20.0)
 CHAT_READ_RATE_BURST = env.int("CHAT_READ_RATE_BURST", default=50)
 CHAT_TYPING_RATE_LIMIT = env.float("CHAT_TYPING_RATE_LIMIT", default=5.0)
+# Typing hints are forwarded only in rooms of at most this many members.
+CHAT_TYPING_MAX_MEMBERS = env.int("CHAT_TYPING_MAX_MEMBERS", default=100)
 CHAT_TYPING_RATE_BURST = env.int("CHAT_TYPING_RATE_BURST", default=20)
 # Frames of any kind per socket and second (burst); past it the socket is read more slowly.
 CHAT_SOCKET_FRAME_RATE = env.float("CHAT_SOCKET_FRAME_RATE", default=100.0)

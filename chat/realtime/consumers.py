@@ -446,6 +446,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         The per-user bucket bounds what a client can ask for; the room is
         checked (chat.access) against this process's memory of the socket's
         rooms: a member is a socket that carries the room, not just watches it.
+        Rooms of more than `CHAT_TYPING_MAX_MEMBERS` members get no hints (the
+        process counts a room's members at most once a minute).
         """
         if not typing_limiter.allow(self.user_id):
             await self._rate_limited(frame)
@@ -479,6 +481,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if now - sent.get(room.id, -TYPING_EVERY_SECONDS) < TYPING_EVERY_SECONDS:
             return  # throttled: typing is a hint, never stored
         sent[room.id] = now
+        if await fanout.room_size(room.id) > settings.CHAT_TYPING_MAX_MEMBERS:
+            return  # in a room this big, who is typing is noise (and costs every member a frame)
         event = {"type": "typing", "room": slug, "user": self.user.username, "seq": None}
         item = Item(events.encode(event), (room.id,), op=Op.SKIP_USER, arg=self.user_id)
         try:

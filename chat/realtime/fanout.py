@@ -30,7 +30,7 @@ from ..eventlog import (
     channel_layer,
     publish_failures,
 )
-from ..selectors import LoggedChange, events_between, latest_seq
+from ..selectors import LoggedChange, events_between, latest_seq, room_member_count
 from .perloop import per_event_loop
 from .transport import PreparedMessage, prepare
 
@@ -41,6 +41,9 @@ REJOIN_SECONDS = 600.0
 # A gap longer than this is not read row by row: every local socket's rooms
 # are read again instead (their replays tell a socket that far behind to reload).
 GAP_ROWS_MAX = 10_000
+# How long a process trusts a room's member count it read (membership
+# events heard meanwhile keep it current; this bounds what it may miss).
+ROOM_SIZE_SECONDS = 60.0
 
 
 STATUS_DEGRADED = '{"type":"status","live":false,"seq":null}'
@@ -79,6 +82,9 @@ class Fanout:
         # kept current by the events that change them.
         self.rooms_by_slug: dict[str, RoomRef] = {}
         self.archived: set[int] = set()
+        # Member counts read from the database: room id -> (count, when read).
+        self._sizes: dict[int, tuple[int, float]] = {}
+        self._sizing: dict[int, asyncio.Future[int]] = {}
         # Sockets registered whose rooms are still being read: changes meanwhile.
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
@@ -155,6 +161,30 @@ class Fanout:
             members.discard(sock)
             if not members:
                 del index[key]
+
+    async def room_size(self, room_id: int) -> int:
+        """How many members the room has: one count per room a minute, shared by all who ask."""
+        known = self._sizes.get(room_id)
+        if known is not None and time.monotonic() - known[1] < ROOM_SIZE_SECONDS:
+            return known[0]
+        pending = self._sizing.get(room_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._count(room_id))
+            self._sizing[room_id] = pending
+        return await asyncio.shield(pending)
+
+    async def _count(self, room_id: int) -> int:
+        try:
+            count = await database_sync_to_async(room_member_count)(room_id)
+            self._sizes[room_id] = (count, time.monotonic())
+            return count
+        finally:
+            del self._sizing[room_id]
+
+    def _resize(self, room_id: int, change: int) -> None:
+        known = self._sizes.get(room_id)
+        if known is not None:
+            self._sizes[room_id] = (max(known[0] + change, 0), known[1])
 
     async def _start(self) -> None:
         if self._started is None:
@@ -419,6 +449,7 @@ class Fanout:
         # A membership change names its user and room; the others their room (`arg`).
         if op is Op.SUBSCRIBE and user is not None and arg is not None:
             self.subscribe(user, arg)
+            self._resize(arg, +1)
         elif op is Op.ARCHIVE and arg is not None:
             self.archived.add(arg)
         elif op is Op.UNARCHIVE and arg is not None:
@@ -444,6 +475,7 @@ class Fanout:
             metrics.EVENTS_DELIVERED.inc(len(targets))
         if op is Op.UNSUBSCRIBE and user is not None and arg is not None:
             self.unsubscribe(user, arg)
+            self._resize(arg, -1)
         return len(targets) if targets else 0
 
 

@@ -459,6 +459,26 @@ async def test_typing_is_sent_at_most_once_every_three_seconds(people, sockets):
     assert (await b.receive())["body"] == "marker"
 
 
+async def test_typing_is_not_forwarded_in_rooms_bigger_than_the_limit(
+    people, channel, sockets, settings
+):
+    settings.CHAT_TYPING_MAX_MEMBERS = 2
+    alice, bob, carol = await people("alice", "bob", "carol")
+    await sync_to_async(channel)("design", alice, bob)
+    a, b = await sockets(alice), await sockets(bob)
+    await a.send({"type": "typing", "room": "design"})
+    assert await b.receive() == {"type": "typing", "room": "design", "user": "alice", "seq": None}
+
+    # A third member: the room is past the limit from the moment the join is heard.
+    await sync_to_async(services.room_join)(actor=carol.user, room="design")
+    joined = await b.receive()
+    assert (joined["type"], joined["user"]) == ("member", "carol")
+    a2 = await sockets(alice)  # a socket of its own: not held back by a's 3 s
+    await a2.send({"type": "typing", "room": "design"})
+    await a2.send({"type": "send", "room": "design", "body": "marker"})
+    assert (await b.receive())["body"] == "marker"
+
+
 @pytest.mark.parametrize("room", ["secret", "random", "nowhere"])
 async def test_typing_is_refused_for_non_members(people, channel, sockets, room):
     alice, bob = await people("alice", "bob")
