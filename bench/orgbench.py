@@ -168,10 +168,45 @@ def read_metrics(port: int) -> dict[str, float] | None:
         if not match:
             continue
         try:
-            values[match.group(1)] = values.get(match.group(1), 0.0) + float(match.group(3))
+            value = float(match.group(3))
         except ValueError:
             continue
+        name = match.group(1)
+        values[name] = values.get(name, 0.0) + value
+        le = re.search(r'le="([^"]+)"', match.group(2) or "")
+        if name.endswith("_bucket") and le:
+            # A histogram's buckets, by bound: "name|bound" (summed over other labels).
+            key = f"{name}|{le.group(1)}"
+            values[key] = values.get(key, 0.0) + value
     return values or None
+
+
+def histogram_ms(before: dict, after: dict, name: str) -> dict[str, float | None]:
+    """p50 and p99 (ms) of a server histogram between two reads, interpolated in buckets."""
+    prefix = f"{name}_bucket|"
+    bounds = sorted(
+        (float("inf") if key.endswith("+Inf") else float(key[len(prefix) :]), key)
+        for key in after
+        if key.startswith(prefix)
+    )
+    cumulative = [(bound, after[key] - before.get(key, 0.0)) for bound, key in bounds]
+    total = cumulative[-1][1] if cumulative else 0.0
+    out: dict[str, float | None] = {"count": total}
+    for q in (50, 99):
+        out[f"p{q}"] = None
+        if not total:
+            continue
+        rank, low, below = total * q / 100, 0.0, 0.0
+        for bound, count in cumulative:
+            if count >= rank:
+                if bound == float("inf"):
+                    out[f"p{q}"] = round(low * 1000, 2)  # past the last bound: at least that
+                else:
+                    share = (rank - below) / (count - below) if count > below else 1.0
+                    out[f"p{q}"] = round((low + (bound - low) * share) * 1000, 2)
+                break
+            low, below = bound, count
+    return out
 
 
 def metrics_delta(before: dict | None, after: dict | None) -> dict[str, Any]:
@@ -191,6 +226,12 @@ def metrics_delta(before: dict | None, after: dict | None) -> dict[str, Any]:
     queries = out.get("teamchat_db_queries_total")
     stored = out.get("teamchat_messages_stored_total")
     out["queries_per_message"] = round(queries / stored, 2) if queries and stored else None
+    # Inside the server: publish -> frame handed to the last local socket, and
+    # the global ordering lock. Far below the clients' latency, the rest of the
+    # time is spent after the server wrote (socket buffers, the generator).
+    out["server_fanout_ms"] = histogram_ms(before, after, "teamchat_fanout_latency_seconds")
+    out["order_lock_wait_ms"] = histogram_ms(before, after, "teamchat_order_lock_wait_seconds")
+    out["order_lock_held_ms"] = histogram_ms(before, after, "teamchat_order_lock_held_seconds")
     return out
 
 
@@ -945,7 +986,9 @@ def day_line(r: dict[str, Any]) -> str:
         f"{fmt(r['frames_per_s_total'], 0)} frames/s, "
         f"server CPU {fmt(r['server'].get('cpu_pct'))}%, "
         f"RSS growth {fmt(r['rss_growth'].get('growth_pct'))}%, "
-        f"queries/msg {fmt(r['metrics'].get('queries_per_message'))} {_verdict(r)}"
+        f"queries/msg {fmt(r['metrics'].get('queries_per_message'))}, "
+        f"in the server p99 {fmt((r['metrics'].get('server_fanout_ms') or {}).get('p99'))} ms "
+        f"{_verdict(r)}"
     )
 
 

@@ -53,6 +53,15 @@ def _queries(m: dict[str, Any] | None) -> str:
     return fmt(m.get("queries_per_message"), 2)
 
 
+def _inside(m: dict[str, Any] | None) -> str:
+    """Publish -> written to the last local socket, and the ordering lock's wait, in the server."""
+    fan = (m or {}).get("server_fanout_ms") or {}
+    wait = (m or {}).get("order_lock_wait_ms") or {}
+    if not fan:
+        return "–"
+    return f"{fmt(fan.get('p50'))} / {fmt(fan.get('p99'))}, {fmt(wait.get('p99'))}"
+
+
 def render_sections(report: dict[str, Any]) -> list[str]:
     sc = report["scenarios"]
     plan = report.get("org_plan") or {}
@@ -213,6 +222,7 @@ def _day_row(r: dict[str, Any]) -> str:
         f"| {r['users']} | {fmt(r['duration_s'], 0)} | {r['rooms']} | "
         f"{r['sent']} ({fmt(r['rates']['messages'])}/s) | {r['expected']} | {r['lost']} | "
         f"{r['duplicates']} | {fmt(lat['p50'])} / {fmt(lat['p99'])} / {fmt(lat['max'], 0)} | "
+        f"{_inside(r.get('metrics'))} | "
         f"{fmt(r['replay_latency_ms']['p99'], 0)} | {fmt(r['frames_per_s_total'], 0)} | "
         f"{fmt(fps.get('message'), 0)} / {fmt(fps.get('typing'), 0)} / {fmt(fps.get('read'), 0)} "
         f"/ {fmt(fps.get('presence'), 1)} / {fmt(fps.get('resumed'), 1)} | "
@@ -227,11 +237,12 @@ def _day_row(r: dict[str, Any]) -> str:
 
 DAY_HEAD = [
     "| Users | Seconds | Rooms | Messages sent | Deliveries expected | Lost | Dups "
-    "| Live latency p50 / p99 / max ms | Replayed p99 ms | Frames/s received "
+    "| Live latency p50 / p99 / max ms | In the server: fan-out p50 / p99, lock wait p99 ms "
+    "| Replayed p99 ms | Frames/s received "
     "| message / typing / read / presence / resumed per s | Presence entries/s "
     "| Server CPU % | Server RSS first → last minute MiB | Queries per message | Gen CPU % "
     "| Machine CPU % | Goal | Notes |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
