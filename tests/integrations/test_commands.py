@@ -22,6 +22,16 @@ async def next_of(sock, kind: str) -> dict:
             return event
 
 
+async def each_of(sock, *kinds: str) -> dict[str, dict]:
+    """The next event of each kind, whichever order they come in."""
+    found: dict[str, dict] = {}
+    while len(found) < len(kinds):
+        event = await sock.receive()
+        if event["type"] in kinds and event["type"] not in found:
+            found[event["type"]] = event
+    return found
+
+
 async def test_a_command_frame_is_answered_and_its_message_reaches_the_room(people, sockets):
     alice, bob = await people("alice", "bob")
     a, b = await sockets(alice), await sockets(bob)
@@ -204,6 +214,8 @@ async def test_a_command_run_in_a_thread_replies_in_it(people, sockets):
             "nonce": "t1",
         }
     )
-    reply = await next_of(b, "message")
+    # The answer comes straight back; the reply goes round through the fan-out.
+    got = await each_of(b, "message", "command_result")
+    reply = got["message"]
     assert (reply["thread"], reply["nonce"], reply["user"]) == (root_id, "t1", "bob")
-    assert (await next_of(b, "command_result"))["message_id"] == reply["id"]
+    assert got["command_result"]["message_id"] == reply["id"]
