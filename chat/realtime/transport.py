@@ -348,6 +348,7 @@ def check_internals() -> list[str]:
                 "registerProducer",
                 "unregisterProducer",
                 "write",
+                "bufferSize",  # how much one read takes (hold_reading lowers it)
             )
             if getattr(connection, "TLS", True):
                 missing.append("twisted.internet.tcp.Connection.TLS (False on plain TCP)")
@@ -356,6 +357,19 @@ def check_internals() -> list[str]:
             right.close()
     except Exception as error:
         missing.append(f"twisted.internet.tcp.Connection: {error!r}")
+
+    # Twisted's HTTP channel: what `_passed_on` reads to let an upgraded one go.
+    try:
+        from twisted.web import http
+
+        need(
+            http.HTTPChannel(),
+            "twisted.web.http.HTTPChannel",
+            "_handlingRequest",
+            "_requestProducer",
+        )
+    except Exception as error:
+        missing.append(f"twisted.web.http.HTTPChannel: {error!r}")
     return missing
 
 

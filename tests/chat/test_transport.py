@@ -206,6 +206,13 @@ def test_a_missing_internal_is_logged_with_versions_and_shown_by_the_metric(brok
         assert f"{name} {version}" in text
 
 
+def test_an_http_channel_without_what_lets_an_upgraded_one_go_is_found(monkeypatch):
+    from twisted.web import http
+
+    monkeypatch.delattr(http.HTTPChannel, "_requestProducer")
+    assert transport.check_internals() == ["twisted.web.http.HTTPChannel._requestProducer"]
+
+
 def test_the_server_refuses_to_start_when_required(broken_twisted, settings):
     settings.TEAMCHAT_TRANSPORT_REQUIRED = True
     with pytest.raises(SystemExit) as exited:
