@@ -165,9 +165,15 @@ class ReadMarkerWriter:
     async def _run(self) -> None:
         # Gather what comes in the next moment: a tab (or many people) moving
         # markers quickly makes one batch of these, the last move per marker
-        # winning, instead of one write each.
-        await asyncio.sleep(READ_BATCH_SECONDS)
-        while self._queue:
+        # winning, instead of one write each. Every batch waits so, not only
+        # the first (unless a full one is queued): each holds the global
+        # ordering lock, and the moves that came in while the last one was
+        # written are only a few.
+        while True:
+            if len(self._queue) < MAX_BATCH:
+                await asyncio.sleep(READ_BATCH_SECONDS)
+            if not self._queue:
+                return
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             requests = [request for request, _ in batch]
             results: list[dict[str, Any] | BaseException | None]
