@@ -12,6 +12,8 @@ What crosses processes has a type: `Item` (an event for some sockets) and
 channel-layer messages whose `type` is below.
 """
 
+import asyncio
+import concurrent.futures
 import enum
 import json
 import logging
@@ -213,8 +215,67 @@ def channel_layer() -> BaseChannelLayer:
     return layer
 
 
+# How long a publish may take before the change counts as not published (the
+# fan-outs then fill it from the log); Redis's own timeouts normally come first.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+class _PublishLoop:
+    """An event loop on a thread of its own that publishes for the threads that commit.
+
+    `async_to_sync` runs a publish on the server's main event loop, which may
+    be in the middle of writing an event to thousands of sockets: the publish
+    waited for that, while holding the global ordering lock (every commit of
+    every process waited in turn). channels-redis keeps connections per event
+    loop, so this loop has its own, and a publish is one Redis round trip.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="teamchat-publish", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def group_send(self, layer: BaseChannelLayer, payload: dict[str, Any]) -> None:
+        future = asyncio.run_coroutine_threadsafe(
+            layer.group_send(FANOUT_GROUP, payload), self._running()
+        )
+        try:
+            future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+
+_publish_loop = _PublishLoop()
+
+
 def _group_send(payload: dict[str, Any]) -> None:
-    async_to_sync(channel_layer().group_send)(FANOUT_GROUP, payload)
+    layer = channel_layer()
+    if _connects_per_loop(layer):
+        _publish_loop.group_send(layer, payload)
+    else:
+        # The in-memory layer lives on the loop that receives: publish there.
+        async_to_sync(layer.group_send)(FANOUT_GROUP, payload)
+
+
+def _connects_per_loop(layer: BaseChannelLayer) -> bool:
+    """Whether the layer may be used from another event loop at the same time (Redis)."""
+    try:
+        from channels_redis.core import RedisChannelLayer
+    except ImportError:
+        return False
+    return isinstance(layer, RedisChannelLayer)
 
 
 def publish(items: Iterable[Item]) -> None:
