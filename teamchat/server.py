@@ -257,6 +257,7 @@ def main() -> None:
         trace_memory(known.memory_dir, known.tracemalloc_frames)
     check_transport()
     settle_heap()
+    share_the_interpreter()
     daphne.server.HTTPFactory = BoundedHTTPFactory
     ServerCLI().run(daphne_args(known.host, known.port, extra))
 
@@ -283,6 +284,21 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
+
+
+def share_the_interpreter() -> None:
+    """Let the database threads have the interpreter back soon after each query.
+
+    A thread that waited on PostgreSQL needs the GIL again to go on, and the
+    event loop's thread, busy writing an event to thousands of sockets, gives
+    it up only every switch interval (5 ms by default). The threads that
+    commit hold the global ordering lock meanwhile, a few queries each, so
+    every writer of every process waited in turn. At 0.5 ms the lock's waits
+    fell by half in the benchmark (scenario K at 2,000 people, p99 22 -> 11 ms).
+    """
+    import sys
+
+    sys.setswitchinterval(0.0005)
 
 
 if __name__ == "__main__":
