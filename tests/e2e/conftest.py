@@ -33,17 +33,17 @@ SERVER_ENV = {"CHAT_PRESENCE_OFFLINE_GRACE_SECONDS": "0.5"}
 
 @pytest.fixture
 def alice(transactional_db):
-    return UserFactory(username="alice")
+    return off_the_loop(UserFactory, username="alice")
 
 
 @pytest.fixture
 def bob(transactional_db):
-    return UserFactory(username="bob")
+    return off_the_loop(UserFactory, username="bob")
 
 
 @pytest.fixture
 def carol(transactional_db):
-    return UserFactory(username="carol")
+    return off_the_loop(UserFactory, username="carol")
 
 
 @pytest.fixture
