@@ -481,7 +481,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if now - sent.get(room.id, -TYPING_EVERY_SECONDS) < TYPING_EVERY_SECONDS:
             return  # throttled: typing is a hint, never stored
         sent[room.id] = now
-        if await fanout.room_size(room.id) > settings.CHAT_TYPING_MAX_MEMBERS:
+        try:
+            size = await fanout.room_size(room.id)
+        except Exception:
+            log.warning("could not count a room's members; a typing hint was not forwarded")
+            return  # a hint, not worth an error
+        if size > settings.CHAT_TYPING_MAX_MEMBERS:
             return  # in a room this big, who is typing is noise (and costs every member a frame)
         event = {"type": "typing", "room": slug, "user": self.user.username, "seq": None}
         item = Item(events.encode(event), (room.id,), op=Op.SKIP_USER, arg=self.user_id)

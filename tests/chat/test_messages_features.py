@@ -479,6 +479,23 @@ async def test_typing_is_not_forwarded_in_rooms_bigger_than_the_limit(
     assert (await b.receive())["body"] == "marker"
 
 
+async def test_typing_when_the_room_cannot_be_counted_is_dropped_and_the_socket_goes_on(
+    people, sockets, monkeypatch
+):
+    from chat.realtime.fanout import local_fanout
+
+    async def database_down(room_id: int) -> int:
+        raise OSError("the database is unreachable")
+
+    alice, bob = await people("alice", "bob")
+    a, b = await sockets(alice), await sockets(bob)
+    monkeypatch.setattr(local_fanout(), "room_size", database_down)
+    await a.send({"type": "typing", "room": "general"})
+    await a.send({"type": "send", "room": "general", "body": "marker"})
+    assert (await b.receive())["body"] == "marker"  # no hint, no error, nothing lost
+    assert (await a.receive())["body"] == "marker"
+
+
 @pytest.mark.parametrize("room", ["secret", "random", "nowhere"])
 async def test_typing_is_refused_for_non_members(people, channel, sockets, room):
     alice, bob = await people("alice", "bob")
