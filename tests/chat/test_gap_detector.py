@@ -37,6 +37,19 @@ class Captured:
         self.monkeypatch.undo()
 
 
+async def sent_unpublished(captured: Captured, author, *bodies: str) -> list:
+    """Messages stored (and logged) by `author` in #general whose publishes `captured` keeps."""
+    captured.hold()
+    sent = [
+        await sync_to_async(services.message_send)(
+            author=author, room="general", body=body, nonce=f"unpublished-{body}"
+        )
+        for body in bodies
+    ]
+    captured.release()
+    return sent
+
+
 def _sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
@@ -53,14 +66,7 @@ async def test_n_then_n_plus_2_sends_n_plus_1_first_and_late_or_repeated_copies_
         _sample("teamchat_late_events_dropped_total"),
     )
 
-    captured.hold()
-    first = await sync_to_async(services.message_send)(
-        author=alice, room="general", body="n+1", nonce="g-1"
-    )
-    second = await sync_to_async(services.message_send)(
-        author=alice, room="general", body="n+2", nonce="g-2"
-    )
-    captured.release()
+    first, second = await sent_unpublished(captured, alice, "n+1", "n+2")
     lost, later = captured.payloads
 
     # N+2 arrives while N+1 never did: N+1 is sent from the log, then N+2, once each.
@@ -158,14 +164,7 @@ async def test_a_stream_that_is_behind_but_moving_is_not_filled_from_the_log(use
     captured = Captured(monkeypatch)
     fills = _sample("teamchat_gap_fills_total")
 
-    captured.hold()
-    sent = [
-        await sync_to_async(services.message_send)(
-            author=alice, room="general", body=f"m{i}", nonce=f"w-{i}"
-        )
-        for i in range(3)
-    ]
-    captured.release()
+    sent = await sent_unpublished(captured, alice, "m0", "m1", "m2")
     first, second, third = captured.payloads
 
     await fanout.watch_log()  # sees the newest event not here yet
@@ -203,12 +202,7 @@ async def test_events_that_arrive_while_publishing_is_degraded_come_once_and_in_
     fanout = local_fanout()
     captured = Captured(monkeypatch)
 
-    captured.hold()
-    for i in range(4):
-        await sync_to_async(services.message_send)(
-            author=alice, room="general", body=f"d{i}", nonce=f"d-{i}"
-        )
-    captured.release()
+    await sent_unpublished(captured, alice, "d0", "d1", "d2", "d3")
     d0, d1, _lost, d3 = captured.payloads
 
     fanout._set_degraded("publish")
