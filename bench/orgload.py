@@ -25,15 +25,18 @@ The parent drives them in phases over pipes:
   (lost, duplicated) and report.
 
 Message bodies are `<run token> <message index> <send time> xxx...`, the send
-time taken just before the frame is written (one machine, one clock). Per
-frame the work is one `json.loads` and a few dict and array operations;
-latencies go into fixed-bin histograms, not lists.
+time taken just before the frame is written (one machine, one clock). The
+sockets are bench/leanws.py's: a frame is parsed as its bytes arrive and
+handed to the counting code at once with its arrival time (no task per
+socket to wake). Per frame the work is one `json.loads` and a few dict and
+array operations; latencies go into fixed-bin histograms, not lists.
 """
 
 from __future__ import annotations
 
 import array
 import asyncio
+import functools
 import json
 import multiprocessing
 import os
@@ -43,8 +46,8 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
+import leanws
 from loadgen import (
-    MAX_QUEUE,
     WORKER_LIFETIME_S,
     LoadGenerator,
     _cpu_seconds,
@@ -301,32 +304,24 @@ class _Worker:
 
     async def _open(self, sock: _Sock) -> str | None:
         """One handshake; None when the socket is open, else what went wrong."""
-        from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidMessage, InvalidStatus
-
         url, origin = self.servers[sock.spec.server]
         resume = sock.last_seq >= 0
         if resume:
             url = f"{url}?seq={sock.last_seq}"
         try:
-            ws = await connect(
+            ws = await leanws.connect(
                 url,
-                origin=origin,  # type: ignore[arg-type]
-                additional_headers={"Cookie": f"sessionid={sock.spec.cookie}"},
+                origin=origin,
+                cookie=f"sessionid={sock.spec.cookie}",
                 open_timeout=self.open_timeout,
-                ping_interval=None,
-                compression=None,
-                max_queue=MAX_QUEUE,
-                close_timeout=2,
-                max_size=2**20,
             )
-        except InvalidStatus as exc:
-            return f"http_{exc.response.status_code}"
+        except leanws.InvalidStatus as exc:
+            return f"http_{exc.status_code}"
         except TimeoutError:
             return "open_timeout"
         except ConnectionRefusedError:
             return "tcp_refused"
-        except InvalidMessage:
+        except leanws.HandshakeDropped:
             return "dropped_in_handshake"
         except OSError as exc:
             return f"oserror_{exc.errno}"
@@ -341,6 +336,7 @@ class _Worker:
         sock.connects += 1
         sock.opened.set()
         sock.reader = asyncio.create_task(self._reader(sock, ws))
+        ws.start(functools.partial(self._frame_in, sock))
         frame = self.sub_frames.get(sock.index)
         if frame is not None:
             try:
@@ -431,18 +427,16 @@ class _Worker:
 
     # --- receiving -------------------------------------------------------------
 
-    async def _reader(self, sock: _Sock, ws: Any) -> None:
-        from websockets.exceptions import ConnectionClosed
-
-        on_frame = self._on_frame
+    def _frame_in(self, sock: _Sock, text: str) -> None:
         try:
-            async for text in ws:
-                try:
-                    on_frame(sock, text, time.time())
-                except (ValueError, KeyError, TypeError, AttributeError, IndexError):
-                    self.run.errors["bench:unparsed_frame"] += 1
-        except ConnectionClosed:
-            pass
+            self._on_frame(sock, text, time.time())
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            self.run.errors["bench:unparsed_frame"] += 1
+
+    async def _reader(self, sock: _Sock, ws: leanws.LeanSocket) -> None:
+        """Frames reach `_frame_in` as they arrive; this waits for the end of the connection."""
+        try:
+            await ws.closed
         except Exception as exc:
             self.client_errors[type(exc).__name__] += 1
         finally:
@@ -585,7 +579,6 @@ class _Worker:
     async def _send_message(
         self, sock: _Sock, index: int, room: int, due: float, body_size: int, give_up: float
     ) -> None:
-        from websockets.exceptions import ConnectionClosed
 
         run = self.run
         resend = False
@@ -608,12 +601,11 @@ class _Worker:
             try:
                 await sock.ws.send(text)
                 return
-            except ConnectionClosed:
+            except leanws.ConnectionClosed:
                 resend = True  # maybe stored, maybe not: the same nonce again after reconnecting
         run.skipped["message_gave_up"] += 1
 
     async def _send_simple(self, sock: _Sock, text: str, what: str) -> None:
-        from websockets.exceptions import ConnectionClosed
 
         if not sock.is_open:
             self.run.skipped[what] += 1
@@ -621,7 +613,7 @@ class _Worker:
         try:
             await sock.ws.send(text)
             self.run.sent[what] += 1
-        except ConnectionClosed:
+        except leanws.ConnectionClosed:
             self.run.skipped[what] += 1
 
     def _pick_open(self, role: str = CLIENT, idle: bool = False) -> _Sock | None:
@@ -678,7 +670,6 @@ class _Worker:
         self, sock: _Sock, room: int, read_rate: float, typing_rate: float, start: float, end: float
     ) -> None:
         """Read and typing frames as fast as asked, paced by absolute counts, in 5 ms steps."""
-        from websockets.exceptions import ConnectionClosed
 
         run = self.run
         typing = json.dumps({"type": "typing", "room": self.slugs[room]})
@@ -696,7 +687,7 @@ class _Worker:
                         await sock.ws.send(read)
                     for _ in range(due_typing):
                         await sock.ws.send(typing)
-                except ConnectionClosed:
+                except leanws.ConnectionClosed:
                     run.skipped["flood_closed"] += 1
                     return
                 run.sent["flood_read"] += due_reads
