@@ -102,12 +102,12 @@ def _close_worker_thread_connections(django_db_setup, django_db_blocker):
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from chat.realtime.dbthreads import close_thread_connections
+    from chat.realtime.writer import close_marker_connections
 
     with django_db_blocker.unblock():
         # Run from a fresh event loop, so it lands on the shared database thread.
         asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
-        close_thread_connections()
+        close_marker_connections()
 
 
 @pytest.fixture(autouse=True)

@@ -25,11 +25,10 @@ from ..protocol import Frame, FrameError, parse_frame, slug_is_valid
 from ..ratelimit import SendRateLimiter, writes
 from ..threads import services as thread_services
 from . import handshake, presence
-from .dbthreads import marker_sync_to_async, reads_sync_to_async
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
 from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput
-from .writer import message_writer, read_marker_writer
+from .writer import marker_sync_to_async, message_writer, read_marker_writer
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +334,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         return
                     request = events.ReplayRequest(self.user_id, page.last_seq, self.watched)
                     async with limits.process:
-                        [page] = await reads_sync_to_async(events.replay_pages)(
+                        [page] = await database_sync_to_async(events.replay_pages)(
                             [request], REPLAY_PAGE
                         )
                 assert page.resumed is not None

@@ -5,8 +5,8 @@ people a new tab follows.)
 
 When a whole organization connects at once (Monday morning, every tab after
 a deploy) each handshake needs its session and its rooms. Read one by one,
-each is a query and a hop to a database thread, and the handshakes wait in
-line behind each other. Here the handshakes
+each is a query and a hop to the single database thread Channels runs them
+on, and the handshakes wait in line behind each other. Here the handshakes
 that arrive while a read is under way wait together and are served by the
 next read, one query for all of them: an idle server still reads a lone
 handshake's data at once.
@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
@@ -25,7 +26,6 @@ from accounts import session_store
 
 from .. import events, selectors
 from ..events import ReplayPage, ReplayRequest
-from .dbthreads import reads_sync_to_async
 from .perloop import per_event_loop
 
 K = TypeVar("K", bound=Hashable)
@@ -53,7 +53,7 @@ class _Lane:
 
 
 class BatchLoader(Generic[K, V]):
-    """`await get(key)`: `load(keys)` run in the reads thread for everyone waiting.
+    """`await get(key)`: `load(keys)` run in the database thread for everyone waiting.
 
     A loader for handshakes (`lane` given, `first=True`) marks the lane busy
     while it has work; the others wait for it to be idle before reading, so
@@ -66,7 +66,7 @@ class BatchLoader(Generic[K, V]):
         lane: "_Lane | None" = None,
         first: bool = False,
     ) -> None:
-        self._load = reads_sync_to_async(load)
+        self._load = database_sync_to_async(load)
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lane = lane

@@ -8,22 +8,47 @@ writes a lone message at once, a busy one writes many per commit.
 """
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from psycopg_pool import PoolTimeout
 
 from teamchat import metrics
 
 from .. import services
 from ..services import ReadRequest, SendRequest, SendResult
-from .dbthreads import marker_sync_to_async
 from .perloop import per_event_loop
 
 MAX_BATCH = 500
 # How long a read-marker move waits for others to share its batch.
 READ_BATCH_SECONDS = 0.1
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+# Channels runs all database work of a process on one thread, so a stream of
+# read-marker writes would make every send wait behind them. On PostgreSQL
+# they (and thread read markers) get a thread and a pooled connection of their
+# own; the ordering lock (chat.eventlog.ordered) still puts their events in
+# the one order with every other change. SQLite keeps one writer thread.
+_markers_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teamchat-read-markers")
+
+
+def close_marker_connections() -> None:
+    """Close the database connection the read-marker thread holds (before dropping a database)."""
+    from django.db import connections
+
+    _markers_thread.submit(connections.close_all).result()
+
+
+def marker_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
+    """`database_sync_to_async` for read-marker writes: off the send thread on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        return database_sync_to_async(func, thread_sensitive=False, executor=_markers_thread)
+    return database_sync_to_async(func)
 
 
 class MessageWriter:

@@ -309,10 +309,11 @@ async def test_a_catch_up_stops_when_its_socket_closes(alice, many_events, monke
     assert await asyncio.to_thread(reading.wait, 10)
     await sock.close()
     release.set()
-    from chat.realtime.consumers import _replay_limits
-    from chat.realtime.dbthreads import reads_sync_to_async
+    from channels.db import database_sync_to_async
 
-    await reads_sync_to_async(lambda: None)()  # the reads thread is past that page
+    from chat.realtime.consumers import _replay_limits
+
+    await database_sync_to_async(lambda: None)()  # the database thread is past that page
     # The page in flight finished; no further page is read for a closed socket.
     assert pages == [1, 1]
     assert _replay_limits().per_user == {}
