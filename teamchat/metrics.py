@@ -99,6 +99,12 @@ FANOUT_LATENCY = Histogram(
     "local socket it is for; one observation per event and process.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+GC_PAUSE = Histogram(
+    "teamchat_gc_pause_seconds",
+    "How long each garbage collection of the server process took (every thread waits for it).",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 READS_HELD = Counter(
     "teamchat_socket_reads_held_total",
     "Times a socket sent frames past CHAT_SOCKET_FRAME_RATE and was not read for a while.",

@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
 import daphne.server
@@ -284,6 +285,22 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
+    from teamchat import metrics  # needs the settings teamchat.asgi loaded
+
+    gc.callbacks.append(_collection_timer(metrics.GC_PAUSE))
+
+
+def _collection_timer(histogram: Any) -> Any:
+    """A gc callback observing each collection's pause, by generation."""
+    started = [0.0]
+
+    def timed(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            histogram.labels(str(info.get("generation"))).observe(time.perf_counter() - started[0])
+
+    return timed
 
 
 def share_the_interpreter() -> None:

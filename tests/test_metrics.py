@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.django_db
 
@@ -40,3 +41,23 @@ def test_metrics_answer_the_operator_token_from_anywhere(settings):
         "/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer s3cret-token"
     )
     assert response.status_code == 200
+
+
+def test_the_server_times_each_garbage_collection_by_generation():
+    import gc
+
+    from teamchat import metrics
+    from teamchat.server import _collection_timer
+
+    def count(generation: str) -> float:
+        name = "teamchat_gc_pause_seconds_count"
+        return REGISTRY.get_sample_value(name, {"generation": generation}) or 0.0
+
+    before = count("2")
+    timer = _collection_timer(metrics.GC_PAUSE)
+    gc.callbacks.append(timer)
+    try:
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(timer)
+    assert count("2") == before + 1
