@@ -232,7 +232,17 @@ def metrics_delta(before: dict | None, after: dict | None) -> dict[str, Any]:
     out["server_fanout_ms"] = histogram_ms(before, after, "teamchat_fanout_latency_seconds")
     out["order_lock_wait_ms"] = histogram_ms(before, after, "teamchat_order_lock_wait_seconds")
     out["order_lock_held_ms"] = histogram_ms(before, after, "teamchat_order_lock_held_seconds")
+    out["gc_pauses"] = gc_pauses(before, after)
     return out
+
+
+def gc_pauses(before: dict, after: dict) -> dict[str, float]:
+    """The server's garbage collections between two reads: count, total, how many took 50 ms+."""
+    name = "teamchat_gc_pause_seconds"
+    count = after.get(f"{name}_count", 0.0) - before.get(f"{name}_count", 0.0)
+    short = after.get(f"{name}_bucket|0.05", 0.0) - before.get(f"{name}_bucket|0.05", 0.0)
+    total = after.get(f"{name}_sum", 0.0) - before.get(f"{name}_sum", 0.0)
+    return {"count": count, "seconds": round(total, 3), "over_50ms": count - short}
 
 
 def sampler_series(sampler: ProcessSampler, start: float, end: float, step: float) -> list[dict]:

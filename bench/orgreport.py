@@ -59,7 +59,12 @@ def _inside(m: dict[str, Any] | None) -> str:
     wait = (m or {}).get("order_lock_wait_ms") or {}
     if not fan:
         return "–"
-    return f"{fmt(fan.get('p50'))} / {fmt(fan.get('p99'))}, {fmt(wait.get('p99'))}"
+    text = f"{fmt(fan.get('p50'))} / {fmt(fan.get('p99'))}, {fmt(wait.get('p99'))}"
+    gc = (m or {}).get("gc_pauses")
+    if gc and gc.get("count"):
+        long, total_ms = gc["over_50ms"], gc["seconds"] * 1000
+        text += f"; GC {gc['count']:.0f} × ({long:.0f} ≥ 50 ms), {total_ms:.0f} ms"
+    return text
 
 
 def render_sections(report: dict[str, Any]) -> list[str]:
@@ -237,7 +242,8 @@ def _day_row(r: dict[str, Any]) -> str:
 
 DAY_HEAD = [
     "| Users | Seconds | Rooms | Messages sent | Deliveries expected | Lost | Dups "
-    "| Live latency p50 / p99 / max ms | In the server: fan-out p50 / p99, lock wait p99 ms "
+    "| Live latency p50 / p99 / max ms "
+    "| In the server: fan-out p50 / p99, lock wait p99 ms; GC pauses (≥ 50 ms), their total "
     "| Replayed p99 ms | Frames/s received "
     "| message / typing / read / presence / resumed per s | Presence entries/s "
     "| Server CPU % | Server RSS first → last minute MiB | Queries per message | Gen CPU % "
