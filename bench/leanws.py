@@ -48,14 +48,18 @@ class HandshakeDropped(Exception):
     """The connection ended before the server's answer to the upgrade was complete."""
 
 
+def _xor(payload: bytes, key: bytes) -> bytes:
+    """RFC 6455 masking (and unmasking): payload XOR the 4-byte key repeated."""
+    n = len(payload)
+    stream = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(stream, "little")).to_bytes(
+        n, "little"
+    )
+
+
 def _mask(payload: bytes) -> bytes:
     key = os.urandom(4)
-    n = len(payload)
-    if not n:
-        return key
-    stream = (key * (n // 4 + 1))[:n]
-    masked = int.from_bytes(payload, "little") ^ int.from_bytes(stream, "little")
-    return key + masked.to_bytes(n, "little")
+    return key + _xor(payload, key) if payload else key
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:
@@ -225,11 +229,7 @@ class LeanSocket(asyncio.Protocol):
                 break
             payload = bytes(buf[pos + head : end])
             if masked:  # servers do not mask; unmask anyway
-                key = bytes(buf[pos + head - 4 : pos + head])
-                stream = (key * (length // 4 + 1))[:length]
-                payload = (
-                    int.from_bytes(payload, "little") ^ int.from_bytes(stream, "little")
-                ).to_bytes(length, "little")
+                payload = _xor(payload, bytes(buf[pos + head - 4 : pos + head]))
             pos = end
             self._frame_in(b0 & 0x0F, bool(b0 & 0x80), payload)
         if pos:
