@@ -641,6 +641,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.sent_upto = seq
             await self.output.write(text, prepared)
 
+    def offer(self, text: str, prepared: PreparedMessage | None, seq: int | None) -> bool:
+        """`deliver` without waiting, where the socket can take it so; False: await `deliver`."""
+        if self.replaying:
+            self.held.append((text, prepared, seq))
+            return True
+        if seq is None:
+            return self.output.write_now(text, prepared)
+        if seq <= self.sent_upto:
+            return True
+        if not self.output.write_now(text, prepared):
+            return False
+        self.sent_upto = seq
+        return True
+
     async def deliver_now(self, text: str) -> None:
         """An ephemeral event (no seq): it need not wait for a catch-up in progress."""
         await self.output.write(text, None)

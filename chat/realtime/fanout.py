@@ -56,6 +56,8 @@ class Subscriber(Protocol):
 
     async def deliver(self, text: str, prepared: PreparedMessage, seq: int | None) -> None: ...
 
+    def offer(self, text: str, prepared: PreparedMessage, seq: int | None) -> bool: ...
+
     def session_check_soon(self) -> None: ...
 
     def session_ended(self) -> None: ...
@@ -466,10 +468,13 @@ class Fanout:
         if op is Op.SKIP_USER and targets and arg is not None:
             targets = targets - self.by_user.get(arg, set())
         if targets:
-            prepared = prepare(item.text)
+            text = item.text
+            prepared = prepare(text)
+            # One plain loop: under daphne every socket takes the frame at once.
             for sock in tuple(targets):
                 try:
-                    await sock.deliver(item.text, prepared, seq)
+                    if not sock.offer(text, prepared, seq):
+                        await sock.deliver(text, prepared, seq)
                 except Exception:
                     log.exception("delivery to a socket failed")
             metrics.EVENTS_DELIVERED.inc(len(targets))

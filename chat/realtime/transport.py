@@ -25,10 +25,12 @@ and the slow-client bound. pyproject.toml bounds the three versions.
 """
 
 import asyncio
+import ctypes
 import functools
 import inspect
 import logging
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -131,24 +133,33 @@ class SocketOutput:
             self._transport = transport
 
     async def write(self, text: str, prepared: PreparedMessage | None = None) -> None:
+        if not self.write_now(text, prepared):
+            await self._asgi_send({"type": "websocket.send", "text": text})
+
+    def write_now(self, text: str, prepared: PreparedMessage | None = None) -> bool:
+        """Write (or drop, on a closing socket) at once; False where only `write` can.
+
+        Under daphne nothing here waits, so a fan-out to thousands of sockets
+        runs as one plain loop, with no coroutine per socket.
+        """
         ws, watch = self._ws, self._watch
         if ws is None or watch is None:
-            await self._asgi_send({"type": "websocket.send", "text": text})
-            return
+            return False
         if ws.state != ws.STATE_OPEN or self.closed_for_slowness:
-            return
+            return True
         frame = prepared if prepared is not None else prepare(text)
         if watch.paused:
             watch.written_while_paused += len(frame.payloadHybi)
             if watch.written_while_paused > SLOW_SOCKET_BYTES:
                 self.closed_for_slowness = True
                 ws.sendClose(code=CLOSE_TOO_SLOW, reason="Not reading fast enough; catch up.")
-                return
+                return True
         transport = self._transport
         if transport is None:
             ws.sendPreparedMessage(frame)
         else:
             _send_now(transport, frame.payloadHybi)
+        return True
 
     def hold_reading(self, seconds: float) -> bool:
         """Read nothing more from the client for `seconds`; False where that cannot be done.
@@ -223,6 +234,32 @@ def _is_plain_tcp(transport: Any) -> bool:
     )
 
 
+def _libc_send() -> Any:
+    """libc's `send`, called with the GIL kept (ctypes' PyDLL); None where there is none.
+
+    `socket.send` lets the GIL go for every write. While another thread runs
+    Python (a database thread building a query), each of a fan-out's writes
+    then hands the interpreter over and waits up to the switch interval to
+    get it back: thousands of waits for an event to a big room. The sockets
+    are non-blocking (and MSG_DONTWAIT says so again), so a write never waits
+    in the kernel and keeping the GIL through it costs nobody anything.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        send = ctypes.PyDLL(None).send
+    except (OSError, AttributeError):
+        return None
+    send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
+    send.restype = ctypes.c_ssize_t
+    return send
+
+
+_SEND = _libc_send()
+# Linux's MSG_DONTWAIT | MSG_NOSIGNAL (a closed peer is an error, not a SIGPIPE).
+_SEND_FLAGS = 0x40 | 0x4000
+
+
 def _send_now(transport: Any, data: bytes) -> None:
     """transport.write(data), but straight to the socket when nothing is queued."""
     if (
@@ -231,12 +268,16 @@ def _send_now(transport: Any, data: bytes) -> None:
         and not transport.dataBuffer
         and not transport._tempDataLen
     ):
-        try:
-            sent = transport.socket.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = 0  # Twisted meets the same error on its own write and closes.
+        sock = transport.socket
+        if _SEND is not None:
+            # Any error other than "would block" Twisted meets again on its own
+            # write of the rest, and closes the connection.
+            sent = max(_SEND(sock.fileno(), data, len(data), _SEND_FLAGS), 0)
+        else:
+            try:
+                sent = sock.send(data)
+            except OSError:
+                sent = 0  # as above; BlockingIOError and InterruptedError included
         if sent == len(data):
             return
         data = data[sent:]
