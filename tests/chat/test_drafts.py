@@ -301,6 +301,30 @@ def test_a_reply_clears_its_threads_draft_and_not_its_rooms(person):
     assert [json.loads(item.text)["thread"] for item in items] == [root.id]
 
 
+def test_a_batch_clears_exactly_the_drafts_its_messages_were_typed_in(person, channel):
+    alice, bob = person("alice"), person("bob")
+    channel("design", alice, bob)
+    root = say(bob, "design", "a root")
+    for who in (alice, bob):
+        save(who, "general", f"{who.user.username} in general", 0)
+        save(who, "design", f"{who.user.username} in design", 0)
+    save(bob, "design", "bob's reply to be", 0, thread=root.id)
+
+    results = services.message_send_many(
+        [
+            SendRequest(alice.user, "general", "from alice", None),
+            SendRequest(bob.user, "design", "b", None),
+        ]
+    )
+
+    assert not any(isinstance(r, ChatError) for r in results)
+    assert [(d["room"], d["body"]) for d in listed(alice)] == [("design", "alice in design")]
+    assert sorted((d["room"], d["thread"], d["body"]) for d in listed(bob)) == [
+        ("design", root.id, "bob's reply to be"),
+        ("general", None, "bob in general"),
+    ]
+
+
 def test_a_refused_send_keeps_the_draft(person, channel):
     alice = person("alice")
     save(alice, "general", "keep me", 0)
