@@ -134,7 +134,6 @@ class DrainingServer(daphne.server.Server):
         # The listening ports (daphne keeps only the Deferreds that made them).
         self.ports: list[Any] = []
         reactor.callWhenRunning(self._on_sigterm_drain)
-        reactor.callWhenRunning(collect_often, reactor)
         super().run()
 
     def listen_success(self, port: Any) -> None:
@@ -289,44 +288,6 @@ def settle_heap() -> None:
     from teamchat import metrics  # needs the settings teamchat.asgi loaded
 
     gc.callbacks.append(_collection_timer(metrics.GC_PAUSE))
-
-
-# The youngest generation is collected every COLLECT_SECONDS, and every
-# MIDDLE_EVERY-th time the middle one with it.
-COLLECT_SECONDS = 1.0
-MIDDLE_EVERY = 10
-
-
-def collect_often(clock: Any) -> Any:
-    """Collect the young generations by the clock, not only after 20,000 allocations.
-
-    A collection walks every object of its generation while nothing else
-    runs. What starts one is a count of allocations minus deallocations, of
-    objects of any age: with thousands of sockets open, old objects are
-    freed all the time, the count grows slowly, and by the time it reached
-    the threshold the youngest generation held around 100,000 objects and
-    its collection took 100-136 ms (scenario K at 5,000 people, one every
-    half minute; 40-55 ms at 2,000). Collected every second it holds a
-    second's worth (2 ms at 2,000, 8 at 5,000), and the middle generation,
-    which the threshold no longer reaches, every ten seconds (15 and 45
-    ms). The threshold still starts more during a burst (a connect storm).
-
-    `clock` is the Twisted reactor (or a test's Clock); returns the LoopingCall.
-    """
-    import gc
-
-    from twisted.internet import task
-
-    ticks = [0]
-
-    def collect() -> None:
-        ticks[0] += 1
-        gc.collect(1 if ticks[0] % MIDDLE_EVERY == 0 else 0)
-
-    loop = task.LoopingCall(collect)
-    loop.clock = clock
-    loop.start(COLLECT_SECONDS, now=False)
-    return loop
 
 
 def _collection_timer(histogram: Any) -> Any:

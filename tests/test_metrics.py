@@ -61,25 +61,3 @@ def test_the_server_times_each_garbage_collection_by_generation():
     finally:
         gc.callbacks.remove(timer)
     assert count("2") == before + 1
-
-
-def test_the_server_collects_the_young_generations_every_second(monkeypatch):
-    import gc
-
-    from twisted.internet.task import Clock
-
-    from teamchat import server
-
-    collected: list[int] = []
-    monkeypatch.setattr(gc, "collect", collected.append)
-    clock = Clock()
-    loop = server.collect_often(clock)
-    try:
-        clock.advance(0.5)
-        assert collected == [], "nothing before the first second"
-        for _ in range(20):
-            clock.advance(server.COLLECT_SECONDS)
-    finally:
-        loop.stop()
-    # The youngest each second; every tenth time the middle one (with the youngest).
-    assert collected == ([0] * 9 + [1]) * 2
