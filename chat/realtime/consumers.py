@@ -633,13 +633,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def deliver(
         self, text: str, prepared: PreparedMessage | None = None, seq: int | None = None
     ) -> None:
-        if self.replaying:
-            self.held.append((text, prepared, seq))
-        elif seq is None:
-            await self.output.write(text, prepared)
-        elif seq > self.sent_upto:
+        if self.offer(text, prepared, seq):
+            return
+        # Not daphne's socket (offer wrote nothing and moved nothing): an ASGI send.
+        if seq is not None:
             self.sent_upto = seq
-            await self.output.write(text, prepared)
+        await self.output.write(text, prepared)
 
     def offer(self, text: str, prepared: PreparedMessage | None, seq: int | None) -> bool:
         """`deliver` without waiting, where the socket can take it so; False: await `deliver`."""

@@ -256,8 +256,8 @@ def _libc_send() -> Any:
 
 
 _SEND = _libc_send()
-# Linux's MSG_DONTWAIT | MSG_NOSIGNAL (a closed peer is an error, not a SIGPIPE).
-_SEND_FLAGS = 0x40 | 0x4000
+# A closed peer is an error, not a SIGPIPE (both flags exist wherever _SEND does).
+_SEND_FLAGS = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
 
 
 def _send_now(transport: Any, data: bytes) -> None:
