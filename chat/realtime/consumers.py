@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -158,6 +159,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # is held until `held_until` (monotonic seconds).
     frame_budget: tuple[float, float] | None = None
     held_until = 0.0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Read the socket's frames one after another, in the socket's own task.
+
+        Channels' loop (`await_many_dispatch`) makes a new task and an
+        `asyncio.wait` for every frame, so that it can wait on a channel-layer
+        channel as well; this consumer has none. Each of those was a few dozen
+        objects that outlived the frame, up to the socket's next one: with
+        thousands of sockets they filled the youngest collector generation,
+        whose collections then paused the server for 100 ms and more.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict) -> None:
         # Channels' dispatch first closes stale database connections through the
