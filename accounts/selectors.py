@@ -107,33 +107,57 @@ def user_has_totp(user: User) -> bool:
     return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
-def logins_still_valid(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:
+def logins_still_valid(
+    pairs: set[tuple[str, int]], verified: dict[tuple[str, int], tuple[str, str]] | None = None
+) -> set[tuple[str, int]]:
     """Of these (login id, user id) pairs, those whose session is still signed in.
 
     `login_session_is_valid` for every open socket of a process at once: one
     query per thousand pairs, for the periodic re-check that catches sessions
     that simply expired.
+
+    `verified`, kept by the caller from one re-check to the next, remembers
+    the session data and password hash each pair was found valid with: a
+    session row and account that have not changed since are not decoded and
+    hashed again (most of the work, for thousands of sockets). Updated in
+    place: pairs found valid are recorded, the others dropped.
     """
     valid = _token_logins_live({pair for pair in pairs if pair[0].startswith(TOKEN_LOGIN_PREFIX)})
     pending = sorted(pair for pair in pairs if not pair[0].startswith(TOKEN_LOGIN_PREFIX))
+    known = verified if verified is not None else {}
+    decode = Session.get_session_store_class()().decode
     now = timezone.now()
+    found: set[tuple[str, int]] = set()
     for start in range(0, len(pending), 1000):
         chunk = pending[start : start + 1000]
         rows = Session.objects.filter(
             login_id__in={login for login, _ in chunk},
             user_id__in={user for _, user in chunk},
             expire_date__gt=now,
-        ).select_related("user")
-        for row in rows:
-            user: User | None = row.user
-            if user is None or not user.is_active or (row.login_id, user.pk) not in pairs:
+            user__is_active=True,
+        ).values_list("login_id", "user_id", "session_data", "user__password")
+        for login_id, user_id, data, password in rows:
+            pair = (login_id, user_id)
+            if pair not in pairs:
                 continue
-            data = row.get_decoded()
-            if str(data.get(SESSION_KEY)) != str(user.pk) or BACKEND_SESSION_KEY not in data:
+            unchanged = known.get(pair) == (data, password)
+            if not unchanged and not _signed_in(decode(data), user_id, password):
                 continue
-            if constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()):
-                valid.add((row.login_id, user.pk))
+            valid.add(pair)
+            found.add(pair)
+            known[pair] = (data, password)
+    for pair in pending:
+        if pair not in found:
+            known.pop(pair, None)
     return valid
+
+
+def _signed_in(data: dict[str, Any], user_id: int, password: str) -> bool:
+    """Whether decoded session data signs in `user_id` with its current password."""
+    if str(data.get(SESSION_KEY)) != str(user_id) or BACKEND_SESSION_KEY not in data:
+        return False
+    expected = User(pk=user_id, password=password).get_session_auth_hash()
+    return constant_time_compare(data.get(HASH_SESSION_KEY, ""), expected)
 
 
 def _token_logins_live(pairs: set[tuple[str, int]]) -> set[tuple[str, int]]:

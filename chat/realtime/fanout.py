@@ -65,6 +65,10 @@ class Subscriber(Protocol):
     def catch_up_soon(self, after: int, notice: bool = True) -> None: ...
 
 
+# Logins checked in one turn of the database thread by the periodic re-check.
+RECHECK_SLICE = 500
+
+
 @dataclass(frozen=True, slots=True)
 class RoomRef:
     """What a process keeps about a room its sockets carry, to check frames without a query."""
@@ -87,6 +91,9 @@ class Fanout:
         # Member counts read from the database: room id -> (count, when read).
         self._sizes: dict[int, tuple[int, float]] = {}
         self._sizing: dict[int, asyncio.Future[int]] = {}
+        # What the periodic re-check found each open login valid with
+        # (accounts.selectors.logins_still_valid).
+        self._verified: dict[tuple[str, int], tuple[str, str]] = {}
         # Sockets registered whose rooms are still being read: changes meanwhile.
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
@@ -391,11 +398,22 @@ class Fanout:
         from accounts.selectors import logins_still_valid  # accounts imports chat
 
         pairs = {(s.login_id, s.user_id) for s in self.rooms_of}
+        for gone in self._verified.keys() - pairs:
+            del self._verified[gone]
         if not pairs:
             return
-        valid = await database_sync_to_async(logins_still_valid)(pairs)
+        # In slices, each its own turn on the database thread: checking
+        # thousands of sessions at once held it (and every send, handshake
+        # and catch-up waiting for it) for half a second.
+        valid: set[tuple[str, int]] = set()
+        listed = sorted(pairs)
+        for start in range(0, len(listed), RECHECK_SLICE):
+            chunk = set(listed[start : start + RECHECK_SLICE])
+            valid |= await database_sync_to_async(logins_still_valid)(chunk, self._verified)
         for sock in tuple(self.rooms_of):
-            if (sock.login_id, sock.user_id) not in valid:
+            # A socket opened meanwhile was not checked: its handshake just was.
+            pair = (sock.login_id, sock.user_id)
+            if pair in pairs and pair not in valid:
                 sock.session_ended()
 
     def remember_rooms(self, rooms: "list[tuple[int, str, bool, bool]]") -> None:

@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
-from accounts.models import Session
+from accounts.models import Session, User
 from chat import eventlog, services
+from chat.realtime import fanout as fanout_module
 from chat.realtime.fanout import local_fanout
 from tests.chat.sockets import connect, open_socket
 from tests.factories import UserFactory
@@ -66,6 +68,59 @@ async def test_a_socket_whose_session_expired_is_closed_by_the_periodic_recheck(
     await staying.send({"type": "send", "room": "general", "body": "still here"})
     assert (await staying.receive())["body"] == "still here"
     await staying.close()
+
+
+async def test_the_recheck_notices_a_password_changed_after_it_found_the_login_valid(
+    alice, login_cookie, monkeypatch
+):
+    monkeypatch.setattr(fanout_module, "RECHECK_SLICE", 1)  # each login in its own turn
+    bob = await sync_to_async(UserFactory)(username="bob")
+    bob_socket = await connect(await sync_to_async(login_cookie)(bob))
+    sock = await connect(alice[1])
+    await local_fanout().recheck_sessions()  # both signed in, and remembered so
+
+    # Changed without any session being told (as a script or the shell would).
+    await sync_to_async(User.objects.filter(pk=alice[0].pk).update)(
+        password=make_password("changed elsewhere")
+    )
+    await local_fanout().recheck_sessions()
+
+    assert await sock.receive_close() == 4401
+    await bob_socket.send({"type": "send", "room": "general", "body": "bob stays"})
+    assert (await bob_socket.receive())["body"] == "bob stays"
+    await bob_socket.close()
+
+
+async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_cookie, monkeypatch):
+    first = await connect(alice[1])
+    reached, gate = asyncio.Event(), asyncio.Event()
+    real = fanout_module.database_sync_to_async
+
+    def held_at_the_gate(func):
+        if func.__name__ != "logins_still_valid":
+            return real(func)
+
+        async def after_the_gate(*args):
+            reached.set()
+            await gate.wait()
+            return await real(func)(*args)
+
+        return after_the_gate
+
+    monkeypatch.setattr(fanout_module, "database_sync_to_async", held_at_the_gate)
+    recheck = asyncio.create_task(local_fanout().recheck_sessions())
+    await reached.wait()  # it has listed the open logins: only the first
+    later = await connect(await sync_to_async(login_cookie)(alice[0]))  # a new login
+    gate.set()
+    await recheck
+
+    await first.send({"type": "send", "room": "general", "body": "one"})
+    assert (await first.receive())["body"] == "one"
+    assert (await later.receive())["body"] == "one"
+    await later.send({"type": "send", "room": "general", "body": "two"})
+    assert (await later.receive())["body"] == "two"
+    await first.close()
+    await later.close()
 
 
 async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_returns(
