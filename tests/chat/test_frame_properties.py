@@ -366,6 +366,13 @@ async def test_any_frame_gets_a_protocol_answer_and_the_socket_stays_usable(
             probe = f"probe-{n}"
             await sock.send({"type": "send", "room": "general", "body": "probe", "nonce": probe})
             answers = await answers_to(sock, probe, needs_answer=ftype not in QUIET_TYPES)
+            # A marker move is written with the others of the next tenth of a
+            # second and reaches every tab of the user, so its `read` event may
+            # come after a later frame's probe (or an earlier example's, in the
+            # next one's socket): it is no answer to the frame it follows.
+            for echo in (a for a in answers if a["type"] == "read"):
+                check_answer(echo, "read", None)
+            answers = [a for a in answers if a["type"] != "read"]
             if ftype in ("typing", "presence"):
                 # Never echoed to the sender (presence events are left out by
                 # the socket helper): an error at most.
@@ -374,7 +381,7 @@ async def test_any_frame_gets_a_protocol_answer_and_the_socket_stays_usable(
                     answers,
                 )
             elif ftype == "read":
-                assert len(answers) <= 1, (frame, answers)  # nothing if the marker stays
+                assert len(answers) <= 1, (frame, answers)  # a refusal, at most
             else:
                 assert len(answers) == 1, (frame, answers)
             for answer in answers:
@@ -382,6 +389,8 @@ async def test_any_frame_gets_a_protocol_answer_and_the_socket_stays_usable(
 
         await sock.send({"type": "send", "room": "general", "body": "still here", "nonce": "end"})
         last = await sock.receive(timeout=5)
+        while last["type"] == "read":
+            last = await sock.receive(timeout=5)
         assert (last["type"], last["body"], last["nonce"]) == ("message", "still here", "end")
     finally:
         await sock.close()
