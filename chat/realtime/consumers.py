@@ -4,9 +4,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -30,6 +31,9 @@ from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
 from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput
 from .writer import marker_sync_to_async, message_writer, read_marker_writer
+
+if TYPE_CHECKING:
+    from channels.consumer import _ChannelScope
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +164,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     frame_budget: tuple[float, float] | None = None
     held_until = 0.0
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(
+        self, scope: "_ChannelScope", receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
         """Read the socket's frames one after another, in the socket's own task.
 
         Channels' loop (`await_many_dispatch`) makes a new task and an
@@ -171,11 +177,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         whose collections then paused the server for 100 ms and more.
         """
         self.scope = scope
-        self.channel_layer = None
+        self.channel_layer = None  # type: ignore[assignment]  # none, as channel_layer_alias says
         self.base_send = send
         try:
             while True:
-                await self.dispatch(await receive())
+                await self.dispatch(cast(dict, await receive()))
         except StopConsumer:
             pass
 
