@@ -430,7 +430,8 @@ def report_internals() -> list[str]:
         TRANSPORT_FAST_PATH.set(0)
     else:
         log.info(
-            "socket transport: direct send and slow-client bound (%d bytes) on (%s)",
+            "socket transport: direct send (%s) and slow-client bound (%d bytes) on (%s)",
+            "libc send, keeping the GIL" if _SEND is not None else "socket.send",
             SLOW_SOCKET_BYTES,
             installed,
         )
