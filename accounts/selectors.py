@@ -127,7 +127,6 @@ def logins_still_valid(
     known = verified if verified is not None else {}
     decode = Session.get_session_store_class()().decode
     now = timezone.now()
-    found: set[tuple[str, int]] = set()
     for start in range(0, len(pending), 1000):
         chunk = pending[start : start + 1000]
         rows = Session.objects.filter(
@@ -144,10 +143,9 @@ def logins_still_valid(
             if not unchanged and not _signed_in(decode(data), user_id, password):
                 continue
             valid.add(pair)
-            found.add(pair)
             known[pair] = (data, password)
     for pair in pending:
-        if pair not in found:
+        if pair not in valid:
             known.pop(pair, None)
     return valid
 
