@@ -15,7 +15,7 @@ from django.utils.crypto import constant_time_compare
 from chat.events import format_time
 
 from .models import Invite, Session, SignupPolicy, User
-from .session_store import TOKEN_LOGIN_PREFIX
+from .session_store import TOKEN_LOGIN_PREFIX, ReadAhead
 
 
 def login_session_is_valid(*, login_id: str, user_id: int) -> bool:
@@ -148,6 +148,21 @@ def logins_still_valid(
         if pair not in valid:
             known.pop(pair, None)
     return valid
+
+
+def login_verified_at_handshake(ahead: ReadAhead, user_id: int) -> tuple[str, str] | None:
+    """What `logins_still_valid` would remember for this handshake's login, or None.
+
+    The handshake has read the session row and the account already (`ahead`):
+    when that session signs in `user_id`, the pair (session data, password
+    hash) it was found valid with. The first periodic re-check after a whole
+    organization connected then decodes nothing that has not changed since.
+    """
+    if ahead.raw is None or ahead.data is None or ahead.user is None or ahead.user.pk != user_id:
+        return None
+    if not _signed_in(ahead.data, user_id, ahead.user.password):
+        return None
+    return ahead.raw, ahead.user.password
 
 
 def _signed_in(data: dict[str, Any], user_id: int, password: str) -> bool:

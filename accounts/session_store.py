@@ -31,11 +31,14 @@ class ReadAhead:
     user: Any = None
     # Why the user may not in for now (accounts.selectors.access_blocks), if anything.
     blocked: str | None = None
+    # `data` as the session row stores it (encoded and signed).
+    raw: str | None = None
 
     def forget(self) -> None:
         """Let go of the session data and the full user (the handshake has used them)."""
         self.data = None
         self.user = None
+        self.raw = None
 
 
 # The session (and its user) read for the socket handshake in progress, set by
@@ -80,16 +83,16 @@ def sessions_read_ahead(keys: set[str]) -> dict[str, ReadAhead]:
     model = SessionStore.get_model_class()
     rows = model.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
     decoder = SessionStore()
-    found: dict[str, tuple[dict[str, Any], int | None]] = {}
+    found: dict[str, tuple[dict[str, Any], int | None, str]] = {}
     for key, raw in rows.values_list("session_key", "session_data"):
         data = decoder.decode(raw)
         user_id = data.get(SESSION_KEY)
-        found[key] = (data, int(str(user_id)) if str(user_id).isdigit() else None)
+        found[key] = (data, int(str(user_id)) if str(user_id).isdigit() else None, raw)
     from .selectors import access_blocks
 
-    users = User.objects.in_bulk({user_id for _, user_id in found.values() if user_id})
+    users = User.objects.in_bulk({user_id for _, user_id, _ in found.values() if user_id})
     blocks = access_blocks(list(users.values())) if users else {}
     return {
-        key: ReadAhead(key, data, users.get(user_id), blocks.get(user_id) if user_id else None)
-        for key, (data, user_id) in found.items()
+        key: ReadAhead(key, data, users.get(user_id), blocks.get(user_id) if user_id else None, raw)
+        for key, (data, user_id, raw) in found.items()
     }

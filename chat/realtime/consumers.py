@@ -16,7 +16,7 @@ from django.conf import settings
 
 from accounts import session_store
 from accounts.models import User
-from accounts.selectors import login_session_is_valid
+from accounts.selectors import login_session_is_valid, login_verified_at_handshake
 from accounts.session_store import LOGIN_ID_KEY, TOKEN_LOGIN_PREFIX
 from teamchat import drain, metrics
 
@@ -217,6 +217,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         ahead = session_store.preloaded.get()
         blocked = ahead.blocked if ahead is not None and ahead.user is not None else None
+        verified = (
+            login_verified_at_handshake(ahead, user.pk)
+            if ahead is not None and token_id is None
+            else None
+        )
         # The socket's task keeps its context for life, and so do the copies
         # that tasks and loop callbacks made during the handshake took: let go
         # of the session data and the full user read ahead for the handshake.
@@ -229,6 +234,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.login_id = login_id
+        if verified is not None:
+            local_fanout().login_verified((login_id, user.pk), verified)
         if not await presence.local_presence().admit(user.pk, settings.CHAT_MAX_SOCKETS_PER_USER):
             log.warning("user %s is at the cap of open sockets; handshake refused", user.pk)
             metrics.HANDSHAKES.labels("refused_socket_cap").inc()

@@ -100,8 +100,8 @@ class Fanout:
         # Member counts read from the database: room id -> (count, when read).
         self._sizes: dict[int, tuple[int, float]] = {}
         self._sizing: dict[int, asyncio.Future[int]] = {}
-        # What the periodic re-check found each open login valid with
-        # (accounts.selectors.logins_still_valid).
+        # What the periodic re-check (or the handshake) found each open login
+        # valid with (accounts.selectors.logins_still_valid).
         self._verified: dict[tuple[str, int], tuple[str, str]] = {}
         # Sockets registered whose rooms are still being read: changes meanwhile.
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
@@ -401,6 +401,15 @@ class Fanout:
                 await self.recheck_sessions()
             except Exception:
                 log.exception("could not re-check the sessions of open sockets")
+
+    def login_verified(self, pair: tuple[str, int], memo: tuple[str, str]) -> None:
+        """A handshake found this login signed in, with this session data and password hash.
+
+        Remembered as the periodic re-check remembers what it found valid
+        (accounts.selectors.logins_still_valid): the first re-check after
+        thousands of handshakes does not decode and hash their sessions again.
+        """
+        self._verified[pair] = memo
 
     async def recheck_sessions(self) -> None:
         """Close sockets whose session ended without anyone saying so (it expired)."""

@@ -10,6 +10,7 @@ from django.contrib.auth.hashers import make_password
 from django.utils import timezone
 
 from accounts.models import Session, User
+from accounts.session_store import SessionStore
 from chat import eventlog, services
 from chat.realtime import fanout as fanout_module
 from chat.realtime.fanout import local_fanout
@@ -89,6 +90,37 @@ async def test_the_recheck_notices_a_password_changed_after_it_found_the_login_v
     await bob_socket.send({"type": "send", "room": "general", "body": "bob stays"})
     assert (await bob_socket.receive())["body"] == "bob stays"
     await bob_socket.close()
+
+
+async def test_a_password_changed_after_the_handshake_closes_the_socket_at_the_recheck(alice):
+    sock = await connect(alice[1])  # found signed in by its handshake, and remembered so
+
+    await sync_to_async(User.objects.filter(pk=alice[0].pk).update)(
+        password=make_password("changed elsewhere")
+    )
+    await local_fanout().recheck_sessions()
+
+    assert await sock.receive_close() == 4401
+
+
+async def test_the_first_recheck_does_not_decode_sessions_the_handshakes_read(
+    alice, login_cookie, monkeypatch
+):
+    bob = await sync_to_async(UserFactory)(username="bob")
+    sockets = [await connect(alice[1]), await connect(await sync_to_async(login_cookie)(bob))]
+    decoded = []
+    real_decode = SessionStore.decode
+    monkeypatch.setattr(
+        SessionStore, "decode", lambda store, raw: decoded.append(raw) or real_decode(store, raw)
+    )
+
+    await local_fanout().recheck_sessions()
+
+    assert decoded == []
+    for sock in sockets:  # both still signed in
+        await sock.send({"type": "send", "room": "general", "body": "here"})
+        assert (await sock.receive())["body"] == "here"
+        await sock.close()
 
 
 async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_cookie, monkeypatch):
