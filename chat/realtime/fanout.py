@@ -65,14 +65,16 @@ class Subscriber(Protocol):
     def catch_up_soon(self, after: int, notice: bool = True) -> None: ...
 
 
-# Sockets written between two turns of the event loop in one event's fan-out
+# Sockets written between two turns of the event loop by the fan-out
 # (about 5 ms on loopback, where a write costs about 10 us, most of it the
 # send system call). Writing an event to #general's thousands of sockets in
 # one go held up for 50 ms everything else the loop does: reading frames,
 # handing finished database work back, acknowledging sends, reading the next
 # events from Redis. Each send went through several of those turns, so it
-# waited behind such a fan-out several times. Slicing keeps each socket's
-# events in order: the next event is written only after this one is.
+# waited behind such a fan-out several times. The count runs on across the
+# events of one published batch (a dozen events to rooms of a few hundred are
+# as long a turn as one to #general). Slicing keeps each socket's events in
+# order: the next event is written only after this one is.
 FANOUT_SLICE = 500
 # Logins checked in one turn of the database thread by the periodic re-check.
 RECHECK_SLICE = 500
@@ -103,6 +105,8 @@ class Fanout:
         # What the periodic re-check (or the handshake) found each open login
         # valid with (accounts.selectors.logins_still_valid).
         self._verified: dict[tuple[str, int], tuple[str, str]] = {}
+        # Sockets written since the fan-out last gave the event loop a turn.
+        self._written = 0
         # Sockets registered whose rooms are still being read: changes meanwhile.
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
@@ -507,14 +511,16 @@ class Fanout:
             text = item.text
             prepared = prepare(text)
             # One plain loop: under daphne every socket takes the frame at once.
-            # A big room's event gives the loop back every FANOUT_SLICE sockets.
-            for n, sock in enumerate(tuple(targets), 1):
+            # The loop gets a turn every FANOUT_SLICE sockets written.
+            for sock in tuple(targets):
                 try:
                     if not sock.offer(text, prepared, seq):
                         await sock.deliver(text, prepared, seq)
                 except Exception:
                     log.exception("delivery to a socket failed")
-                if not n % FANOUT_SLICE:
+                self._written += 1
+                if self._written >= FANOUT_SLICE:
+                    self._written = 0
                     await asyncio.sleep(0)
             metrics.EVENTS_DELIVERED.inc(len(targets))
         if op is Op.UNSUBSCRIBE and user is not None and arg is not None:

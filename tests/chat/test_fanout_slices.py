@@ -1,4 +1,4 @@
-"""A big room's event is written in slices: the loop gets turns, each socket's order holds."""
+"""Events are written in slices: the loop gets turns, each socket's order holds."""
 
 import asyncio
 
@@ -69,3 +69,32 @@ async def test_each_socket_gets_a_published_batch_in_order_across_slices(room):
     await hub.handle({"type": EVENTS, "events": batch})
 
     assert all(s.frames == texts for s in sockets)
+
+
+async def test_a_batch_of_small_rooms_events_is_written_in_slices_too(monkeypatch):
+    monkeypatch.setattr(fanout_module, "FANOUT_SLICE", 4)
+    log: list[tuple[str, int | None]] = []
+    hub = Fanout()
+    # Five rooms of three sockets: no event alone fills a slice, the batch does.
+    rooms = {room: [Socket(room * 10 + n, log) for n in range(3)] for room in range(1, 6)}
+    for room, sockets in rooms.items():
+        hub.by_room[room] = set(sockets)
+    batch = [Item(f'{{"seq": {room}}}', (room,), seq=room).to_wire() for room in rooms]
+
+    async def other_work() -> None:
+        while True:
+            log.append(("other", None))
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_work())
+    await asyncio.sleep(0)
+    try:
+        await hub.handle({"type": EVENTS, "events": batch})
+    finally:
+        other.cancel()
+
+    kinds = [kind for kind, _ in log]
+    first, last = kinds.index("write"), len(kinds) - 1 - kinds[::-1].index("write")
+    # Fifteen writes in slices of four: three turns for the rest in between.
+    assert kinds[first : last + 1].count("other") == 3
+    assert all(s.frames == [f'{{"seq": {room}}}'] for room, ss in rooms.items() for s in ss)
