@@ -21,6 +21,8 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 
 logger = logging.getLogger("teamchat.server")
+# What daphne's own checks log, under daphne's name (as log filters expect).
+daphne_logger = logging.getLogger("daphne.server")
 
 # PROTOCOL.md: frames up to 128 KiB are always read; daphne refuses larger
 # ones itself (closing with 1009) before they reach the application.
@@ -220,7 +222,7 @@ class DrainingServer(daphne.server.Server):
         # An application that has not finished long after its client left is killed.
         if disconnected and time.time() - disconnected > self.application_close_timeout:
             if application_instance and not application_instance.done():
-                logger.warning(
+                daphne_logger.warning(
                     "Application instance %r for connection %s took too long to shut down "
                     "and was killed.",
                     application_instance,
@@ -238,7 +240,7 @@ class DrainingServer(daphne.server.Server):
                     if isinstance(exception, KeyboardInterrupt):
                         self.stop()
                     else:
-                        logger.error(
+                        daphne_logger.error(
                             "Exception inside application: %s", exception, exc_info=exception
                         )
                         if not disconnected:

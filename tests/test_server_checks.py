@@ -80,7 +80,9 @@ def test_a_connection_gone_before_its_turn_is_skipped(reactor, daphne_server):
     assert checked == conns[:-1]
 
 
-async def test_finished_applications_are_reaped_and_stalled_ones_killed(reactor, daphne_server):
+async def test_finished_applications_are_reaped_and_stalled_ones_killed(
+    reactor, daphne_server, caplog
+):
     loop = asyncio.get_running_loop()
     log: list = []
     finished, failed, running, stalled = (Connection(log) for _ in range(4))
@@ -103,6 +105,14 @@ async def test_finished_applications_are_reaped_and_stalled_ones_killed(reactor,
     assert finished not in daphne_server.connections
     assert daphne_server.connections[failed] == {}
     assert [type(e) for e in log] == [ValueError]
+    # Logged as daphne logs them, under its name.
+    logged = sorted((r.name, r.levelname, r.getMessage()) for r in caplog.records)
+    assert [(name, level) for name, level, _ in logged] == [
+        ("daphne.server", "ERROR"),
+        ("daphne.server", "WARNING"),
+    ]
+    assert logged[0][2] == "Exception inside application: boom"
+    assert logged[1][2].endswith("took too long to shut down and was killed.")
     assert daphne_server.connections[running] == {"application_instance": pending}
     assert hanging.cancelled()
     assert [(d, fn) for d, fn, _ in reactor.calls] == [(1, daphne_server.application_checker)]
