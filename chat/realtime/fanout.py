@@ -428,7 +428,7 @@ class Fanout:
         # thousands of sessions at once held it (and every send, handshake
         # and catch-up waiting for it) for half a second.
         valid: set[tuple[str, int]] = set()
-        listed = sorted(pairs)
+        listed = list(pairs)  # any order: logins_still_valid sorts what it queries
         for start in range(0, len(listed), RECHECK_SLICE):
             chunk = set(listed[start : start + RECHECK_SLICE])
             valid |= await database_sync_to_async(logins_still_valid)(chunk, self._verified)
