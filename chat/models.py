@@ -382,6 +382,9 @@ class Upload(models.Model):
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
     )
+    # The key the uploading client chose (X-Upload-Key), so it can cancel an
+    # upload whose answer it never saw; empty when it chose none.
+    client_key = models.CharField(max_length=64, blank=True, default="")
     name = models.CharField(max_length=255)
     size = models.BigIntegerField()
     content_type = models.CharField(max_length=100)

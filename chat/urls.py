@@ -32,6 +32,7 @@ urlpatterns = [
     path("api/drafts/", drafts_views.drafts_view, name="api-drafts"),
     path("api/uploads/", uploads.upload, name="api-uploads"),
     path("api/uploads/<int:upload_id>/", uploads.upload_detail, name="api-upload"),
+    path("api/uploads/pending/<str:key>/", uploads.upload_pending, name="api-upload-pending"),
     path("files/<int:upload_id>/<str:key>/<path:name>", uploads.download, name="upload-file"),
     path("thumbs/<int:upload_id>/<str:key>", uploads.thumbnail, name="upload-thumbnail"),
     path("api/users/", api.users, name="api-users"),

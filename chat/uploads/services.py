@@ -2,9 +2,11 @@
 
 import functools
 import logging
+import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -46,12 +48,28 @@ def upload_check_rate(*, uploader_id: int) -> None:
         raise RateLimited()
 
 
+# The key a client may name its upload with (X-Upload-Key), to cancel it later.
+_CLIENT_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def upload_check_key(client_key: str) -> None:
+    """Invalid unless `client_key` is 1 to 64 characters of A-Z, a-z, 0-9, `-` and `_`."""
+    if not _CLIENT_KEY.fullmatch(client_key):
+        raise ChatError(
+            Code.INVALID, "An upload key is 1 to 64 characters of A-Z, a-z, 0-9, - and _."
+        )
+
+
+def _cancelled_key(uploader_id: int, client_key: str) -> str:
+    return f"upload-cancelled:{uploader_id}:{client_key}"
+
+
 def _stored_bytes(uploader_id: int) -> int:
     total = Upload.objects.filter(uploader_id=uploader_id).aggregate(total=Sum("size"))["total"]
     return int(total or 0)
 
 
-def upload_create(*, uploader: User, file: File, name: str) -> Upload:
+def upload_create(*, uploader: User, file: File, name: str, client_key: str = "") -> Upload:
     """Store `file` (a file on disk) as the uploader's, its type read from its bytes.
 
     Refuses an empty file (invalid), one over UPLOADS_MAX_BYTES (too_large)
@@ -61,7 +79,14 @@ def upload_create(*, uploader: User, file: File, name: str) -> Upload:
     metadata; every other file is kept as it is, with its sniffed type, and
     is only ever served as an attachment. The file is private to its
     uploader until a message carries it.
+
+    `client_key` (optional) is the client's name for this upload: once
+    upload_cancel was called with it, the upload is refused (conflict) and
+    nothing is kept. Both decide under the uploader's row lock, so they are
+    serialized: whichever comes second sees what the first did.
     """
+    if client_key:
+        upload_check_key(client_key)
     size = file.size or 0
     if size <= 0:
         raise ChatError(Code.INVALID, "The file is empty.")
@@ -73,7 +98,11 @@ def upload_create(*, uploader: User, file: File, name: str) -> Upload:
 
     sniffed = sniff(file)
     upload = Upload(
-        uploader=uploader, name=clean_name(name), size=size, content_type=sniffed.content_type
+        uploader=uploader,
+        name=clean_name(name),
+        size=size,
+        content_type=sniffed.content_type,
+        client_key=client_key,
     )
     storage = uploads_storage()
     rendered = None
@@ -92,10 +121,14 @@ def upload_create(*, uploader: User, file: File, name: str) -> Upload:
     try:
         with transaction.atomic():
             # One upload of a user at a time past this point, so two at once
-            # cannot both fit the quota's last gap.
+            # cannot both fit the quota's last gap, and a cancel of this one
+            # (upload_cancel, under the same lock) is either seen here or
+            # finds it saved.
             User.objects.select_for_update().filter(pk=uploader.pk).first()
             if _stored_bytes(uploader.pk) + size > quota:
                 raise QuotaExceeded(quota)
+            if client_key and cache.get(_cancelled_key(uploader.pk, client_key)) is not None:
+                raise ChatError(Code.CONFLICT, "This upload was cancelled.")
             upload.save()
     except BaseException:
         _delete_files(upload)
@@ -148,6 +181,35 @@ def uploads_free(*, uploads: list[Upload]) -> None:
     Upload.objects.filter(pk__in=[u.pk for u in uploads]).delete()
     for upload in uploads:
         transaction.on_commit(functools.partial(_delete_files, upload))
+
+
+def upload_cancel(*, actor: User, client_key: str) -> None:
+    """Cancel the actor's upload named `client_key` (X-Upload-Key), stored yet or not.
+
+    The page cancels an upload whose answer it has not seen: the server may
+    have stored it, be storing it, or never get it all. Under the actor's row
+    lock (the one upload_create stores under, so the two are serialized) a
+    tombstone goes in the cache for UPLOADS_UNATTACHED_HOURS, after which an
+    unsent upload would be pruned anyway: an upload with this key that comes
+    later is refused. One already stored is deleted, its row now and its files
+    after the commit. One a message already carries stays: the cancel came
+    after the send. Another user's uploads are never touched; cancelling again
+    (or a key never used) does nothing more.
+    """
+    upload_check_key(client_key)
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=actor.pk).first()
+        cache.set(
+            _cancelled_key(actor.pk, client_key),
+            True,
+            timeout=settings.UPLOADS_UNATTACHED_HOURS * 3600,
+        )
+        # Locked, like a send claiming files locks them: a send that claimed
+        # one first has set its message by the time this reads it.
+        unsent = Upload.objects.select_for_update().filter(
+            uploader=actor, client_key=client_key, message__isnull=True
+        )
+        uploads_free(uploads=list(unsent))
 
 
 def upload_delete(*, actor: User, upload_id: int) -> None:

@@ -1,4 +1,4 @@
-"""Uploading (`POST /api/uploads/`) and downloading (`/files/...`, `/thumbs/...`).
+"""Uploading (`POST /api/uploads/`), cancelling, and downloading (`/files/...`, `/thumbs/...`).
 
 Every download is checked (chat.uploads.selectors, the access rule in
 chat.access) and answered with headers that keep the bytes inert in a
@@ -36,8 +36,15 @@ _THUMB_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 @allow("POST")
 @api_view
 def upload(request: AuthenticatedRequest) -> JsonResponse:
-    """One file in the multipart field `file` -> 201 {"upload": attachment}."""
+    """One file in the multipart field `file` -> 201 {"upload": attachment}.
+
+    The optional header X-Upload-Key names the upload, so that a cancel
+    (upload_pending) sent before this answer arrives still reaches it.
+    """
     services.upload_check_rate(uploader_id=request.user.pk)
+    client_key = request.headers.get("X-Upload-Key")
+    if client_key is not None:
+        services.upload_check_key(client_key)
     try:
         files = request.FILES
     except RequestDataTooBig:
@@ -52,7 +59,9 @@ def upload(request: AuthenticatedRequest) -> JsonResponse:
     file = files.get("file")
     if not isinstance(file, UploadedFile):
         raise ChatError(Code.INVALID, "Send one file, as multipart/form-data in the field `file`.")
-    created = services.upload_create(uploader=request.user, file=file, name=file.name or "")
+    created = services.upload_create(
+        uploader=request.user, file=file, name=file.name or "", client_key=client_key or ""
+    )
     return JsonResponse({"upload": attachment_data(created)}, status=201)
 
 
@@ -61,6 +70,14 @@ def upload(request: AuthenticatedRequest) -> JsonResponse:
 def upload_detail(request: AuthenticatedRequest, upload_id: int) -> HttpResponse:
     """DELETE: the uploader takes back an unsent file; an admin removes any file (204)."""
     services.upload_delete(actor=request.user, upload_id=upload_id)
+    return HttpResponse(status=204)
+
+
+@allow("DELETE")
+@api_view
+def upload_pending(request: AuthenticatedRequest, key: str) -> HttpResponse:
+    """DELETE: cancel the upload sent with X-Upload-Key `key`, arrived or not (204 every time)."""
+    services.upload_cancel(actor=request.user, client_key=key)
     return HttpResponse(status=204)
 
 

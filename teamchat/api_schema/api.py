@@ -95,6 +95,7 @@ class Op:
     errors: Sequence[int] = ()
     body: type[Schema] | None = None
     multipart: bool = False
+    # Its parameters besides the path's: query() and header() below.
     query: Sequence[DictStrAny] = ()
     # Who may call it; None: anyone (the answer says who you are).
     security: list[dict[str, list]] | None = field(default_factory=list)
@@ -111,6 +112,10 @@ def query(name: str, schema: DictStrAny, description: str) -> DictStrAny:
         "schema": schema,
         "description": description,
     }
+
+
+def header(name: str, schema: DictStrAny, description: str) -> DictStrAny:
+    return {**query(name, schema, description), "in": "header"}
 
 
 INT = {"type": "integer", "minimum": 0}
@@ -471,10 +476,19 @@ route(
     post=Op(
         "Upload a file (multipart field `file`), to attach to a message",
         {201: s.UploadOut},
-        errors=(413,),
+        errors=(409, 413),
         body=s.FileIn,
         multipart=True,
+        query=[
+            header(
+                "X-Upload-Key",
+                {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "Your name for this upload, to cancel it with "
+                "DELETE /api/uploads/pending/{key}/ before its answer comes.",
+            )
+        ],
         security=W,
+        description="409 `conflict`: the upload's X-Upload-Key was cancelled; nothing is kept.",
     ),
 )
 route(
@@ -482,6 +496,20 @@ route(
     uploads_views.upload_detail,
     {"upload_id": int},
     delete=Op("Take back an unsent file (or any, for admins)", {204: None}, security=W),
+)
+route(
+    "/uploads/pending/{str:key}/",
+    uploads_views.upload_pending,
+    {"key": str},
+    delete=Op(
+        "Cancel the upload you sent with X-Upload-Key `key`, arrived or not",
+        {204: None},
+        errors=(400,),
+        security=W,
+        description="Deletes your unsent upload with that key, and refuses it (409) if it "
+        "arrives later. Always 204, again or for a key never used; a file a message "
+        "carries stays.",
+    ),
 )
 route(
     "/users/",
