@@ -3,6 +3,7 @@
  *
  * - api(): JSON requests to the HTTP API with the CSRF header.
  * - el(): build an element whose text goes in as text, never as markup.
+ * - randomKey(): a random name for a message's nonce or an upload.
  * - UserPicker: type-ahead over GET /api/users/?q= for the DM and invite dialogs.
  * - setupCreateRoomForm(): the "create a channel" form (dialog or page).
  *
@@ -30,6 +31,19 @@ export function csrfToken() {
   // The cookie may be unreadable (HttpOnly); every page has a form with the token.
   const field = document.querySelector("input[name=csrfmiddlewaretoken]");
   return field ? field.value : "";
+}
+
+/*
+ * 128 random bits as text: a UUID, or 32 hex digits where randomUUID is
+ * missing (it needs a secure context, so a plain-http LAN host has none).
+ */
+export function randomKey() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") {
+    return window.crypto.randomUUID();
+  }
+  const bytes = new Uint8Array(16);
+  window.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => ("0" + b.toString(16)).slice(-2)).join("");
 }
 
 export class ApiError extends Error {

@@ -6,6 +6,7 @@
  * Files attached (composerfiles.js) go with the message once uploaded.
  */
 import { parseTyped } from "./commands.js";
+import { randomKey } from "./common.js";
 import { setupComposerFiles } from "./composerfiles.js";
 import { createCompletion } from "./completion.js";
 import { els, showNotice } from "./ui.js";
@@ -19,12 +20,7 @@ export function codePoints(text) {
 }
 
 export function makeNonce() {
-  if (window.crypto && typeof window.crypto.randomUUID === "function") {
-    return "c-" + window.crypto.randomUUID();
-  }
-  const bytes = new Uint8Array(16);
-  window.crypto.getRandomValues(bytes);
-  return "c-" + Array.from(bytes, (b) => ("0" + b.toString(16)).slice(-2)).join("");
+  return "c-" + randomKey();
 }
 
 /* Refuse a body over the limit with a notice; `what` starts the sentence. */

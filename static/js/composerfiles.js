@@ -1,24 +1,28 @@
 /*
  * Files in the composer: the Attach button (a file input behind it), files
  * dropped on the room or pasted into the box, each uploaded at once to
- * POST /api/uploads/ and shown as a chip with its progress and a button that
- * cancels the upload or, once done, removes it (and deletes it on the server,
- * best effort). The queue itself is uploads.js; the composer asks it whether
- * a message may go and takes its uploads when it does.
+ * POST /api/uploads/ under a random X-Upload-Key and shown as a chip with its
+ * progress and a button that cancels the upload or, once done, removes it.
+ * Cancelling aborts the request and tells the server to drop the upload by
+ * that key (it may have the whole file already and store it, the browser
+ * telling the page so late or never); removing deletes it by id. Both are
+ * best effort: an upload no message carries is deleted after a day anyway.
+ * The queue itself is uploads.js; the composer asks it whether a message may
+ * go and takes its uploads when it does.
  *
  * XMLHttpRequest, not fetch: only it reports upload progress.
  */
-import { api, csrfToken, el } from "./common.js";
+import { api, csrfToken, el, randomKey } from "./common.js";
 import { formatSize, uploadErrorText, UploadQueue } from "./uploads.js";
 import { announce, els } from "./ui.js";
 
 const UPLOAD_URL = "/api/uploads/";
+const PENDING_URL = "/api/uploads/pending/";
 
 export function setupComposerFiles(ctx, { onIdle }) {
   const { store } = ctx;
   const queue = new UploadQueue();
-  const requests = new Map(); // key -> its XMLHttpRequest while uploading
-  const sent = new Set(); // keys whose whole file has been sent, the answer still to come
+  const requests = new Map(); // key -> {xhr, uploadKey} while uploading
   const chips = new Map(); // key -> its <li>
 
   function say(text) {
@@ -83,31 +87,31 @@ export function setupComposerFiles(ctx, { onIdle }) {
     }
   }
 
+  // The answer to a request cancelled since is no one's: its chip is gone.
+  function current(item, xhr) {
+    const request = requests.get(item.key);
+    return Boolean(request) && request.xhr === xhr;
+  }
+
   function upload(item, file) {
     const xhr = new XMLHttpRequest();
-    requests.set(item.key, xhr);
+    const uploadKey = randomKey();
+    requests.set(item.key, { xhr, uploadKey });
     xhr.open("POST", UPLOAD_URL);
     xhr.setRequestHeader("X-CSRFToken", csrfToken());
     xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-Upload-Key", uploadKey);
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && event.total > 0 && queue.progress(item.key, (event.loaded / event.total) * item.size)) {
         renderChip(item);
       }
     });
-    xhr.upload.addEventListener("load", () => {
-      sent.add(item.key);
-    });
     xhr.addEventListener("load", () => {
-      sent.delete(item.key);
-      const data = xhr.response && typeof xhr.response === "object" ? xhr.response : {};
-      if (requests.get(item.key) !== xhr) {
-        // Cancelled once the whole file was on its way: the server kept it.
-        if (xhr.status === 201 && data.upload && typeof data.upload.id === "number") {
-          api("DELETE", UPLOAD_URL + data.upload.id + "/").catch(() => {});
-        }
+      if (!current(item, xhr)) {
         return;
       }
+      const data = xhr.response && typeof xhr.response === "object" ? xhr.response : {};
       if (xhr.status === 201 && data.upload && typeof data.upload.id === "number") {
         queue.done(item.key, data.upload);
         announce(item.name + " uploaded.");
@@ -118,8 +122,7 @@ export function setupComposerFiles(ctx, { onIdle }) {
       finish(item);
     });
     xhr.addEventListener("error", () => {
-      sent.delete(item.key);
-      if (requests.get(item.key) !== xhr) {
+      if (!current(item, xhr)) {
         return;
       }
       queue.fail(item.key, uploadErrorText(0, "network"));
@@ -163,15 +166,14 @@ export function setupComposerFiles(ctx, { onIdle }) {
     if (!item) {
       return;
     }
-    const xhr = requests.get(key);
+    const request = requests.get(key);
     requests.delete(key);
-    if (xhr && !sent.has(key)) {
-      // Part of the file never reaches the server, which stores nothing.
-      xhr.abort();
-    }
-    // Otherwise the server may have it all: the answer names it, to delete.
-    if (item.state === "done" && item.upload) {
-      // Best effort: one never sent is deleted after a day anyway.
+    if (request) {
+      // The server may have the whole file already, and store it: aborting
+      // is not enough, so it is also told to drop (or refuse) it by its key.
+      request.xhr.abort();
+      api("DELETE", PENDING_URL + request.uploadKey + "/").catch(() => {});
+    } else if (item.state === "done" && item.upload) {
       api("DELETE", UPLOAD_URL + item.upload.id + "/").catch(() => {});
     }
     dropChip(key);
