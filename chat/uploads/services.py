@@ -64,6 +64,16 @@ def _cancelled_key(uploader_id: int, client_key: str) -> str:
     return f"upload-cancelled:{uploader_id}:{client_key}"
 
 
+def _was_cancelled(uploader_id: int, client_key: str) -> bool:
+    # The cache being down must not stop uploads: a cancel it could not
+    # record leaves at worst an unsent file, which the prune removes.
+    try:
+        return cache.get(_cancelled_key(uploader_id, client_key)) is not None
+    except Exception:
+        log.warning("could not read cancelled upload keys; storing the upload")
+        return False
+
+
 def _stored_bytes(uploader_id: int) -> int:
     total = Upload.objects.filter(uploader_id=uploader_id).aggregate(total=Sum("size"))["total"]
     return int(total or 0)
@@ -127,7 +137,7 @@ def upload_create(*, uploader: User, file: File, name: str, client_key: str = ""
             User.objects.select_for_update().filter(pk=uploader.pk).first()
             if _stored_bytes(uploader.pk) + size > quota:
                 raise QuotaExceeded(quota)
-            if client_key and cache.get(_cancelled_key(uploader.pk, client_key)) is not None:
+            if client_key and _was_cancelled(uploader.pk, client_key):
                 raise ChatError(Code.CONFLICT, "This upload was cancelled.")
             upload.save()
     except BaseException:
@@ -199,11 +209,16 @@ def upload_cancel(*, actor: User, client_key: str) -> None:
     upload_check_key(client_key)
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=actor.pk).first()
-        cache.set(
-            _cancelled_key(actor.pk, client_key),
-            True,
-            timeout=settings.UPLOADS_UNATTACHED_HOURS * 3600,
-        )
+        try:
+            cache.set(
+                _cancelled_key(actor.pk, client_key),
+                True,
+                timeout=settings.UPLOADS_UNATTACHED_HOURS * 3600,
+            )
+        except Exception:
+            # What is stored is still deleted below; one arriving later is
+            # kept until the prune.
+            log.warning("could not record a cancelled upload key; deleting what is stored")
         # Locked, like a send claiming files locks them: a send that claimed
         # one first has set its message by the time this reads it.
         unsent = Upload.objects.select_for_update().filter(

@@ -252,3 +252,21 @@ def test_cancelling_twice_is_204_both_times(person, uploads_dir):
     assert not Upload.objects.exists()
     assert upload(alice, "k-8").status_code == 409
     assert no_files(uploads_dir)
+
+
+def test_with_the_cache_down_uploads_still_work_and_a_cancel_still_deletes(
+    person, uploads_dir, monkeypatch
+):
+    alice = person("alice")
+
+    def down(*args, **kwargs):
+        raise ConnectionError("the cache is unreachable")
+
+    monkeypatch.setattr(upload_services.cache, "get", down)
+    monkeypatch.setattr(upload_services.cache, "set", down)
+    first = uploaded(alice, "k-9")
+    assert cancel(alice.client, "k-9") == 204
+    assert not Upload.objects.filter(pk=first["id"]).exists()
+    assert no_files(uploads_dir)
+    # Nothing could be recorded: a later upload with the key is kept (the prune takes it).
+    assert upload(alice, "k-9").status_code == 201
