@@ -24,6 +24,7 @@ from . import access, events, selectors
 from .errors import ChatError, Code
 from .eventlog import Item, logged_change, record
 from .models import Draft, Event, Membership, Message, Room
+from .reusable import ReusableQuery
 
 # The same limit as a message's whole body (protocol v2): a draft is a message to be.
 DRAFT_MAX_RAW_CHARS = 12_000
@@ -161,6 +162,15 @@ def drafts_of(user: User) -> list[dict[str, Any]]:
     return [_data(d, d.room.slug) for d in rows]
 
 
+# Built once: it runs inside the ordering lock for every batch of messages.
+_WITH_TEXT = ReusableQuery(
+    lambda user_ids, room_ids: Draft.objects.filter(
+        user_id__in=user_ids, room_id__in=room_ids
+    ).exclude(body=""),
+    lists=2,
+)
+
+
 def drafts_clear_sent(keys: Iterable[DraftKey], room_slugs: dict[int, str]) -> list[Item]:
     """Clear the drafts these messages were sent from; call inside the send's logged change.
 
@@ -174,9 +184,9 @@ def drafts_clear_sent(keys: Iterable[DraftKey], room_slugs: dict[int, str]) -> l
     # The authors' drafts with text in these rooms, then the exact keys here:
     # a condition per key would be as many terms for the ORM to build as the
     # batch has messages, on every send.
-    candidates = Draft.objects.filter(
-        user_id__in={k.user_id for k in wanted}, room_id__in={k.room_id for k in wanted}
-    ).exclude(body="")
+    candidates = _WITH_TEXT.objects(
+        Draft, sorted({k.user_id for k in wanted}), sorted({k.room_id for k in wanted})
+    )
     found = [d for d in candidates if DraftKey(d.user_id, d.room_id, d.thread_id) in wanted]
     if not found:
         return []

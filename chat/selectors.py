@@ -29,6 +29,7 @@ from accounts.models import User
 from . import access
 from .errors import NoSuchMessage, NoSuchRoom
 from .models import Event, EventLogHorizon, Membership, Mention, Message, Reaction, Room, Upload
+from .reusable import ReusableQuery
 from .uploads.data import attachment_data
 
 if TYPE_CHECKING:
@@ -57,6 +58,16 @@ def room_for_reader(user: User, slug: str) -> Room:
     return room
 
 
+# Built once: it is on every send's and read marker's path.
+_ACCESS = ReusableQuery(
+    lambda slugs, users: Room.objects.filter(slug__in=slugs).annotate(
+        mine=FilteredRelation("memberships", condition=Q(memberships__user_id__in=users)),
+        member_id=F("mine__user_id"),
+    ),
+    lists=2,
+)
+
+
 def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple[Room, bool]]:
     """For (user id, room slug) pairs: the room and whether the user is a member.
 
@@ -66,12 +77,9 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
     """
     if not pairs:
         return {}
-    slugs = {slug for _, slug in pairs}
-    users = {user_id for user_id, _ in pairs}
-    rows = Room.objects.filter(slug__in=slugs).annotate(
-        mine=FilteredRelation("memberships", condition=Q(memberships__user_id__in=users)),
-        member_id=F("mine__user_id"),
-    )
+    slugs = sorted({slug for _, slug in pairs})
+    users = sorted({user_id for user_id, _ in pairs})
+    rows = _ACCESS.objects(Room, slugs, users)
     rooms: dict[str, Room] = {}
     joined: set[tuple[int, int]] = set()
     for row in rows:
@@ -393,12 +401,19 @@ def unread_counts_of(membership_ids: list[int]) -> dict[int, tuple[int, dict[str
     """membership id -> (user id, their ROOM_COUNTS), for many users. One query."""
     if not membership_ids:
         return {}
-    rows = _counted(Membership.objects.filter(pk__in=membership_ids)).values_list(
-        "pk", "user_id", *ROOM_COUNTS
-    )
+    rows = _COUNTS_OF.rows(membership_ids)
     return {
         pk: (user_id, dict(zip(ROOM_COUNTS, counts, strict=True))) for pk, user_id, *counts in rows
     }
+
+
+# Built once: it runs inside the ordering lock for every batch of moved markers.
+_COUNTS_OF = ReusableQuery(
+    lambda ids: _counted(Membership.objects.filter(pk__in=ids)).values_list(
+        "pk", "user_id", *ROOM_COUNTS
+    ),
+    lists=1,
+)
 
 
 def read_markers(user_ids: set[int], room_ids: set[int]) -> dict[tuple[int, int], tuple[int, int]]:
@@ -592,13 +607,21 @@ def events_since(room_ids: set[int], user_ids: set[int], after: int, limit: int)
     )
 
 
+# Built once: every reconnecting socket's catch-up ends with it.
+_ROOMS_OF = ReusableQuery(
+    lambda user_ids: _counted(Membership.objects.filter(user_id__in=user_ids)).values_list(
+        "user_id", "room__slug", *ROOM_COUNTS
+    ),
+    lists=1,
+)
+
+
 def unread_rooms_of(user_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
     """user id -> read marker, unread and mention counts of each room they joined. One query."""
-    rows = _counted(Membership.objects.filter(user_id__in=user_ids)).values_list(
-        "user_id", "room__slug", *ROOM_COUNTS
-    )
     found: dict[int, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
-    for user_id, slug, *counts in rows:
+    if not user_ids:
+        return found
+    for user_id, slug, *counts in _ROOMS_OF.rows(sorted(user_ids)):
         found[user_id].append({"room": slug, **dict(zip(ROOM_COUNTS, counts, strict=True))})
     return found
 

@@ -24,6 +24,7 @@ from accounts.models import User
 from .. import access, selectors
 from ..errors import ChatError, Code, NoSuchThread
 from ..models import Membership, Message, ThreadFollow
+from ..reusable import ReusableQuery
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -197,15 +198,23 @@ def _followed(user_ids: set[int]) -> "QuerySet[WithAnnotations[ThreadFollow, _Co
 def threads_unread_of(user_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
     """user id -> their followed threads with unread replies (`resumed.threads`). One query."""
     found: dict[int, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
-    rows = (
+    if not user_ids:
+        return found
+    for user_id, slug, root, marker, unread, mentions in _UNREAD_OF.rows(sorted(user_ids)):
+        found[user_id].append(read_data(slug, root, True, marker, unread, mentions))
+    return found
+
+
+# Built once: every reconnecting socket's catch-up ends with it.
+_UNREAD_OF = ReusableQuery(
+    lambda user_ids: (
         _followed(user_ids)
         .filter(unread__gt=0)
         .order_by("root_id")
         .values_list("user_id", "room__slug", "root_id", "last_read_id", "unread", "mentions")
-    )
-    for user_id, slug, root, marker, unread, mentions in rows:
-        found[user_id].append(read_data(slug, root, True, marker, unread, mentions))
-    return found
+    ),
+    lists=1,
+)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ the rooms of webhooks with trigger words, one insert for the deliveries and
 a NOTIFY that wakes the worker at commit.
 """
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from chat.events import format_time
 from chat.formatting import mentions as mentioned_names
 from chat.hooks import StoredMessage
 from chat.models import Message, Room
+from chat.reusable import ReusableQuery
 
 from ..models import Delivery, OutgoingWebhook
 from .wakeup import outbox_notify
@@ -91,13 +93,22 @@ class _Hook:
     words: re.Pattern[str] | None
 
 
+# Built once: it runs inside the ordering lock for every batch of messages.
+_HOOKS_IN_ROOMS = ReusableQuery(
+    lambda room_ids: OutgoingWebhook.objects.filter(
+        active=True, bot__is_active=True, bot__memberships__room_id__in=room_ids
+    ).values_list("id", "bot_id", "bot__username", "trigger_words", "bot__memberships__room_id"),
+    lists=1,
+)
+
+
 def _hooks_in_rooms(room_ids: set[int]) -> dict[int, list[_Hook]]:
     """room id -> the active webhooks of its members (one query; none at all: empty)."""
-    rows = OutgoingWebhook.objects.filter(
-        active=True, bot__is_active=True, bot__memberships__room_id__in=room_ids
-    ).values_list("id", "bot_id", "bot__username", "trigger_words", "bot__memberships__room_id")
+    rows = _HOOKS_IN_ROOMS.rows(sorted(room_ids))
     found: dict[int, list[_Hook]] = {}
-    for webhook_id, bot_id, username, words, room_id in rows:
+    for webhook_id, bot_id, username, stored, room_id in rows:
+        # JSON as the database gives it: text here (Django's JSONField parses it itself).
+        words = json.loads(stored) if isinstance(stored, str) else stored
         hook = _Hook(webhook_id, bot_id, username, words_pattern(words or []))
         found.setdefault(room_id, []).append(hook)
     return found
