@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
@@ -48,6 +48,12 @@ class MembershipInline(admin.TabularInline):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return obj is not None and not obj.is_direct and obj.slug != services.DEFAULT_ROOM_SLUG
+
+
+def _count_by_room(rows: QuerySet, ids: list[int]) -> dict[int, int]:
+    """room id -> how many of these rows it has (rooms with none left out). One query."""
+    counted = rows.filter(room_id__in=ids).order_by().values_list("room_id").annotate(Count("pk"))
+    return dict(counted)
 
 
 @admin.register(Room)
@@ -109,6 +115,36 @@ class RoomAdmin(admin.ModelAdmin):
                 data={"name": obj.name, "kind": obj.kind, "messages": obj.messages.count()},
             )
             super().delete_model(request, obj)
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """What the confirmation page says goes with the rooms: counted, not listed.
+
+        Django's own list names every message and membership (thousands of
+        lines for a busy room) and asks for the right to delete messages one
+        by one, which this admin never gives (MessageAdmin): a room with
+        messages could not be deleted at all. Deleting the room takes its
+        messages with it; nothing else deletes them.
+        """
+        rooms = [room for room in objs if room.slug != services.DEFAULT_ROOM_SLUG]
+        ids = [room.pk for room in rooms]
+        messages_of = _count_by_room(Message.objects.all(), ids)
+        members_of = _count_by_room(Membership.objects.all(), ids)
+        listed: list = []
+        for room in rooms:
+            message_count, member_count = messages_of.get(room.pk, 0), members_of.get(room.pk, 0)
+            listed.append(f"Room: {room} ({room.name})")
+            listed.append(
+                [
+                    f"{message_count} message(s), gone for good",
+                    f"{member_count} member(s)",
+                ]
+            )
+        totals = {
+            "rooms": len(rooms),
+            "messages": sum(messages_of.values()),
+            "memberships": sum(members_of.values()),
+        }
+        return listed, totals, set(), []
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
         with transaction.atomic():

@@ -265,3 +265,19 @@ def test_rooms_are_not_added_in_the_admin_and_general_is_never_deleted():
         {"action": "delete_selected", "_selected_action": [room.pk], "post": "yes"},
     )
     assert Room.objects.filter(slug="general").exists()
+
+
+def test_a_room_with_messages_is_deleted_in_the_admin_after_a_count_of_what_goes():
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    room = services.room_create(actor=alice, name="spam")
+    services.room_join(actor=bob, room="spam")
+    for body in ("buy", "now"):
+        services.message_send(author=alice, room="spam", body=body, nonce=None)
+    _, client = superuser_client()
+    confirm = client.get(f"/admin/chat/room/{room.pk}/delete/")
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert "2 message(s), gone for good" in page and "2 member(s)" in page
+    assert client.post(f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Room.objects.filter(slug="spam").exists()
+    assert client.get("/admin/chat/message/").context["cl"].result_count == 0
