@@ -65,10 +65,10 @@ class RoomAdmin(admin.ModelAdmin):
     creator, a moderator or a chat admin); staff reach private rooms here
     without being members (access.staff_sees). A direct message is private by
     its kind; its kind and privacy are never edited. Rooms are created on the
-    page. Deleting one here removes it with its messages for good (spam,
-    a legal request), recorded in the audit log; open pages keep showing it
-    until they reload, and sends to it are refused. Archive a room to close
-    it for everyone live.
+    page. Deleting one here (a chat admin; never #general) removes it with its
+    messages for good (spam, a legal request) through chat.services: each
+    member's open pages are told and drop it, and it is recorded in the audit
+    log. Archive a room to close it for everyone and keep its history.
     """
 
     list_display = ("slug", "name", "kind", "public", "is_archived", "created_by", "created")
@@ -101,20 +101,15 @@ class RoomAdmin(admin.ModelAdmin):
         return False  # created on the page (room_create), which makes its creator a member
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return obj is None or obj.slug != services.DEFAULT_ROOM_SLUG  # everyone's room stays
+        # Only a chat admin (room_delete's rule); everyone's room stays.
+        is_admin = bool(getattr(request.user, "is_chat_admin", False))
+        return is_admin and (obj is None or obj.slug != services.DEFAULT_ROOM_SLUG)
 
     def delete_model(self, request: HttpRequest, obj: Room) -> None:
-        """A room deleted here is gone with its messages: recorded, with what it was."""
-        from integrations.audit import audit_record
-
-        with transaction.atomic():
-            audit_record(
-                action="room.delete",
-                target=f"room:{obj.slug}",
-                request=request,
-                data={"name": obj.name, "kind": obj.kind, "messages": obj.messages.count()},
-            )
-            super().delete_model(request, obj)
+        """The service deletes it (with its messages), tells its members' open pages, audits it."""
+        actor = signed_in_user(request)
+        slug = obj.slug
+        self._after_commit(request, lambda: services.room_delete(actor=actor, room=slug))
 
     def get_deleted_objects(self, objs, request: HttpRequest):
         """What the confirmation page says goes with the rooms: counted, not listed.
@@ -136,7 +131,7 @@ class RoomAdmin(admin.ModelAdmin):
             listed.append(
                 [
                     f"{message_count} message(s), gone for good",
-                    f"{member_count} member(s)",
+                    f"{member_count} member(s), told on their open pages",
                 ]
             )
         totals = {
@@ -147,9 +142,9 @@ class RoomAdmin(admin.ModelAdmin):
         return listed, totals, set(), []
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
-        with transaction.atomic():
-            for room in queryset.exclude(slug=services.DEFAULT_ROOM_SLUG):
-                self.delete_model(request, room)
+        # One room at a time, each its own logged change, as from the delete page.
+        for room in queryset.exclude(slug=services.DEFAULT_ROOM_SLUG):
+            self.delete_model(request, room)
 
     def _after_commit(self, request: HttpRequest, change) -> None:
         """Run a logged change once the admin's own transaction has committed.
