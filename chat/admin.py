@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
@@ -50,6 +50,12 @@ class MembershipInline(admin.TabularInline):
         return obj is not None and not obj.is_direct and obj.slug != services.DEFAULT_ROOM_SLUG
 
 
+def _count_by_room(rows: QuerySet, ids: list[int]) -> dict[int, int]:
+    """room id -> how many of these rows it has (rooms with none left out). One query."""
+    counted = rows.filter(room_id__in=ids).order_by().values_list("room_id").annotate(Count("pk"))
+    return dict(counted)
+
+
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     """Rooms; a change of name, topic, archiving or members goes through chat.services.
@@ -59,10 +65,10 @@ class RoomAdmin(admin.ModelAdmin):
     creator, a moderator or a chat admin); staff reach private rooms here
     without being members (access.staff_sees). A direct message is private by
     its kind; its kind and privacy are never edited. Rooms are created on the
-    page. Deleting one here removes it with its messages for good (spam,
-    a legal request), recorded in the audit log; open pages keep showing it
-    until they reload, and sends to it are refused. Archive a room to close
-    it for everyone live.
+    page. Deleting one here (a chat admin; never #general) removes it with its
+    messages for good (spam, a legal request) through chat.services: each
+    member's open pages are told and drop it, and it is recorded in the audit
+    log. Archive a room to close it for everyone and keep its history.
     """
 
     list_display = ("slug", "name", "kind", "public", "is_archived", "created_by", "created")
@@ -95,25 +101,50 @@ class RoomAdmin(admin.ModelAdmin):
         return False  # created on the page (room_create), which makes its creator a member
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return obj is None or obj.slug != services.DEFAULT_ROOM_SLUG  # everyone's room stays
+        # Only a chat admin (room_delete's rule); everyone's room stays.
+        is_admin = bool(getattr(request.user, "is_chat_admin", False))
+        return is_admin and (obj is None or obj.slug != services.DEFAULT_ROOM_SLUG)
 
     def delete_model(self, request: HttpRequest, obj: Room) -> None:
-        """A room deleted here is gone with its messages: recorded, with what it was."""
-        from integrations.audit import audit_record
+        """The service deletes it (with its messages), tells its members' open pages, audits it."""
+        actor = signed_in_user(request)
+        slug = obj.slug
+        self._after_commit(request, lambda: services.room_delete(actor=actor, room=slug))
 
-        with transaction.atomic():
-            audit_record(
-                action="room.delete",
-                target=f"room:{obj.slug}",
-                request=request,
-                data={"name": obj.name, "kind": obj.kind, "messages": obj.messages.count()},
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """What the confirmation page says goes with the rooms: counted, not listed.
+
+        Django's own list names every message and membership (thousands of
+        lines for a busy room) and asks for the right to delete messages one
+        by one, which this admin never gives (MessageAdmin): a room with
+        messages could not be deleted at all. Deleting the room takes its
+        messages with it; nothing else deletes them.
+        """
+        rooms = [room for room in objs if room.slug != services.DEFAULT_ROOM_SLUG]
+        ids = [room.pk for room in rooms]
+        messages_of = _count_by_room(Message.objects.all(), ids)
+        members_of = _count_by_room(Membership.objects.all(), ids)
+        listed: list = []
+        for room in rooms:
+            message_count, member_count = messages_of.get(room.pk, 0), members_of.get(room.pk, 0)
+            listed.append(f"Room: {room} ({room.name})")
+            listed.append(
+                [
+                    f"{message_count} message(s), gone for good",
+                    f"{member_count} member(s), told on their open pages",
+                ]
             )
-            super().delete_model(request, obj)
+        totals = {
+            "rooms": len(rooms),
+            "messages": sum(messages_of.values()),
+            "memberships": sum(members_of.values()),
+        }
+        return listed, totals, set(), []
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
-        with transaction.atomic():
-            for room in queryset.exclude(slug=services.DEFAULT_ROOM_SLUG):
-                self.delete_model(request, room)
+        # One room at a time, each its own logged change, as from the delete page.
+        for room in queryset.exclude(slug=services.DEFAULT_ROOM_SLUG):
+            self.delete_model(request, room)
 
     def _after_commit(self, request: HttpRequest, change) -> None:
         """Run a logged change once the admin's own transaction has committed.

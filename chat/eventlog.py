@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -186,6 +186,28 @@ def record(
     text = encode({"type": kind, **data, "seq": event.seq})
     rooms = (room.id,) if room is not None and to_room else ()
     return Item(text, rooms, user_id, event.seq, op, arg)
+
+
+def record_for_users(
+    kind: str,
+    payloads: Sequence[tuple[int, dict[str, Any]]],
+    *,
+    op: Op = Op.NONE,
+    arg: int | None = None,
+) -> list[Item]:
+    """Write one event row per (user id, payload) (inside `logged_change`) and return their items.
+
+    Each goes to its user's sockets only and its row names no room, so it
+    outlives a room deleted in the same change. One statement however many
+    users.
+    """
+    rows = Event.objects.bulk_create(
+        [Event(kind=kind, user_id=user_id, data=data) for user_id, data in payloads]
+    )
+    return [
+        Item(encode({"type": kind, **row.data, "seq": row.seq}), (), row.user_id, row.seq, op, arg)
+        for row in rows
+    ]
 
 
 def record_for_everyone(kind: str, data: dict[str, Any]) -> Item:

@@ -19,7 +19,7 @@ from teamchat import metrics
 from . import access, events, hooks, mentions, selectors
 from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchMessage, NoSuchRoom, NoSuchUser, RoomArchived
-from .eventlog import Item, Op, logged_change, record
+from .eventlog import Item, Op, logged_change, record, record_for_users
 from .formatting import render
 from .models import (
     DEFAULT_ROOM_SLUG,
@@ -862,6 +862,42 @@ def room_member_remove(*, actor: User, room: str, username: str, as_staff: bool 
             target=f"room:{found.slug}",
             data={"user": member.username},
         )
+
+
+def room_delete(*, actor: User, room: str) -> None:
+    """Delete a room for good, with its messages: an admin's action (the Django admin).
+
+    Its own events go with it, so each member is told on their own sockets (a
+    `member` event, action `deleted`) by rows that name no room: a page that
+    was away replays it, and nobody who was not a member hears of the room.
+    Every process's fan-out stops carrying the room for those members. What
+    it was is in the audit log, in the same transaction. A constant number of
+    statements however many members.
+    """
+    if not actor.is_chat_admin:
+        raise ChatError(Code.FORBIDDEN, "Only an admin can delete a room.")
+    if room == DEFAULT_ROOM_SLUG:
+        raise ChatError(Code.FORBIDDEN, f"#{DEFAULT_ROOM_SLUG} cannot be deleted.")
+    with logged_change() as items:
+        # Inside the order: a member who joined just before is told too, and
+        # nobody can join once this commits.
+        found = Room.objects.filter(slug=room).first()
+        if found is None:
+            raise NoSuchRoom(room)
+        room_id, data = found.id, events.room_data(found)
+        members = User.objects.filter(memberships__room=found).order_by("pk")
+        told = [
+            (user_id, {"room": data, "user": username, "action": "deleted", "by": actor.username})
+            for user_id, username in members.values_list("pk", "username")
+        ]
+        audit_record(
+            action="room.delete",
+            actor=actor,
+            target=f"room:{found.slug}",
+            data={"name": found.name, "kind": found.kind, "messages": found.messages.count()},
+        )
+        found.delete()
+        items.extend(record_for_users("member", told, op=Op.UNSUBSCRIBE, arg=room_id))
 
 
 DM_MAX_PEOPLE = 8

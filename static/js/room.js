@@ -6,7 +6,7 @@
 import { api, el, roomUrl } from "./common.js";
 import { liveStatus, shownName } from "./people.js";
 import { avatarClass, botBadge, button, firstLetter } from "./render.js";
-import { PRESENCE_STATES, roomLabel, roomTitle } from "./store.js";
+import { PRESENCE_STATES, deletedNote, roomLabel, roomTitle } from "./store.js";
 import { announce, els, setBaseTitle, showNotice } from "./ui.js";
 
 const DEFAULT_ROOM = "general";
@@ -16,7 +16,7 @@ export function setupRoom(ctx) {
   const me = store.me;
   const roomInfo = store.roomInfo;
   const roomApi = (suffix) => "/api/rooms/" + encodeURIComponent(store.room) + "/" + (suffix || "");
-  let leftNote = ""; // why this user may no longer post here (removed, left)
+  let leftNote = ""; // why this user may no longer post here (removed, left, deleted)
   let members = null; // Set of usernames once the member list was loaded
 
   function render() {
@@ -40,7 +40,10 @@ export function setupRoom(ctx) {
       els.inviteButton.hidden = !writable;
     }
     if (els.settingsButton) {
-      els.settingsButton.hidden = !store.canManage;
+      els.settingsButton.hidden = !store.canManage || store.roomDeleted;
+    }
+    if (els.membersButton) {
+      els.membersButton.hidden = store.roomDeleted;
     }
     if (els.leaveButton) {
       els.leaveButton.hidden = !store.isMember || store.room === DEFAULT_ROOM;
@@ -71,7 +74,7 @@ export function setupRoom(ctx) {
       els.noteText.textContent = text;
     }
     if (els.join) {
-      els.join.hidden = store.isMember || roomInfo.archived || roomInfo.private || !store.isChannel();
+      els.join.hidden = store.isMember || store.roomDeleted || roomInfo.archived || roomInfo.private || !store.isChannel();
       els.join.textContent = "Join #" + roomInfo.name;
     }
   }
@@ -100,7 +103,9 @@ export function setupRoom(ctx) {
 
   function lostMembership({ action, by }) {
     const where = roomTitle(roomInfo, me);
-    if (action === "left") {
+    if (action === "deleted") {
+      leftNote = deletedNote(roomInfo, me, by);
+    } else if (action === "left") {
       leftNote = "You left " + where + ".";
     } else if (by && by !== me) {
       leftNote = by + " removed you from " + where + ".";
@@ -111,13 +116,20 @@ export function setupRoom(ctx) {
     announce(leftNote);
     ctx.actions.cancelEdit(false);
     ctx.actions.closeMenus(false);
-    store.failPending("you are no longer a member of this room.");
-    if (members) {
+    store.failPending(store.roomDeleted ? "this room was deleted." : "you are no longer a member of this room.");
+    if (store.roomDeleted) {
+      // A room that is gone has no members to list.
+      members = null;
+      els.memberPanel.hidden = true;
+      els.membersButton.setAttribute("aria-expanded", "false");
+      els.app.classList.remove("members-open");
+      ctx.presence.follow();
+    } else if (members) {
       members.delete(me);
       renderMembers();
     }
     render();
-    if (store.isChannel() && !roomInfo.private) {
+    if (store.isChannel() && !roomInfo.private && !store.roomDeleted) {
       // Still readable: get a socket that carries it as a watched room.
       // After this event's seq is recorded, so the new socket resumes past it.
       ctx.resubscribe();

@@ -49,6 +49,16 @@ export function roomTitle(room, me) {
   return room.kind === "dm" ? roomLabel(room, me) : "#" + room.name;
 }
 
+/* What a page says of a room an admin deleted (a `member` event, action `deleted`). */
+export function deletedNote(room, me, by) {
+  const done = " was deleted" + (by ? " by " + by : "") + ".";
+  if (room.kind !== "dm") {
+    return "#" + room.name + done;
+  }
+  const others = dmOthers(room, me);
+  return (others.length ? "Your conversation with " + others.join(", ") : "This conversation") + done;
+}
+
 export class Store {
   /*
    * `config`: the page's chat-config (room, user, seq, rooms, messages, ...).
@@ -66,6 +76,7 @@ export class Store {
     this.canManage = !!config.canManage;
     this.isModerator = !!config.isModerator;
     this.isMember = !!config.isMember;
+    this.roomDeleted = false; // an admin deleted this room: nothing more to read, join or write
     this.marker = config.lastReadId || 0; // the server's read marker for this room
     this.seq = typeof config.seq === "number" ? config.seq : 0; // the highest event applied
     this.catchingUp = false; // between a socket's open and its `resumed`: the server is replaying
@@ -530,6 +541,8 @@ export class Store {
         } else if (fresh && !this.catchingUp && data.action === "invited" && data.by && data.by !== this.me) {
           this.emit("notice", { text: data.by + " added you to " + roomTitle(room, this.me) + "." });
         }
+      } else if (data.action === "deleted") {
+        this.applyRoomDeleted(data);
       } else {
         this.removeRoom(slug);
         if (slug === this.room) {
@@ -541,6 +554,24 @@ export class Store {
       if (slug === this.room) {
         this.emit("member", { user: data.user, joined });
       }
+    }
+  }
+
+  /*
+   * An admin deleted a room this person was in: it leaves the sidebar; this
+   * room's page ends as after a removal, with nothing left to join. Another
+   * room's deletion is said too (its history went with it).
+   */
+  applyRoomDeleted(data) {
+    const slug = data.room.slug;
+    // The sidebar's entry knows a conversation's people; the event names the room as it was.
+    const room = Object.assign({}, data.room, this.rooms.get(slug) || {});
+    this.removeRoom(slug);
+    if (slug === this.room) {
+      this.roomDeleted = true;
+      this.loseMembership(data);
+    } else if (data.by && data.by !== this.me) {
+      this.emit("notice", { text: deletedNote(room, this.me, data.by) });
     }
   }
 

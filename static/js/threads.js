@@ -162,6 +162,8 @@ export function setupThreads(ctx) {
     let note = "";
     if (deleted) {
       note = DELETED_TEXT + " Its thread takes no new replies.";
+    } else if (store.roomDeleted) {
+      note = "This room was deleted.";
     } else if (!store.canWrite()) {
       note = store.roomInfo.archived ? "This room is archived: it is read-only." : "Join the room to reply.";
     }

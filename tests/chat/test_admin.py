@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from chat import services
+from chat import selectors, services
 from chat.models import Room
 from tests.factories import UserFactory
 
@@ -265,3 +265,145 @@ def test_rooms_are_not_added_in_the_admin_and_general_is_never_deleted():
         {"action": "delete_selected", "_selected_action": [room.pk], "post": "yes"},
     )
     assert Room.objects.filter(slug="general").exists()
+
+
+def test_a_room_with_messages_is_deleted_in_the_admin_after_a_count_of_what_goes():
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    room = services.room_create(actor=alice, name="spam")
+    services.room_join(actor=bob, room="spam")
+    for body in ("buy", "now"):
+        services.message_send(author=alice, room="spam", body=body, nonce=None)
+    _, client = superuser_client()
+    confirm = client.get(f"/admin/chat/room/{room.pk}/delete/")
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert "2 message(s), gone for good" in page and "2 member(s)" in page
+    assert client.post(f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Room.objects.filter(slug="spam").exists()
+    assert client.get("/admin/chat/message/").context["cl"].result_count == 0
+
+
+async def test_a_room_deleted_in_the_admin_is_gone_from_its_members_open_pages(people, sockets):
+    alice, bob, carol = await people("alice", "bob", "carol")
+    room = await sync_to_async(services.room_create)(actor=alice.user, name="secret", private=True)
+    await sync_to_async(services.room_invite)(actor=alice.user, room="secret", username="bob")
+    await sync_to_async(services.message_send)(
+        author=alice.user, room="secret", body="for the record", nonce=None
+    )
+    members = {who.name: await sockets(who) for who in (alice, bob)}
+    outsider = await sockets(carol)
+    # The superuser is no member of the private room, and deletes it from the admin.
+    _, client = await sync_to_async(superuser_client)()
+    response = await sync_to_async(client.post)(
+        f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    for name, sock in members.items():
+        told = await sock.receive()
+        assert (told["type"], told["action"], told["user"], told["by"]) == (
+            "member",
+            "deleted",
+            name,
+            "root",
+        )
+        assert (told["room"]["slug"], told["room"]["name"], told["room"]["private"]) == (
+            "secret",
+            "secret",
+            True,
+        )
+    # Nothing more comes from the room: a typing hint there is refused and
+    # reaches nobody, a send is refused, its history is gone.
+    await members["alice"].send({"type": "typing", "room": "secret"})
+    refused = await members["alice"].receive()
+    assert (refused["type"], refused["code"]) == ("error", "no_such_room")
+    await members["alice"].send({"type": "send", "room": "secret", "body": "hello?", "nonce": "n"})
+    refused = await members["alice"].receive()
+    assert (refused["type"], refused["code"], refused["nonce"]) == ("error", "no_such_room", "n")
+    history = await sync_to_async(alice.get)("/api/rooms/secret/messages/")
+    assert (history.status_code, history.json()["error"]) == (404, "no_such_room")
+    await sync_to_async(services.message_send)(
+        author=carol.user, room="general", body="to everyone", nonce=None
+    )
+    # The next thing anyone hears is the general room's message; carol, who
+    # was never in the room, heard nothing of it at all.
+    for sock in (*members.values(), outsider):
+        event = await sock.receive()
+        assert (event["type"], event["room"], event["body"]) == (
+            "message",
+            "general",
+            "to everyone",
+        )
+    assert await sync_to_async(audit_actions)() == [("room.delete", "root", "room:secret")]
+
+
+async def test_a_page_back_from_before_the_deletion_is_told_in_its_replay(people, sockets):
+    alice, bob = await people("alice", "bob")
+    room = await sync_to_async(services.room_create)(actor=alice.user, name="design")
+    await sync_to_async(services.room_join)(actor=bob.user, room="design")
+    away_since = await sync_to_async(selectors.latest_seq)()
+    await sync_to_async(services.message_send)(
+        author=alice.user, room="design", body="while bob was away", nonce=None
+    )
+    _, client = await sync_to_async(superuser_client)()
+    response = await sync_to_async(client.post)(
+        f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    back = await sockets(bob, seq=away_since)
+    told = await back.receive()
+    assert (told["type"], told["action"], told["user"], told["by"], told["room"]["slug"]) == (
+        "member",
+        "deleted",
+        "bob",
+        "root",
+        "design",
+    )
+    # The room's own events went with it: the message is not replayed.
+    resumed = await back.receive()
+    assert resumed["type"] == "resumed"
+    assert [r["room"] for r in resumed["rooms"]] == ["general"]
+
+
+async def test_deleting_rooms_from_the_list_tells_the_members_of_each(people, sockets):
+    alice, bob, carol = await people("alice", "bob", "carol")
+    one = await sync_to_async(services.room_create)(actor=alice.user, name="one", private=True)
+    await sync_to_async(services.room_invite)(actor=alice.user, room="one", username="bob")
+    two = await sync_to_async(services.room_create)(actor=alice.user, name="two")
+    await sync_to_async(services.room_join)(actor=carol.user, room="two")
+    dm = await sync_to_async(services.dm_open)(actor=bob.user, usernames=["carol"])
+    general = await sync_to_async(Room.objects.get)(slug="general")
+    opened = {who.name: await sockets(who) for who in (alice, bob, carol)}
+    _, client = await sync_to_async(superuser_client)()
+    selected = [one.pk, two.pk, dm.pk, general.pk]
+    response = await sync_to_async(client.post)(
+        "/admin/chat/room/",
+        {"action": "delete_selected", "_selected_action": selected, "post": "yes"},
+    )
+    assert response.status_code == 302
+    expected = {"alice": ["one", "two"], "bob": ["one", dm.slug], "carol": ["two", dm.slug]}
+    for name, slugs in expected.items():
+        told = [await opened[name].receive() for _ in slugs]
+        assert sorted((e["type"], e["action"], e["by"], e["room"]["slug"]) for e in told) == [
+            ("member", "deleted", "root", slug) for slug in sorted(slugs)
+        ]
+    remaining = await sync_to_async(list)(Room.objects.values_list("slug", flat=True))
+    assert remaining == ["general"]
+    deleted = sorted(a for a in await sync_to_async(audit_actions)() if a[0] == "room.delete")
+    assert deleted == sorted(("room.delete", "root", f"room:{s}") for s in ("one", "two", dm.slug))
+
+
+def test_only_a_chat_admin_deletes_a_room_and_never_general():
+    alice = UserFactory(username="alice")
+    services.room_create(actor=alice, name="design")
+    design = Room.objects.get(slug="design")
+    moderator, client = staff(role="moderator")
+    moderator.user_permissions.add(*Permission.objects.filter(codename="delete_room"))
+    assert client.post(f"/admin/chat/room/{design.pk}/delete/", {"post": "yes"}).status_code == 403
+    with pytest.raises(services.ChatError) as refused:
+        services.room_delete(actor=moderator, room="design")
+    assert refused.value.code == "forbidden"
+    root, _ = superuser_client()
+    with pytest.raises(services.ChatError) as refused:
+        services.room_delete(actor=root, room="general")
+    assert refused.value.code == "forbidden"
+    assert sorted(Room.objects.values_list("slug", flat=True)) == ["design", "general"]

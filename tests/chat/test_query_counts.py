@@ -4,8 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from accounts.models import User
 from chat import events, selectors, services
-from chat.models import Membership, Upload
+from chat.models import Event, Membership, Upload
 from chat.services import ChatError, SendRequest
 from tests.factories import MembershipFactory, ReactionFactory, RoomFactory, UserFactory
 
@@ -153,3 +154,27 @@ def test_history_with_files_costs_the_same_for_1_or_50_messages(person):
     one = queries(lambda: read(1))
     fill(49)
     assert queries(lambda: read(50)) == one
+
+
+def test_deleting_a_room_costs_the_same_for_2_or_5000_members():
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+
+    def room_of(slug: str, size: int) -> None:
+        room = RoomFactory(slug=slug, is_private=True)
+        people = User.objects.bulk_create(
+            [User(username=f"{slug}-{i}", email=f"{slug}-{i}@example.com") for i in range(size)]
+        )
+        Membership.objects.bulk_create([Membership(room=room, user=p) for p in people])
+        services.message_send(author=people[0], room=slug, body="one message", nonce=None)
+
+    def delete(slug: str) -> None:
+        services.room_delete(actor=admin, room=slug)
+
+    room_of("small", 2)
+    room_of("big", 5000)
+    small, big = queries(lambda: delete("small")), queries(lambda: delete("big"))
+    assert small == big
+    # Every member of each room was told, by a row that outlives the room.
+    told = Event.objects.filter(kind="member", data__action="deleted", room=None)
+    assert told.filter(data__room__slug="big").count() == 5000
+    assert told.filter(data__room__slug="small").count() == 2

@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     sent,
     set_tab_hidden,
 )
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 
@@ -518,6 +519,31 @@ def test_renames_archives_and_removals_reach_open_pages(alice, bob, random_room,
     expect(bob_page.locator("#composer-note")).to_contain_text("is archived: it is read-only")
     expect(bob_page.locator("#composer-input")).to_be_disabled()
     expect(room_link(bob_page, "random")).to_have_count(0)
+    assert still_same_document(bob_page)
+
+
+def test_rooms_deleted_by_an_admin_leave_open_pages(alice, bob, random_room, dm_room, pages):
+    root = off_the_loop(UserFactory, username="root", is_staff=True, is_superuser=True)
+    bob_page = pages.open(bob, "/r/random/")
+    same_document(bob_page)
+    expect(room_link(bob_page, dm_room)).to_have_count(1)
+
+    # Another room of the sidebar: it goes, and the page says why.
+    off_the_loop(services.room_delete, actor=root, room=dm_room)
+    expect(room_link(bob_page, dm_room)).to_have_count(0)
+    expect(bob_page.locator("#notice")).to_have_text(
+        "Your conversation with alice was deleted by root."
+    )
+    expect(bob_page.locator("#composer-input")).to_be_enabled()
+
+    # The room being read: told so, nothing left to write or join.
+    off_the_loop(services.room_delete, actor=root, room="random")
+    expect(bob_page.locator("#notice")).to_have_text("#random was deleted by root.")
+    expect(bob_page.locator("#composer-note")).to_contain_text("#random was deleted by root.")
+    expect(bob_page.locator("#composer-input")).to_be_disabled()
+    expect(bob_page.locator("#join-button")).to_be_hidden()
+    expect(room_link(bob_page, "random")).to_have_count(0)
+    expect(room_link(bob_page, "general")).to_have_count(1)
     assert still_same_document(bob_page)
 
 

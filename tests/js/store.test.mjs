@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Store, roomLabel } from "../../static/js/store.js";
+import { Store, deletedNote, roomLabel } from "../../static/js/store.js";
 
 function room(slug, extra = {}) {
   return { slug, name: slug, topic: "", kind: "channel", private: false, archived: false, unread: 0, mentions: 0, last_read_id: 0, ...extra };
@@ -182,6 +182,41 @@ test("membership: joining, being invited elsewhere, others joining a conversatio
   assert.deepEqual(seen.find(([n]) => n === "notice")[1], { text: "bob added you to #design." });
   store.receive({ type: "member", room: room("dm-x", { kind: "dm", name: "bob, mia" }), user: "carol", action: "joined", by: "bob", seq: 13 });
   assert.equal(roomLabel(store.rooms.get("dm-x"), "mia"), "bob, carol");
+});
+
+test("this room deleted by an admin: it leaves the sidebar and the page ends as after a removal", () => {
+  const { store, seen } = makeStore({ room: "design", roomName: "design" });
+  store.queue("unsent", "c-1", "t");
+  store.receive({ type: "member", room: room("design"), user: "mia", action: "deleted", by: "root", seq: 11 });
+  assert.equal(store.rooms.has("design"), false);
+  assert.deepEqual([store.isMember, store.canWrite(), store.roomDeleted], [false, false, true]);
+  assert.deepEqual(seen.find(([n]) => n === "membership")[1], { member: false, action: "deleted", by: "root" });
+  assert.deepEqual(seen.filter(([n]) => n === "notice"), [], "the room's own page says it (room.js), not a second notice");
+  store.failPending("this room was deleted.");
+  assert.equal(store.outbox.get("c-1").state, "failed");
+  // The replay of the same event, then `resumed` without the room: nothing more happens.
+  store.receive({ type: "member", room: room("design"), user: "mia", action: "deleted", by: "root", seq: 11 });
+  store.receive({ type: "resumed", seq: 11, rooms: [{ room: "general", last_read_id: 0, unread: 0, mentions: 0 }] });
+  assert.equal(seen.filter(([n]) => n === "membership").length, 1);
+});
+
+test("another room deleted by an admin leaves the sidebar, and the page says so", () => {
+  const { store, seen } = makeStore();
+  store.receive({ type: "member", room: room("design"), user: "mia", action: "deleted", by: "root", seq: 11 });
+  assert.equal(store.rooms.has("design"), false);
+  assert.equal(store.isMember, true, "the room in view is untouched");
+  assert.deepEqual(seen.find(([n]) => n === "notice")[1], { text: "#design was deleted by root." });
+  const dm = room("dm-x", { kind: "dm", name: "bob, mia" });
+  store.receive({ type: "member", room: dm, user: "mia", action: "deleted", by: "root", seq: 12 });
+  assert.equal(store.rooms.has("dm-x"), false);
+  assert.deepEqual(seen.filter(([n]) => n === "notice").pop()[1], { text: "Your conversation with bob was deleted by root." });
+});
+
+test("a deleted room is named as people know it: a channel by name, a conversation by its people", () => {
+  assert.equal(deletedNote(room("design", { name: "Design" }), "mia", "root"), "#Design was deleted by root.");
+  assert.equal(deletedNote(room("dm-y", { kind: "dm", name: "bob, carol, mia" }), "mia", "root"), "Your conversation with bob, carol was deleted by root.");
+  assert.equal(deletedNote(room("dm-z", { kind: "dm", name: "mia" }), "mia", "root"), "This conversation was deleted by root.");
+  assert.equal(deletedNote(room("design"), "mia", null), "#design was deleted.");
 });
 
 test("a renamed or archived room: this room's info changes, an archived one leaves the sidebar", () => {
