@@ -105,7 +105,7 @@ class ReusableQuery:
             rows = cursor.fetchall()
             if not rows:  # the usual answer of the look-ups inside the lock
                 return []
-            names = tuple(column.name for column in cursor.description)
+            names = tuple(column[0] for column in cursor.description)  # DB-API: name first
         return _instances(model, names, rows, using)
 
 
