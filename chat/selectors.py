@@ -542,13 +542,15 @@ class LoggedChange(TypedDict):
     data: dict[str, Any]
 
 
-def events_between(after: int, upto: int) -> list[LoggedChange]:
+def events_between(after: int, upto: int, limit: int | None = None) -> list[LoggedChange]:
     """The logged events with `after` < seq <= `upto`, oldest first (a gap in the live stream).
+
+    At most `limit` of them, the oldest, when given.
 
     Payloads only for membership and room changes, which change what a
     process keeps in memory; the rest are sent to sockets by their replay.
     """
-    rows = Event.objects.filter(seq__gt=after, seq__lte=upto).order_by("seq")
+    rows = Event.objects.filter(seq__gt=after, seq__lte=upto).order_by("seq")[:limit]
     return [
         {
             "seq": seq,

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 # Channel layers forget group members after `group_expiry` (a day by default).
 REJOIN_SECONDS = 600.0
-# A gap longer than this is not read row by row: every local socket's rooms
-# are read again instead (their replays tell a socket that far behind to reload).
+# A gap holding more events than this is not read row by row: every local
+# socket's rooms are read again instead (their replays tell a socket that far
+# behind to reload).
 GAP_ROWS_MAX = 10_000
 # How long a process trusts a room's member count it read (membership
 # events heard meanwhile keep it current; this bounds what it may miss).
@@ -356,13 +357,14 @@ class Fanout:
         the log from `after` and holds live events until it is done, so each
         event arrives once and in order.
         """
-        if upto > after and upto - after <= GAP_ROWS_MAX:
-            rows = await database_sync_to_async(events_between)(after, upto)
+        if upto > after:
+            # Counted in rows, not in numbers: a long run of numbers can hold
+            # no event at all (rolled-back changes, a log pruned or emptied
+            # while the sequence went on).
+            rows = await database_sync_to_async(events_between)(after, upto, GAP_ROWS_MAX + 1)
             if not rows and not notice:
-                return  # numbers a rolled-back change used: nothing is missing
-            await self._refresh_memory(rows)
-        elif upto > after:
-            await self._refresh_memory(None)
+                return  # numbers no committed change holds: nothing is missing
+            await self._refresh_memory(rows if len(rows) <= GAP_ROWS_MAX else None)
         if not notice:
             metrics.GAP_FILLS.inc()
         self.last_seq = max(self.last_seq, upto)

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
 from chat import eventlog, services
+from chat.realtime import fanout as fanout_module
 from chat.realtime.fanout import local_fanout
 from tests.chat.sockets import connect
 from tests.factories import UserFactory
@@ -117,6 +118,54 @@ async def test_a_seq_skipped_by_a_rolled_back_change_is_not_a_gap(users, monkeyp
     assert got["body"] == "after a hole"
     assert got["seq"] > skipped_to + 1  # a hole in the numbers...
     assert _sample("teamchat_gap_fills_total") == fills  # ...that is no missed event
+    await sock.close()
+
+
+async def test_a_long_run_of_numbers_without_events_is_not_a_gap(users, monkeypatch):
+    # Rolled-back changes (or a log pruned or emptied while the sequence went
+    # on) can leave more unused numbers than a gap may hold rows: the fan-out
+    # counts the rows, so the next event is simply delivered.
+    (alice, cookie), _ = users
+    sock = await connect(cookie)
+    fills = _sample("teamchat_gap_fills_total")
+    fanout = local_fanout()
+    monkeypatch.setattr(fanout_module, "GAP_ROWS_MAX", 2)
+
+    class Abandoned(Exception):
+        pass
+
+    def log_and_roll_back() -> None:
+        with eventlog.logged_change() as items:
+            items.append(eventlog.record("note", {"body": "never committed"}, user_id=alice.id))
+            raise Abandoned
+
+    for _ in range(5):
+        with pytest.raises(Abandoned):
+            await sync_to_async(log_and_roll_back)()
+    skipped_to = fanout.last_seq
+
+    await sock.send({"type": "send", "room": "general", "body": "after a long hole"})
+    got = await sock.receive()
+    assert got["body"] == "after a long hole"
+    assert got["seq"] > skipped_to + 5
+    await sock.send({"type": "send", "room": "general", "body": "next"})
+    assert (await sock.receive())["body"] == "next"  # no catch-up (`resumed`) between
+    assert _sample("teamchat_gap_fills_total") == fills
+    await sock.close()
+
+
+async def test_a_gap_of_more_events_than_it_reads_row_by_row_is_still_sent(users, monkeypatch):
+    (alice, cookie), _ = users
+    sock = await connect(cookie)
+    fanout = local_fanout()
+    captured = Captured(monkeypatch)
+
+    sent = await sent_unpublished(captured, alice, "g1", "g2", "g3", "g4")
+    monkeypatch.setattr(fanout_module, "GAP_ROWS_MAX", 2)  # (after: release() undoes it)
+    await fanout.handle(captured.payloads[-1])  # three events never arrived
+    got = [await sock.receive() for _ in range(4)]
+    assert [(m["id"], m["body"]) for m in got] == [(s.message.id, s.message.body) for s in sent]
+    assert (await sock.receive())["type"] == "resumed"
     await sock.close()
 
 
