@@ -22,7 +22,7 @@ from accounts.models import User
 
 from . import access, events, selectors
 from .errors import ChatError, Code
-from .eventlog import Item, insert_events, logged_change, record
+from .eventlog import Item, logged_change, record
 from .models import Draft, Event, Membership, Message, Room
 from .reusable import ReusableQuery
 
@@ -198,7 +198,7 @@ def drafts_clear_sent(keys: Iterable[DraftKey], room_slugs: dict[int, str]) -> l
     for draft in found:
         draft.body, draft.version, draft.updated = "", draft.version + 1, now
         logged.append((draft.user_id, _data(draft, room_slugs[draft.room_id])))
-    rows = insert_events(
+    rows = Event.objects.bulk_create(
         [Event(kind="draft", user_id=user_id, data=data) for user_id, data in logged]
     )
     return [

@@ -33,7 +33,6 @@ from django.db import connection, transaction
 from teamchat import metrics
 
 from .models import Event, EventLogHorizon, Room
-from .reusable import ReusableInsert
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +165,6 @@ def logged_change() -> Iterator[list[Item]]:
         publish_quietly(items, f"{len(items)} event(s)")
 
 
-_EVENTS = ReusableInsert(Event)
-
-
-def insert_events(rows: list[Event]) -> list[Event]:
-    """Insert new event rows (inside `logged_change`): `bulk_create`, its statement built once."""
-    return _EVENTS.create(rows)
-
-
 def record(
     kind: str,
     data: dict[str, Any],
@@ -189,8 +180,8 @@ def record(
     It goes to the members of `room` (unless `to_room` is false) and to the
     sockets of `user_id`; its payload is stored as sent.
     """
-    (event,) = insert_events(
-        [Event(kind=kind, room=room if to_room else None, user_id=user_id, data=data)]
+    event = Event.objects.create(
+        kind=kind, room=room if to_room else None, user_id=user_id, data=data
     )
     text = encode({"type": kind, **data, "seq": event.seq})
     rooms = (room.id,) if room is not None and to_room else ()
@@ -210,7 +201,7 @@ def record_for_users(
     outlives a room deleted in the same change. One statement however many
     users.
     """
-    rows = insert_events(
+    rows = Event.objects.bulk_create(
         [Event(kind=kind, user_id=user_id, data=data) for user_id, data in payloads]
     )
     return [
@@ -225,7 +216,7 @@ def record_for_everyone(kind: str, data: dict[str, Any]) -> Item:
     The row names neither a room nor a user, which is what "everyone" means
     in the log; one row and one item however many people there are.
     """
-    (event,) = insert_events([Event(kind=kind, data=data)])
+    event = Event.objects.create(kind=kind, data=data)
     text = encode({"type": kind, **data, "seq": event.seq})
     return Item(text, (), None, event.seq, Op.EVERYONE)
 

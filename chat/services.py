@@ -19,7 +19,7 @@ from teamchat import metrics
 from . import access, events, hooks, mentions, selectors
 from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchMessage, NoSuchRoom, NoSuchUser, RoomArchived
-from .eventlog import Item, Op, insert_events, logged_change, record, record_for_users
+from .eventlog import Item, Op, logged_change, record, record_for_users
 from .formatting import render
 from .models import (
     DEFAULT_ROOM_SLUG,
@@ -32,7 +32,6 @@ from .models import (
     Upload,
 )
 from .ratelimit import hourly_allowed
-from .reusable import ReusableInsert
 from .threads import selectors as thread_selectors
 from .threads import services as thread_services
 from .uploads.data import attachment_data
@@ -221,11 +220,6 @@ def _drafts(requests: list[SendRequest], allowed: list[tuple[int, Room]]) -> lis
     return drafts
 
 
-# Inside the ordering lock on every send: built once (chat/reusable.py).
-_MESSAGES = ReusableInsert(Message)
-_MENTIONS = ReusableInsert(Mention)
-
-
 def _store(
     requests: list[SendRequest],
     allowed: list[tuple[int, Room]],
@@ -265,12 +259,12 @@ def _store(
         to_create = [d for d in to_create if results[d.index] is None]
         files = _attachments_claim(requests, to_create, results)
         to_create = [d for d in to_create if results[d.index] is None]
-        _MESSAGES.create([d.message for d in to_create])
+        Message.objects.bulk_create([d.message for d in to_create])
         _attachments_attach(requests, to_create, files)
-        logged = insert_events(
+        logged = Event.objects.bulk_create(
             [Event(kind="message", room_id=d.message.room_id, message=d.message) for d in to_create]
         )
-        _MENTIONS.create(
+        Mention.objects.bulk_create(
             [Mention(message=d.message, user=u) for d in to_create for u in d.mentioned]
         )
         # Inside the transaction: what a hook writes (an outgoing webhook's
@@ -596,7 +590,7 @@ def read_markers_set(requests: list[ReadRequest]) -> list[dict[str, Any] | ChatE
             i, room = movers[membership_id]
             user_id, found = counts[membership_id]
             logged.append((i, user_id, room, {"room": room.slug, **found}))
-        rows = insert_events(
+        rows = Event.objects.bulk_create(
             [Event(kind="read", user_id=user_id, data=data) for _, user_id, _, data in logged]
         )
         for (i, user_id, _, data), row in zip(logged, rows, strict=True):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 
 from .. import access, events
-from ..eventlog import Item, insert_events, logged_change
+from ..eventlog import Item, logged_change
 from ..models import Event, Message, ThreadFollow
 from . import selectors
 
@@ -27,7 +27,7 @@ def _read_events(rows: list[selectors.FollowerRow]) -> list[Event]:
 
 def _log(rows: list[Event], items: list[Item]) -> None:
     """Write these events in one statement and queue their items, in seq order."""
-    for event in insert_events(rows):
+    for event in Event.objects.bulk_create(rows):
         text = events.encode(events.stored_event(event.kind, event.data, event.seq))
         rooms = (event.room_id,) if event.room_id is not None else ()
         items.append(Item(text, rooms, event.user_id, seq=event.seq))

@@ -4,15 +4,11 @@ import importlib
 
 import pytest
 from django.db import connection
-from django.db.models import Value
-from django.db.models.functions import Upper
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from chat import selectors
-from chat.eventlog import insert_events
-from chat.models import Draft, Event, Membership, Mention, Message, Room
-from chat.reusable import ReusableInsert, ReusableQuery
+from chat.models import Draft, Event, Membership, Message, Room
+from chat.reusable import ReusableQuery
 from tests.factories import MessageFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -154,67 +150,3 @@ def test_objects_reads_json_and_extra_columns_as_the_orm_does():
     ]
     assert (got.pk, got.slug, member) == (room.pk, "design", alice.pk)
     assert events.objects(Event, [alice.pk + 1000]) == []
-
-
-# --- ReusableInsert: what bulk_create would insert, the statement built once -------------
-
-
-def inserted_sql(create, objs):
-    with CaptureQueriesContext(connection) as ran:
-        create(objs)
-    return [q["sql"] for q in ran]
-
-
-def events_of(room, user, n, created):
-    return [
-        Event(
-            kind="message", room=room, user_id=user.pk, data={"n": i, "text": "ü"}, created=created
-        )
-        for i in range(n)
-    ]
-
-
-@pytest.mark.parametrize("n", [1, 2, 5])
-def test_insert_runs_the_statement_bulk_create_runs(n):
-    alice = UserFactory(username="alice")
-    room = RoomFactory(slug="design")
-    created = timezone.now()
-    insert = ReusableInsert(Event)
-    for _ in range(2):  # the first call compiles, the second reuses
-        ours = inserted_sql(insert.create, events_of(room, alice, n, created))
-        django = inserted_sql(Event.objects.bulk_create, events_of(room, alice, n, created))
-        assert ours == django
-    assert list(insert._compiled) == [("default", n)]
-
-
-def test_inserted_rows_get_their_ids_and_read_back_as_given():
-    alice = UserFactory(username="alice")
-    room = RoomFactory(slug="design")
-    messages = [Message(room=room, author=alice, body=f"m{i}", nonce=f"n{i}") for i in range(3)]
-    ReusableInsert(Message).create(messages)
-    assert all(m.pk is not None and not m._state.adding for m in messages)
-    stored = {m.pk: (m.body, m.nonce, m.room_id) for m in Message.objects.all()}
-    assert stored == {m.pk: (m.body, m.nonce, room.pk) for m in messages}
-
-    # Rows that point at the new rows (the send's events and mentions).
-    logged = insert_events([Event(kind="message", room_id=room.pk, message=m) for m in messages])
-    assert [e.message_id for e in Event.objects.filter(seq__in=[e.seq for e in logged])] == [
-        m.pk for m in messages
-    ]
-    ReusableInsert(Mention).create([Mention(message=messages[0], user=alice)])
-    assert list(Mention.objects.values_list("message_id", "user_id")) == [
-        (messages[0].pk, alice.pk)
-    ]
-
-
-def test_rows_the_statement_cannot_take_go_through_bulk_create():
-    alice = UserFactory(username="alice")
-    room = RoomFactory(slug="design")
-    insert = ReusableInsert(Message)
-    given_id = Message(id=987654, room=room, author=alice, body="with an id")
-    insert.create([given_id])
-    expression = Message(room=room, author=alice, body=Upper(Value("shout")))
-    insert.create([expression])
-    assert insert._compiled == {}
-    assert set(Message.objects.values_list("id", "body")) >= {(987654, "with an id")}
-    assert Message.objects.filter(body="SHOUT").exists()
