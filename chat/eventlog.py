@@ -128,13 +128,38 @@ def ordered() -> Iterator[None]:
             return
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(%s)", [_ORDER_LOCK_KEY])
+        holder = connection.connection  # the database session that holds it
         _held(asked)
         try:
             yield
         finally:
             _released()
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_ORDER_LOCK_KEY])
+            _unlock(holder)
+
+
+def _unlock(holder: Any) -> None:
+    """Release the ordering lock on the session that took it.
+
+    A session-level lock belongs to the session, not to the thread: should
+    the connection be closed inside (psycopg's pool takes it back still
+    open, lock and all), unlocking on the thread's next connection would
+    leave every writer of every process waiting for ever.
+    """
+    unlock = "SELECT pg_advisory_unlock(%s)"
+    if connection.connection is holder:
+        with connection.cursor() as cursor:
+            cursor.execute(unlock, [_ORDER_LOCK_KEY])
+            (released,) = cursor.fetchone()
+    else:
+        log.error("the connection holding the ordering lock was closed inside it")
+        try:
+            (released,) = holder.execute(unlock, [_ORDER_LOCK_KEY]).fetchone()
+        except Exception:
+            # Closed for good: its session, and the lock with it, ended.
+            log.warning("could not release the ordering lock", exc_info=True)
+            return
+    if not released:
+        log.error("the ordering lock was not held by the session that took it")
 
 
 _held_since = threading.local()

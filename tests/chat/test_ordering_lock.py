@@ -1,0 +1,67 @@
+"""The global ordering lock is released by the database session that took it."""
+
+import logging
+
+import psycopg
+import pytest
+from django.db import connection
+
+from chat import eventlog
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+def another_session_takes_the_lock() -> bool:
+    """Whether a session of another process could take the ordering lock now."""
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"] or None,
+        port=settings["PORT"] or None,
+        password=settings["PASSWORD"] or None,
+        autocommit=True,
+    ) as other:
+        (taken,) = other.execute(
+            "SELECT pg_try_advisory_lock(%s)", [eventlog._ORDER_LOCK_KEY]
+        ).fetchone()
+        if taken:
+            other.execute("SELECT pg_advisory_unlock(%s)", [eventlog._ORDER_LOCK_KEY])
+        return bool(taken)
+
+
+def check_out(pool, wanted):
+    """Take `wanted` out of the pool (it is idle there), giving back the others taken meanwhile."""
+    taken = []
+    try:
+        while (conn := pool.getconn(timeout=5)) is not wanted:
+            taken.append(conn)
+        return conn
+    finally:
+        for conn in taken:
+            pool.putconn(conn)
+
+
+def test_a_change_leaves_the_lock_free():
+    with eventlog.ordered():
+        assert not another_session_takes_the_lock()
+    assert another_session_takes_the_lock()
+
+
+def test_a_connection_closed_inside_the_lock_does_not_keep_it(caplog):
+    # Closing hands the session back to psycopg's pool still open, and a
+    # session-level lock goes with it; the thread's next connection is
+    # another session. Every writer of every process would wait for ever.
+    pool = connection.pool
+    caplog.set_level(logging.ERROR, logger="chat.eventlog")
+    with eventlog.ordered():
+        holder = connection.connection
+        connection.close()
+        held_elsewhere = check_out(pool, holder)  # in use by someone else now
+        connection.ensure_connection()
+        assert connection.connection is not holder
+    try:
+        assert another_session_takes_the_lock()
+        assert "closed inside it" in caplog.text
+    finally:
+        pool.putconn(held_elsewhere)
