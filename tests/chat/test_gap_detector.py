@@ -175,6 +175,11 @@ async def test_a_late_membership_change_does_not_undo_the_newer_one(users, monke
     await sync_to_async(services.room_join)(actor=bob, room="ops")
     bob_sock = await connect(bob_cookie)
     fanout = local_fanout()
+    # Once bob hears his own message, the stream is past his join (its live
+    # copy may still have been on its way, and a catch-up would send it).
+    await bob_sock.send({"type": "send", "room": "ops", "body": "here"})
+    while (await bob_sock.receive()).get("body") != "here":
+        pass
     captured = Captured(monkeypatch)
 
     captured.hold()
