@@ -20,6 +20,12 @@ def rooms(alice):
     return ["general", "planning", "zoo"]
 
 
+def arrived(page, slug: str) -> None:
+    """The room's page loaded and its scripts run (a key pressed before would go nowhere)."""
+    expect(page).to_have_url(re.compile(rf"/r/{slug}/$"))
+    expect(page.locator("#connection-status")).to_have_attribute("data-state", "online")
+
+
 def test_the_quick_switcher_finds_rooms_and_people(alice, bob, rooms, pages):
     page = pages.open(alice)
     page.keyboard.press("Control+k")
@@ -33,7 +39,7 @@ def test_the_quick_switcher_finds_rooms_and_people(alice, bob, rooms, pages):
     expect(dialog.get_by_role("option")).to_have_count(1)
     expect(dialog.get_by_role("option").first).to_contain_text("planning")
     search.press("Enter")
-    expect(page).to_have_url(re.compile(r"/r/planning/$"))
+    arrived(page, "planning")
 
     # A person without a conversation yet: Enter opens one.
     page.keyboard.press("Control+k")
@@ -71,11 +77,11 @@ def test_alt_arrows_move_through_the_sidebar(alice, bob, rooms, pages):
     page = pages.open(alice, "/r/planning/")
     page.locator("#composer-input").focus()
     page.keyboard.press("Alt+ArrowDown")
-    expect(page).to_have_url(re.compile(r"/r/zoo/$"))
+    arrived(page, "zoo")
     page.keyboard.press("Alt+ArrowUp")
-    expect(page).to_have_url(re.compile(r"/r/planning/$"))
+    arrived(page, "planning")
     page.keyboard.press("Alt+ArrowUp")
-    expect(page).to_have_url(re.compile(r"/r/general/$"))
+    arrived(page, "general")
 
     # With Shift: to the next unread room, skipping read ones.
     page.goto(pages.base + "/r/zoo/")
