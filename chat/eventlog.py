@@ -138,26 +138,26 @@ def ordered() -> Iterator[None]:
 
 
 def _unlock(holder: Any) -> None:
-    """Release the ordering lock on the session that took it.
+    """Release the ordering lock on the session that took it, straight on that connection.
 
-    A session-level lock belongs to the session, not to the thread: should
-    the connection be closed inside (psycopg's pool takes it back still
-    open, lock and all), unlocking on the thread's next connection would
-    leave every writer of every process waiting for ever.
+    A session-level lock belongs to the session, not to the thread or to
+    Django's connection object. Should the connection be closed inside
+    (psycopg's pool takes it back still open, lock and all), unlocking on the
+    thread's next connection would release nothing; and Django's cursor may
+    refuse to run at all (pytest-django refuses database access once a test
+    has ended, while work the test started can still be inside the lock).
+    Either way every writer of every process would then wait for ever.
     """
-    unlock = "SELECT pg_advisory_unlock(%s)"
-    if connection.connection is holder:
-        with connection.cursor() as cursor:
-            cursor.execute(unlock, [_ORDER_LOCK_KEY])
-            (released,) = cursor.fetchone()
-    else:
+    if connection.connection is not holder:
         log.error("the connection holding the ordering lock was closed inside it")
-        try:
-            (released,) = holder.execute(unlock, [_ORDER_LOCK_KEY]).fetchone()
-        except Exception:
-            # Closed for good: its session, and the lock with it, ended.
-            log.warning("could not release the ordering lock", exc_info=True)
-            return
+    try:
+        (released,) = holder.execute("SELECT pg_advisory_unlock(%s)", [_ORDER_LOCK_KEY]).fetchone()
+    except Exception:
+        # A session that cannot run it must not keep the lock: ending it does.
+        log.error("could not release the ordering lock; closing its session", exc_info=True)
+        holder.close()
+        return
+    metrics.DB_QUERIES.inc()  # counted as a statement through Django's cursor is
     if not released:
         log.error("the ordering lock was not held by the session that took it")
 

@@ -65,3 +65,14 @@ def test_a_connection_closed_inside_the_lock_does_not_keep_it(caplog):
         assert "closed inside it" in caplog.text
     finally:
         pool.putconn(held_elsewhere)
+
+
+def test_the_lock_is_released_when_django_refuses_the_database_inside_it(django_db_blocker):
+    # pytest-django refuses database access once a test has ended, while work
+    # the test started (a socket's send on a server thread) may still be
+    # inside the lock: its unlock must not need Django's cursor.
+    change = eventlog.ordered()
+    change.__enter__()
+    with django_db_blocker.block():
+        change.__exit__(None, None, None)
+    assert another_session_takes_the_lock()
