@@ -139,7 +139,7 @@ def test_the_message_list_with_runs_folds_the_new_messages_pill_and_an_invite_of
     expect(page.get_by_role("button", name="New messages")).to_be_visible()
     assert_accessible(page, "the new messages pill")
 
-    say(page, "welcome @carol")
+    say(page, "welcome @carol ")
     expect(page.locator("#mention-invite")).to_be_visible()
     assert_accessible(page, "the offer to invite someone mentioned")
 

@@ -62,7 +62,7 @@ def test_mentioning_someone_outside_the_channel_offers_to_invite_them(
     page = pages.open(alice, "/r/random/")
     note = page.locator("#mention-invite")
 
-    say(page, "thanks @bob, and @nobody")
+    say(page, "thanks @bob, and @nobody ")
     sent(page, "alice", "thanks")
     say(page, "hey @Carol and @bob, look")
     sent(page, "alice", "hey")
@@ -79,7 +79,7 @@ def test_mentioning_someone_outside_the_channel_offers_to_invite_them(
     expect(page.locator("#member-panel li.member[data-user='carol']")).to_have_count(1)
 
     # Now a member: mentioning her again offers nothing.
-    say(page, "welcome @carol")
+    say(page, "welcome @carol ")
     sent(page, "alice", "welcome")
     expect(note).to_be_hidden()
 
@@ -89,7 +89,7 @@ def test_dont_invite_dismisses_and_a_conversation_only_says_who_is_not_notified(
 ):
     page = pages.open(alice, "/r/random/")
     note = page.locator("#mention-invite")
-    say(page, "ping @carol")
+    say(page, "ping @carol ")
     note.get_by_role("button", name="Don't invite").click()
     expect(note).to_be_hidden()
     assert not off_the_loop(
