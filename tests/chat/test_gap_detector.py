@@ -51,6 +51,23 @@ async def sent_unpublished(captured: Captured, author, *bodies: str) -> list:
     return sent
 
 
+class Abandoned(Exception):
+    pass
+
+
+async def rolled_back_changes(author, count: int) -> None:
+    """`count` changes that each log an event and then roll back: each uses up a seq."""
+
+    def log_and_roll_back() -> None:
+        with eventlog.logged_change() as items:
+            items.append(eventlog.record("note", {"body": "never committed"}, user_id=author.id))
+            raise Abandoned
+
+    for _ in range(count):
+        with pytest.raises(Abandoned):
+            await sync_to_async(log_and_roll_back)()
+
+
 def _sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
@@ -100,17 +117,7 @@ async def test_a_seq_skipped_by_a_rolled_back_change_is_not_a_gap(users, monkeyp
     fills = _sample("teamchat_gap_fills_total")
     fanout = local_fanout()
 
-    # A change that logs an event and then rolls back uses up its seq.
-    class Abandoned(Exception):
-        pass
-
-    def log_and_roll_back() -> None:
-        with eventlog.logged_change() as items:
-            items.append(eventlog.record("note", {"body": "never committed"}, user_id=alice.id))
-            raise Abandoned
-
-    with pytest.raises(Abandoned):
-        await sync_to_async(log_and_roll_back)()
+    await rolled_back_changes(alice, 1)
     skipped_to = fanout.last_seq
 
     await sock.send({"type": "send", "room": "general", "body": "after a hole"})
@@ -131,17 +138,7 @@ async def test_a_long_run_of_numbers_without_events_is_not_a_gap(users, monkeypa
     fanout = local_fanout()
     monkeypatch.setattr(fanout_module, "GAP_ROWS_MAX", 2)
 
-    class Abandoned(Exception):
-        pass
-
-    def log_and_roll_back() -> None:
-        with eventlog.logged_change() as items:
-            items.append(eventlog.record("note", {"body": "never committed"}, user_id=alice.id))
-            raise Abandoned
-
-    for _ in range(5):
-        with pytest.raises(Abandoned):
-            await sync_to_async(log_and_roll_back)()
+    await rolled_back_changes(alice, 5)
     skipped_to = fanout.last_seq
 
     await sock.send({"type": "send", "room": "general", "body": "after a long hole"})
