@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from chat import services
 from tests.e2e.conftest import off_the_loop
-from tests.e2e.helpers import message, message_menu, room_link, say, sent
+from tests.e2e.helpers import message, message_menu, online, room_link, say, sent
 
 pytestmark = [pytest.mark.browser, pytest.mark.processes]
 
@@ -23,7 +23,7 @@ def rooms(alice):
 def arrived(page, slug: str) -> None:
     """The room's page loaded and its scripts run (a key pressed before would go nowhere)."""
     expect(page).to_have_url(re.compile(rf"/r/{slug}/$"))
-    expect(page.locator("#connection-status")).to_have_attribute("data-state", "online")
+    online(page)
 
 
 def test_the_quick_switcher_finds_rooms_and_people(alice, bob, rooms, pages):
