@@ -117,6 +117,13 @@ def ordered() -> Iterator[None]:
     if connection.in_atomic_block:
         # An outer transaction would commit (and publish) after the lock is gone.
         raise RuntimeError("Logged changes commit themselves; call them outside a transaction.")
+    if not connection.get_autocommit():
+        # Left so by a transaction whose end failed after its COMMIT (the
+        # connection dropped, or database access was refused meanwhile).
+        # Django's atomic() would then only release a savepoint: the change
+        # would be acknowledged, never committed, and rolled back when the
+        # connection is closed.
+        raise RuntimeError("This connection is not in autocommit mode: a change would not commit.")
     asked = time.perf_counter()
     with _local_order:
         if connection.vendor != "postgresql":

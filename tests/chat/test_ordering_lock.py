@@ -4,9 +4,11 @@ import logging
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
-from chat import eventlog
+from chat import eventlog, services
+from chat.models import Message
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -76,3 +78,21 @@ def test_the_lock_is_released_when_django_refuses_the_database_inside_it(django_
     with django_db_blocker.block():
         change.__exit__(None, None, None)
     assert another_session_takes_the_lock()
+
+
+def test_a_send_on_a_connection_left_outside_autocommit_is_refused_not_lost(general_room):
+    # A transaction's end can fail after its COMMIT (the connection drops, or
+    # pytest-django refuses the database once a test has ended), leaving the
+    # thread's connection with autocommit off. A logged change made on it
+    # would only release a savepoint: acknowledged, never committed, and
+    # rolled back when the connection goes back to the pool.
+    author = UserFactory(username="alice")
+    transaction.set_autocommit(False)
+    try:
+        with pytest.raises(RuntimeError, match="autocommit"):
+            services.message_send(author=author, room="general", body="kept?", nonce="n-1")
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+    assert another_session_takes_the_lock()
+    assert not Message.objects.filter(nonce="n-1").exists()
