@@ -117,9 +117,16 @@ async def test_the_first_recheck_does_not_decode_sessions_the_handshakes_read(
     await local_fanout().recheck_sessions()
 
     assert decoded == []
-    for sock in sockets:  # both still signed in
-        await sock.send({"type": "send", "room": "general", "body": "here"})
-        assert (await sock.receive())["body"] == "here"
+    alice_socket, bob_socket = sockets  # both still signed in
+    await alice_socket.send({"type": "send", "room": "general", "body": "alice is here"})
+    assert (await alice_socket.receive())["body"] == "alice is here"
+    await bob_socket.send({"type": "send", "room": "general", "body": "bob is here"})
+    # Bob's own message, after Alice's: the test ends only once his send is done.
+    assert [(await bob_socket.receive())["body"] for _ in range(2)] == [
+        "alice is here",
+        "bob is here",
+    ]
+    for sock in sockets:
         await sock.close()
 
 
