@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import connection
 
 READY_LINE = "Listening on TCP address"
+# Django's switch that lets blocking ORM calls run under an event loop.
+ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
 
 
 def test_database_url() -> str:
@@ -69,7 +71,9 @@ def start_server(
     """
     port = port or free_port()
     env = {
-        **os.environ,
+        # A server runs as in production: Django refuses blocking calls from
+        # its event loop even when the test process allows them (browser tests).
+        **{k: v for k, v in os.environ.items() if k != ASYNC_UNSAFE},
         "DATABASE_URL": test_database_url(),
         "DJANGO_SECRET_KEY": settings.SECRET_KEY,
         "DJANGO_DEBUG": "false",

@@ -1,5 +1,6 @@
 import os
 import threading
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -8,11 +9,32 @@ from django.test import Client
 
 from tests.conftest import CHROMIUM
 from tests.factories import UserFactory
-from tests.servers import start_server
+from tests.servers import ASYNC_UNSAFE, start_server
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls made
-# around it here are ordinary blocking calls in a test, so allow them.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+BROWSER_TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Allow blocking ORM calls in the test's thread while a browser test runs, and only then.
+
+    Playwright's sync API runs an event loop in this thread; the ORM calls
+    made around it here (fixtures, the database flush at teardown) are
+    ordinary blocking calls in a test. Every other test, and every server a
+    test starts, keeps Django's check that async code does not block.
+    """
+    if BROWSER_TESTS not in item.path.parents:  # the hook is called for every test
+        return (yield)
+    before = os.environ.get(ASYNC_UNSAFE)
+    os.environ[ASYNC_UNSAFE] = "true"
+    try:
+        return (yield)
+    finally:
+        if before is None:
+            del os.environ[ASYNC_UNSAFE]
+        else:
+            os.environ[ASYNC_UNSAFE] = before
+
 
 CHROMIUM_ARGS = [
     "--headless=new",
