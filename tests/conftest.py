@@ -180,6 +180,34 @@ async def _close_sockets_left_open(general_room):
     sockets = sys.modules.get("tests.chat.sockets")
     if sockets is not None:
         await sockets.close_left_open()
+    if general_room is not None:
+        await _database_threads_done()
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _database_threads_done() -> None:
+    """Wait for the database work already handed to the server's threads (one at a time each).
+
+    A send or catch-up a test's sockets started can still be running when
+    the test's last assertion passes; the teardown's flush of the database
+    would deadlock with it, and the work would fail half done, with database
+    access refused, leaving its connection in a state the next test inherits.
+    """
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    writer = sys.modules.get("chat.realtime.writer")
+    waits = [sync_to_async(_nothing, thread_sensitive=True)()]
+    if writer is not None:
+        waits.append(asyncio.wrap_future(writer._markers_thread.submit(_nothing)))
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), 30)
+    except TimeoutError:
+        print("the database threads were still busy 30 s after the test", file=sys.stderr)
 
 
 @pytest.fixture(autouse=True)
