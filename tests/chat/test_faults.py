@@ -499,3 +499,37 @@ def test_sigterm_closes_the_sockets_with_1012_and_the_process_exits_cleanly(stac
 
     assert asyncio.run(scenario()) == [1012]
     assert server.process.wait(timeout=30) == 0
+
+
+def test_a_process_whose_database_work_is_stuck_still_exits_within_30_seconds(stack):
+    # Another session holds the ordering lock and never lets go: the send
+    # waits in the server's database thread, the drain cannot store it, and
+    # Python would wait for that thread at exit for ever.
+    import psycopg
+
+    from chat import eventlog
+
+    server = stack.server()
+    cookies = stack.users("alice")
+    holder = psycopg.connect(stack.database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", [eventlog._ORDER_LOCK_KEY])
+
+    def the_send_waits_for_the_lock() -> bool:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+        return stack.query(waiting)[0][0] > 0
+
+    async def scenario():
+        alice = await Peer("alice", cookies["alice"]).open(server)
+        await alice.say("never stored", "s-1")
+        await eventually(the_send_waits_for_the_lock, "the send to wait for the lock")
+        server.process.terminate()
+        await alice.until(lambda _: not alice.is_open, "the close", timeout=30)
+        return alice.close_codes
+
+    try:
+        assert asyncio.run(scenario()) == [1012]
+        # Exited by itself (not by a test's kill), saying it had to.
+        assert server.process.wait(timeout=35) == 1
+    finally:
+        holder.close()
+    assert stack.query("SELECT count(*) FROM chat_message WHERE nonce = 's-1'") == [(0,)]
