@@ -96,10 +96,12 @@ async def test_typing_in_a_room_the_socket_carries_costs_no_query(
 
 
 async def test_a_read_that_does_not_move_the_marker_takes_no_lock_and_tells_nobody(
-    people, sockets, lock_entries
+    people, channel, sockets, lock_entries
 ):
     alice, bob = await people("alice", "bob")
+    await sync_to_async(channel)("design", alice, bob)
     mid = await sync_to_async(say)(bob, "general", "hello")
+    elsewhere = await sync_to_async(say)(bob, "design", "in another room")
     a = await sockets(alice)
     before = len(lock_entries)
     await a.send({"type": "read", "room": "general", "id": mid})
@@ -113,10 +115,14 @@ async def test_a_read_that_does_not_move_the_marker_takes_no_lock_and_tells_nobo
         await a.send({"type": "read", "room": "general", "id": mid})
     # Past the newest message is where the marker already is, too.
     await a.send({"type": "read", "room": "general", "id": mid + 1000})
-    await sync_to_async(say)(alice, "general", "marker")
-    assert (await a.receive())["body"] == "marker"
-    assert len(lock_entries) == taken + 1  # the marker message only
-    assert await sync_to_async(Event.objects.filter(kind="read").count)() == events
+    # A move in another room, asked for last: its answer comes once the
+    # requests before it are dealt with (a new message in #general instead
+    # would give the read past the newest one somewhere to move to).
+    await a.send({"type": "read", "room": "design", "id": elsewhere})
+    moved = await a.receive()
+    assert (moved["type"], moved["room"], moved["last_read_id"]) == ("read", "design", elsewhere)
+    assert len(lock_entries) == taken + 1  # that move only
+    assert await sync_to_async(Event.objects.filter(kind="read").count)() == events + 1
 
 
 async def test_many_marker_moves_end_where_the_last_put_it_in_every_tab(people, sockets):
