@@ -191,16 +191,6 @@ class DrainingServer(daphne.server.Server):
         if reactor.running:
             reactor.stop()  # type: ignore[misc]
 
-
-def _exit_now() -> None:
-    """End a draining process that is still here (a thread stuck in the database)."""
-    stuck = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
-    logger.error("SIGTERM: still running after %ss (threads: %s); exiting now",
-                 FORCED_EXIT_SECONDS, ", ".join(stuck))  # fmt: skip
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(1)
-
     # daphne's periodic checks, in slices (CHECK_SLICE). Each walks the
     # connections open when it starts; one that is gone by its turn is skipped.
     # The next walk is scheduled once this one is over, as daphne does.
@@ -269,6 +259,16 @@ def _exit_now() -> None:
         # Closed on both sides: forgotten.
         if not application_instance and disconnected:
             del self.connections[protocol]
+
+
+def _exit_now() -> None:
+    """End a draining process that is still here (a thread stuck in the database)."""
+    stuck = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    logger.error("SIGTERM: still running after %ss (threads: %s); exiting now",
+                 FORCED_EXIT_SECONDS, ", ".join(stuck))  # fmt: skip
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(1)
 
 
 class ServerCLI(CommandLineInterface):
