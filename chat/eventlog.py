@@ -33,6 +33,7 @@ from django.db import connection, transaction
 from teamchat import metrics
 
 from .models import Event, EventLogHorizon, Room
+from .realtime import groupsend
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,8 @@ class _PublishLoop:
     be in the middle of writing an event to thousands of sockets: the publish
     waited for that, while holding the global ordering lock (every commit of
     every process waited in turn). channels-redis keeps connections per event
-    loop, so this loop has its own, and a publish is one Redis round trip.
+    loop, so this loop has its own, and a publish is two Redis round trips
+    (`chat.realtime.groupsend`).
     """
 
     def __init__(self) -> None:
@@ -301,9 +303,12 @@ class _PublishLoop:
             return self._loop
 
     def group_send(self, layer: BaseChannelLayer, payload: dict[str, Any]) -> None:
-        future = asyncio.run_coroutine_threadsafe(
-            layer.group_send(FANOUT_GROUP, payload), self._running()
+        send = (
+            groupsend.group_send(layer, FANOUT_GROUP, payload)
+            if groupsend.supported(layer)
+            else layer.group_send(FANOUT_GROUP, payload)
         )
+        future = asyncio.run_coroutine_threadsafe(send, self._running())
         try:
             future.result(timeout=PUBLISH_TIMEOUT_SECONDS)
         except concurrent.futures.TimeoutError:
@@ -314,9 +319,45 @@ class _PublishLoop:
 _publish_loop = _PublishLoop()
 
 
+class _PublishClient:
+    """A synchronous Redis client for the threads that commit: a publish without a thread hop.
+
+    Used when the layer is channels-redis on one Redis (as settings configure
+    it), which is then the Redis `REDIS_URL` (or the sentinels) name. Bounded
+    like the loop's publish: a dead Redis fails the publish in about
+    `PUBLISH_TIMEOUT_SECONDS`, and only a lost connection is retried (once,
+    on a new one: after a restart or failover the pooled ones are dead).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from redis.backoff import NoBackoff
+                from redis.exceptions import ConnectionError as RedisConnectionError
+                from redis.retry import Retry
+
+                from teamchat import redisconn
+
+                self._client = redisconn.sync_client(
+                    socket_connect_timeout=1,
+                    socket_timeout=PUBLISH_TIMEOUT_SECONDS / 2 - 1,
+                    retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                )
+            return self._client
+
+
+_publish_client = _PublishClient()
+
+
 def _group_send(payload: dict[str, Any]) -> None:
     layer = channel_layer()
-    if _connects_per_loop(layer):
+    if groupsend.supported(layer) and layer.ring_size == 1:  # type: ignore[attr-defined]
+        groupsend.group_send_sync(_publish_client.get(), layer, FANOUT_GROUP, payload)
+    elif _connects_per_loop(layer):
         _publish_loop.group_send(layer, payload)
     else:
         # The in-memory layer lives on the loop that receives: publish there.
@@ -380,16 +421,24 @@ def publish_quietly(items: Iterable[Item], what: str) -> None:
         log.exception("could not broadcast %s", what)
 
 
+async def _agroup_send(payload: dict[str, Any]) -> None:
+    layer = channel_layer()
+    if groupsend.supported(layer):
+        await groupsend.group_send(layer, FANOUT_GROUP, payload)
+    else:
+        await layer.group_send(FANOUT_GROUP, payload)
+
+
 async def apublish(items: list[Item]) -> None:
     """`publish` from async code, for events that are never stored (typing)."""
     payload = {"type": EVENTS, "events": [item.to_wire() for item in items], "at": time.time()}
-    await channel_layer().group_send(FANOUT_GROUP, payload)
+    await _agroup_send(payload)
 
 
 async def apublish_presence(changes: list[PresenceChange]) -> None:
     """Tell every process these users' new states (presence is never stored)."""
     payload = {"type": PRESENCE, "changes": [change.to_wire() for change in changes]}
-    await channel_layer().group_send(FANOUT_GROUP, payload)
+    await _agroup_send(payload)
 
 
 def user_sockets_recheck(user_id: int) -> None:

@@ -26,14 +26,14 @@ def _sentinel_kwargs() -> dict[str, Any]:
     return {"password": settings.REDIS_SENTINEL_PASSWORD or None}
 
 
-def sync_client() -> redis.Redis:
-    """A client for synchronous code."""
+def sync_client(**options: Any) -> redis.Redis:
+    """A client for synchronous code; `options` go to its connections (timeouts, retries)."""
     if settings.REDIS_SENTINELS:
         sentinel = redis.sentinel.Sentinel(
             settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_kwargs()
         )
-        return sentinel.master_for(settings.REDIS_SENTINEL_MASTER, **_options())
-    return redis.Redis.from_url(settings.REDIS_URL)
+        return sentinel.master_for(settings.REDIS_SENTINEL_MASTER, **_options(), **options)
+    return redis.Redis.from_url(settings.REDIS_URL, **options)
 
 
 def async_client(*, max_connections: int | None = None, wait: float | None = None) -> Any:
