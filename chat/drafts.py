@@ -24,7 +24,7 @@ from . import access, events, selectors
 from .errors import ChatError, Code
 from .eventlog import Item, logged_change, record
 from .models import Draft, Event, Membership, Message, Room
-from .reusable import Read, ReusableQuery, read_together
+from .reusable import ReusableQuery
 
 # The same limit as a message's whole body (protocol v2): a draft is a message to be.
 DRAFT_MAX_RAW_CHARS = 12_000
@@ -164,37 +164,19 @@ def drafts_of(user: User) -> list[dict[str, Any]]:
 
 # Built once: it runs inside the ordering lock for every batch of messages.
 _WITH_TEXT = ReusableQuery(
-    lambda user_ids, room_ids: (
-        Draft.objects.filter(user_id__in=user_ids, room_id__in=room_ids)
-        .exclude(body="")
-        .values_list("id", "user_id", "room_id", "thread_id", "version")
-    ),
+    lambda user_ids, room_ids: Draft.objects.filter(
+        user_id__in=user_ids, room_id__in=room_ids
+    ).exclude(body=""),
     lists=2,
 )
 
 
-def with_text_read(user_ids: Iterable[int], room_ids: Iterable[int]) -> Read | None:
-    """The drafts with text of these people in these rooms, as a `Read` for `drafts_clear_sent`.
-
-    The send path runs it with its other look-ups in one round trip; none
-    has text, usually.
-    """
-    users, rooms = sorted(set(user_ids)), sorted(set(room_ids))
-    if not users or not rooms:
-        return None
-    return _WITH_TEXT.read(users, rooms)
-
-
-def drafts_clear_sent(
-    keys: Iterable[DraftKey], room_slugs: dict[int, str], read: Read | None = None
-) -> list[Item]:
+def drafts_clear_sent(keys: Iterable[DraftKey], room_slugs: dict[int, str]) -> list[Item]:
     """Clear the drafts these messages were sent from; call inside the send's logged change.
 
     For each (author, room, thread) of a stored message, a draft with text
     gets an empty body and a new version, and its author's sockets a `draft`
     event. One query when none has text, three otherwise, whatever the batch.
-    `read` is a `with_text_read` covering the keys' people and rooms, already
-    run (with other reads); without it the query runs here.
     """
     wanted = set(keys)
     if not wanted:
@@ -202,16 +184,10 @@ def drafts_clear_sent(
     # The authors' drafts with text in these rooms, then the exact keys here:
     # a condition per key would be as many terms for the ORM to build as the
     # batch has messages, on every send.
-    if read is None:
-        read = with_text_read((k.user_id for k in wanted), (k.room_id for k in wanted))
-        if read is None:
-            return []
-        read_together([read])
-    found = [
-        Draft(id=draft_id, user_id=user_id, room_id=room_id, thread_id=thread_id, version=version)
-        for draft_id, user_id, room_id, thread_id, version in read.result()
-        if DraftKey(user_id, room_id, thread_id) in wanted
-    ]
+    candidates = _WITH_TEXT.objects(
+        Draft, sorted({k.user_id for k in wanted}), sorted({k.room_id for k in wanted})
+    )
+    found = [d for d in candidates if DraftKey(d.user_id, d.room_id, d.thread_id) in wanted]
     if not found:
         return []
     now = timezone.now()

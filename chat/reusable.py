@@ -9,14 +9,10 @@ millisecond of Python holds up every write of every process. A
 placeholder in each `__in` list, and from then on only splices the values
 into the SQL Django made, so what runs is exactly what the ORM would have
 run.
-
-`read_together` runs several such reads in one round trip (PostgreSQL's
-pipeline mode): the send path's look-ups that usually find nothing cost one
-wait for the database instead of one each, inside the ordering lock.
 """
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.db import connections
@@ -91,11 +87,6 @@ class ReusableQuery:
             out.append(parts[i + 1])
         return "".join(out), params
 
-    def read(self, *lists: Sequence[Any], using: str = "default") -> "Read":
-        """The query as a `Read`, to run with others (`read_together`)."""
-        sql, params = self.sql(*lists, using=using)
-        return Read(sql, params)
-
     def rows(self, *lists: Sequence[Any], using: str = "default") -> list[tuple[Any, ...]]:
         """The rows of a `values_list` query (columns as the database gives them)."""
         sql, params = self.sql(*lists, using=using)
@@ -109,53 +100,3 @@ class ReusableQuery:
         """The instances of a plain queryset of `model` (every column, read as Django reads it)."""
         sql, params = self.sql(*lists, using=using)
         return list(model._default_manager.db_manager(using).raw(sql, params))
-
-
-class Read:
-    """A query whose rows are read later, with others (`read_together`)."""
-
-    __slots__ = ("params", "rows", "sql")
-
-    def __init__(self, sql: str, params: Sequence[Any]) -> None:
-        self.sql = sql
-        self.params = list(params)
-        self.rows: list[tuple[Any, ...]] | None = None
-
-    def result(self) -> list[tuple[Any, ...]]:
-        """Its rows (it must have been run)."""
-        if self.rows is None:
-            raise RuntimeError("this read has not been run: pass it to read_together first")
-        return self.rows
-
-
-def read_together(reads: Iterable[Read | None], using: str = "default") -> None:
-    """Run the reads (None: nothing to read) and set each one's `rows`.
-
-    On PostgreSQL they go in one round trip: psycopg's pipeline mode sends
-    them all (and the transaction's BEGIN, when they open it), then reads
-    every answer. Each still runs through Django's cursor, so query logging
-    and counting see every one. Elsewhere they run one after another.
-    """
-    todo = [read for read in reads if read is not None]
-    if not todo:
-        return
-    db = connections[using]
-    if db.vendor != "postgresql" or len(todo) == 1:
-        for read in todo:
-            with db.cursor() as cursor:
-                cursor.execute(read.sql, read.params)
-                read.rows = cursor.fetchall()
-        return
-    db.ensure_connection()
-    cursors = []
-    try:
-        with db.wrap_database_errors, db.connection.pipeline():
-            for read in todo:
-                cursor = db.cursor()
-                cursors.append(cursor)
-                cursor.execute(read.sql, read.params)
-        for read, cursor in zip(todo, cursors, strict=True):
-            read.rows = cursor.fetchall()
-    finally:
-        for cursor in cursors:
-            cursor.close()

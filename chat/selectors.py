@@ -29,7 +29,7 @@ from accounts.models import User
 from . import access
 from .errors import NoSuchMessage, NoSuchRoom
 from .models import Event, EventLogHorizon, Membership, Mention, Message, Reaction, Room, Upload
-from .reusable import Read, ReusableQuery, read_together
+from .reusable import ReusableQuery
 from .uploads.data import attachment_data
 
 if TYPE_CHECKING:
@@ -98,39 +98,25 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
     return found
 
 
-def nonce_read(keys: set[tuple[int, str]]) -> Read | None:
-    """The ids of messages stored under these (author id, nonce) pairs, as a `Read` (none: None).
+def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
+    """Messages already stored under these (author id, nonce) pairs.
 
+    One query when none is (the usual case: retries are rare), two otherwise.
     The pairs are matched as row values so the (author, nonce) unique index
     answers it; an IN list per column made PostgreSQL read every message of
     those authors, slower with every message they had sent.
     """
     if not keys:
-        return None
+        return {}
     pairs = sorted(keys)
     rows = ", ".join(["(%s, %s)"] * len(pairs))
     sql = (
         f"SELECT id FROM {Message._meta.db_table} "  # noqa: S608  (placeholders only)
         f"WHERE nonce IS NOT NULL AND (author_id, nonce) IN (VALUES {rows})"
     )
-    return Read(sql, [value for pair in pairs for value in pair])
-
-
-def messages_by_nonce(
-    keys: set[tuple[int, str]], read: Read | None = None
-) -> dict[tuple[int, str], Message]:
-    """Messages already stored under these (author id, nonce) pairs.
-
-    One query when none is (the usual case: retries are rare), two otherwise.
-    `read`, the `nonce_read` of the same keys, may have been run already
-    (with other reads, in one round trip).
-    """
-    if read is None:
-        read = nonce_read(keys)
-        if read is None:
-            return {}
-        read_together([read])
-    ids = [row[0] for row in read.result()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for pair in pairs for value in pair])
+        ids = [row[0] for row in cursor.fetchall()]
     if not ids:
         return {}
     found = Message.objects.filter(id__in=ids).select_related("room", "author")

@@ -17,7 +17,7 @@ from integrations.audit import audit_record
 from teamchat import metrics
 
 from . import access, events, hooks, mentions, selectors
-from .drafts import DraftKey, drafts_clear_sent, with_text_read
+from .drafts import DraftKey, drafts_clear_sent
 from .errors import ChatError, Code, NoSuchMessage, NoSuchRoom, NoSuchUser, RoomArchived
 from .eventlog import Item, Op, logged_change, record, record_for_users
 from .formatting import render
@@ -32,7 +32,6 @@ from .models import (
     Upload,
 )
 from .ratelimit import hourly_allowed
-from .reusable import Read, read_together
 from .threads import selectors as thread_selectors
 from .threads import services as thread_services
 from .uploads.data import attachment_data
@@ -230,16 +229,8 @@ def _store(
     nonces = {(d.message.author_id, d.message.nonce) for d in drafts if d.message.nonce}
     with logged_change() as items:
         # Inside the order: a retry committed by another process just before
-        # is found here rather than stored twice. The look-ups that usually
-        # find nothing (retries, the rooms' webhooks, drafts with text) go to
-        # the database together: one wait instead of three.
-        retried = selectors.nonce_read(nonces)
-        prepared = hooks.prepare({d.message.room_id for d in drafts})
-        typed = with_text_read(
-            (d.message.author_id for d in drafts), (d.message.room_id for d in drafts)
-        )
-        read_together([retried, *hooks.reads(prepared), typed])
-        stored = selectors.messages_by_nonce(nonces, retried)
+        # is found here rather than stored twice.
+        stored = selectors.messages_by_nonce(nonces)
         to_create: list[_Draft] = []
         in_batch: dict[tuple[int, str], int] = {}
         repeats: list[tuple[int, int]] = []
@@ -282,8 +273,7 @@ def _store(
             [
                 hooks.StoredMessage(d.message, d.message.room, tuple(u.pk for u in d.mentioned))
                 for d in to_create
-            ],
-            prepared,
+            ]
         )
         for draft, event in zip(to_create, logged, strict=True):
             names = [u.username for u in draft.mentioned]
@@ -303,7 +293,7 @@ def _store(
             if d.message.thread_id is not None
         ]
         thread_services.replies_stored(replies, roots, items)
-        items.extend(_drafts_sent(requests, to_create, typed))
+        items.extend(_drafts_sent(requests, to_create))
     metrics.MESSAGES_STORED.inc(len(to_create))
     for draft in to_create:
         results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
@@ -336,16 +326,13 @@ def _roots_check(
     return roots
 
 
-def _drafts_sent(requests: list[SendRequest], sent: list[_Draft], typed: Read | None) -> list[Item]:
-    """A stored message clears the draft it was typed in: its room's, or its thread's.
-
-    `typed`: the drafts with text of the batch's authors in its rooms, already read.
-    """
+def _drafts_sent(requests: list[SendRequest], sent: list[_Draft]) -> list[Item]:
+    """A stored message clears the draft it was typed in: its room's, or its thread's."""
     keys = []
     for d in sent:
         thread = d.message.thread_id or getattr(requests[d.index], "thread", None)
         keys.append(DraftKey(d.message.author_id, d.message.room_id, thread))
-    return drafts_clear_sent(keys, {d.message.room_id: d.room_slug for d in sent}, typed)
+    return drafts_clear_sent(keys, {d.message.room_id: d.room_slug for d in sent})
 
 
 def _attachments_claim(

@@ -27,7 +27,7 @@ from chat.events import format_time
 from chat.formatting import mentions as mentioned_names
 from chat.hooks import StoredMessage
 from chat.models import Message, Room
-from chat.reusable import Read, ReusableQuery
+from chat.reusable import ReusableQuery
 
 from ..models import Delivery, OutgoingWebhook
 from .wakeup import outbox_notify
@@ -102,15 +102,9 @@ _HOOKS_IN_ROOMS = ReusableQuery(
 )
 
 
-def hooks_read(room_ids: set[int]) -> Read | None:
-    """The read `messages_stored` needs for a batch in these rooms (chat.hooks runs it)."""
-    if _suppressed.get() or not room_ids:
-        return None
-    return _HOOKS_IN_ROOMS.read(sorted(room_ids))
-
-
-def _hooks_in_rooms(rows: list[tuple[Any, ...]]) -> dict[int, list[_Hook]]:
-    """room id -> the active webhooks of its members, from `hooks_read`'s rows."""
+def _hooks_in_rooms(room_ids: set[int]) -> dict[int, list[_Hook]]:
+    """room id -> the active webhooks of its members (one query; none at all: empty)."""
+    rows = _HOOKS_IN_ROOMS.rows(sorted(room_ids))
     found: dict[int, list[_Hook]] = {}
     for webhook_id, bot_id, username, stored, room_id in rows:
         # JSON as the database gives it: text here (Django's JSONField parses it itself).
@@ -148,14 +142,11 @@ def _trigger_of(
     return None
 
 
-def messages_stored(stored: list[StoredMessage], read: Read | None) -> None:
-    """Queue a delivery for each webhook a batch of new messages triggers (chat.hooks).
-
-    `read` is `hooks_read` of the batch's rooms, already run.
-    """
-    if _suppressed.get() or not stored or read is None:
+def messages_stored(stored: list[StoredMessage]) -> None:
+    """Queue a delivery for each webhook a batch of new messages triggers (chat.hooks)."""
+    if _suppressed.get() or not stored:
         return
-    hooks = _hooks_in_rooms(read.result())
+    hooks = _hooks_in_rooms({s.message.room_id for s in stored})
     if not hooks:
         return
     limited = _word_rooms(hooks)

@@ -3,12 +3,12 @@
 import importlib
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat import selectors
 from chat.models import Draft, Event, Membership, Message, Room
-from chat.reusable import Read, ReusableQuery, read_together
+from chat.reusable import ReusableQuery
 from tests.factories import MessageFactory, RoomFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -150,49 +150,3 @@ def test_objects_reads_json_and_extra_columns_as_the_orm_does():
     ]
     assert (got.pk, got.slug, member) == (room.pk, "design", alice.pk)
     assert events.objects(Event, [alice.pk + 1000]) == []
-
-
-# --- read_together(): several reads, one round trip on PostgreSQL ------------------------
-
-
-def test_reads_run_together_give_what_each_gives_alone_and_are_each_counted():
-    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
-    design, ops = RoomFactory(slug="design"), RoomFactory(slug="ops")
-    Membership.objects.create(user=alice, room=design)
-    Membership.objects.create(user=bob, room=ops)
-    Draft.objects.create(user=alice, room=design, body="half a thought")
-    members = ReusableQuery(by_rooms, lists=1)
-    drafts = ReusableQuery(
-        lambda users, rooms: (
-            Draft.objects.filter(user_id__in=users, room_id__in=rooms)
-            .exclude(body="")
-            .values_list("user_id", "body")
-        ),
-        lists=2,
-    )
-    reads = [members.read([design.pk, ops.pk]), None, drafts.read([alice.pk], [design.pk])]
-    with CaptureQueriesContext(connection) as ran, transaction.atomic():
-        read_together(reads)
-    assert sorted(reads[0].result()) == sorted(members.rows([design.pk, ops.pk]))
-    assert reads[2].result() == [(alice.pk, "half a thought")]
-    # Each read is still a statement Django's cursor ran (logged, counted).
-    assert len([q for q in ran if q["sql"].startswith("SELECT")]) == 2
-
-
-def test_a_read_that_was_not_run_says_so():
-    read = ReusableQuery(by_rooms, lists=1).read([1])
-    with pytest.raises(RuntimeError, match="not been run"):
-        read.result()
-
-
-def test_a_failing_read_raises_a_database_error_and_the_transaction_rolls_back():
-    good = ReusableQuery(by_rooms, lists=1).read([1])
-    bad = Read("SELECT no_such_column FROM chat_room WHERE id IN (%s)", [1])
-    with pytest.raises(DatabaseError):
-        with transaction.atomic():
-            RoomFactory(slug="kept-only-if-committed")
-            read_together([good, bad])
-    assert not Room.objects.filter(slug="kept-only-if-committed").exists()
-    # The connection is usable afterwards.
-    read_together([good, ReusableQuery(by_rooms, lists=1).read([2])])
-    assert good.result() == []
