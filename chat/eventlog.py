@@ -15,6 +15,7 @@ channel-layer messages whose `type` is below.
 import asyncio
 import concurrent.futures
 import enum
+import functools
 import json
 import logging
 import threading
@@ -319,7 +320,8 @@ class _PublishLoop:
 _publish_loop = _PublishLoop()
 
 
-class _PublishClient:
+@functools.cache
+def _publish_client() -> Any:
     """A synchronous Redis client for the threads that commit: a publish without a thread hop.
 
     Used when the layer is channels-redis on one Redis (as settings configure
@@ -328,35 +330,23 @@ class _PublishClient:
     `PUBLISH_TIMEOUT_SECONDS`, and only a lost connection is retried (once,
     on a new one: after a restart or failover the pooled ones are dead).
     """
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.retry import Retry
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._client: Any = None
+    from teamchat import redisconn
 
-    def get(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                from redis.backoff import NoBackoff
-                from redis.exceptions import ConnectionError as RedisConnectionError
-                from redis.retry import Retry
-
-                from teamchat import redisconn
-
-                self._client = redisconn.sync_client(
-                    socket_connect_timeout=1,
-                    socket_timeout=PUBLISH_TIMEOUT_SECONDS / 2 - 1,
-                    retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-                )
-            return self._client
-
-
-_publish_client = _PublishClient()
+    return redisconn.sync_client(
+        socket_connect_timeout=1,
+        socket_timeout=PUBLISH_TIMEOUT_SECONDS / 2 - 1,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
 
 
 def _group_send(payload: dict[str, Any]) -> None:
     layer = channel_layer()
-    if groupsend.supported(layer) and layer.ring_size == 1:  # type: ignore[attr-defined]
-        groupsend.group_send_sync(_publish_client.get(), layer, FANOUT_GROUP, payload)
+    if groupsend.supported(layer) and getattr(layer, "ring_size", 0) == 1:
+        groupsend.group_send_sync(_publish_client(), layer, FANOUT_GROUP, payload)
     elif _connects_per_loop(layer):
         _publish_loop.group_send(layer, payload)
     else:

@@ -78,6 +78,14 @@ def supported(layer: BaseChannelLayer) -> bool:
     return not missing
 
 
+def _members_read(pipe: Any, layer: Any, group: str, now: float) -> Any:
+    """Queue the first round trip on `pipe`: drop the group's expired members, read the rest."""
+    key = layer._group_key(group)
+    pipe.zremrangebyscore(key, min=0, max=int(now) - layer.group_expiry)
+    pipe.zrange(key, 0, -1)
+    return pipe
+
+
 def _pushes(layer: Any, members: list[bytes], message: dict[str, Any], now: float) -> list[Any]:
     """(connection index, keys, script args) for each Redis the group's channels live on."""
     names = [member.decode("utf8") for member in members]
@@ -104,12 +112,9 @@ async def group_send(layer: Any, group: str, message: dict[str, Any]) -> int:
     channels-redis does (logged here as a warning: a process's fan-out
     channel must never fill).
     """
-    key = layer._group_key(group)
     now = time.time()
     pipe = layer.connection(layer.consistent_hash(group)).pipeline(transaction=False)
-    pipe.zremrangebyscore(key, min=0, max=int(now) - layer.group_expiry)
-    pipe.zrange(key, 0, -1)
-    _, members = await pipe.execute()
+    _, members = await _members_read(pipe, layer, group, now).execute()
     full = 0
     for index, keys, args in _pushes(layer, members, message, now):
         target = layer.connection(index)
@@ -126,12 +131,8 @@ def group_send_sync(client: Any, layer: Any, group: str, message: dict[str, Any]
     The threads that commit publish so while holding the ordering lock,
     without handing the publish to an event loop and waiting to get it back.
     """
-    key = layer._group_key(group)
     now = time.time()
-    pipe = client.pipeline(transaction=False)
-    pipe.zremrangebyscore(key, min=0, max=int(now) - layer.group_expiry)
-    pipe.zrange(key, 0, -1)
-    _, members = pipe.execute()
+    _, members = _members_read(client.pipeline(transaction=False), layer, group, now).execute()
     full = 0
     for _index, keys, args in _pushes(layer, members, message, now):
         try:

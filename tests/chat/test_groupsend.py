@@ -128,7 +128,7 @@ def test_members_past_the_group_expiry_get_nothing_and_leave_the_group(layer):
     assert written == 0
 
 
-def test_an_empty_group_is_one_round_trip_and_no_error(layer):
+def test_an_empty_group_is_no_error_and_nobody_is_full(layer):
     assert run(groupsend.group_send(layer, "nobody", {"type": "t"})) == 0
 
 
