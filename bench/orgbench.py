@@ -992,7 +992,9 @@ def day_line(r: dict[str, Any]) -> str:
     lat = r["latency_ms"]
     return (
         f"{r['sent']} msgs, {r['delivered']}/{r['expected']} delivered, lost {r['lost']}, "
-        f"dups {r['duplicates']}, live p50 {fmt(lat['p50'])} p99 {fmt(lat['p99'])} ms, "
+        f"dups {r['duplicates']}, live p50 {fmt(lat['p50'])} p99 {fmt(lat['p99'])} ms "
+        f"(general p99 {fmt((r.get('general_latency_ms') or {}).get('p99'))}, "
+        f"other rooms p99 {fmt((r.get('others_latency_ms') or {}).get('p99'))}), "
         f"{fmt(r['frames_per_s_total'], 0)} frames/s, "
         f"server CPU {fmt(r['server'].get('cpu_pct'))}%, "
         f"RSS growth {fmt(r['rss_growth'].get('growth_pct'))}%, "

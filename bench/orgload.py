@@ -208,6 +208,9 @@ class _Run:
         self.errors: Counter[str] = Counter()
         self.flood_answers: Counter[str] = Counter()
         self.live = LatencyHistogram()
+        # The live deliveries of room 0 (general: everyone) and of all the others.
+        self.live_general = LatencyHistogram()
+        self.live_others = LatencyHistogram()
         self.replay = LatencyHistogram()
         self.ack_latency: list[float] = []
         self.acked = bytearray(total)
@@ -541,6 +544,7 @@ class _Worker:
             run.replay.add(latency)
         else:
             run.live.add(latency)
+            (run.live_general if room == 0 else run.live_others).add(latency)
         if sock.arrival is not None:
             sock.arrival[index] = now - run.t_base
 
@@ -902,6 +906,8 @@ class _Worker:
             "errors": dict(run.errors),
             "flood_answers": dict(run.flood_answers),
             "live": run.live.wire(),
+            "live_general": run.live_general.wire(),
+            "live_others": run.live_others.wire(),
             "replay": run.replay.wire(),
             "ack_latency": run.ack_latency,
             "duplicates": run.duplicates,
@@ -1133,6 +1139,8 @@ def merge_counts(replies: list[dict[str, Any]]) -> dict[str, Any]:
         "skipped": added("skipped"),
         "client_errors": added("client_errors"),
         "latency_ms": merge_histograms([r["live"] for r in replies]),
+        "general_latency_ms": merge_histograms([r["live_general"] for r in replies]),
+        "others_latency_ms": merge_histograms([r["live_others"] for r in replies]),
         "replay_latency_ms": merge_histograms([r["replay"] for r in replies]),
         "all_latency_ms": merge_histograms([r[k] for r in replies for k in ("live", "replay")]),
         "ack_latency_ms": percentiles([x for r in replies for x in r["ack_latency"]], 1000),
