@@ -74,32 +74,11 @@ class Subscriber(Protocol):
 # events from Redis. Each send went through several of those turns, so it
 # waited behind such a fan-out several times. The count runs on across the
 # events of one published batch (a dozen events to rooms of a few hundred are
-# as long a turn as one to #general).
-#
-# What a turn leaves unwritten waits in `Fanout._unwritten`, and the next
-# events are read from the channel layer meanwhile: a small room's message
-# that comes while #general's is being written is written at once, not after
-# #general's last socket (item 35 of docs/performance.md). Each socket still
-# gets its events in order: before any event is written to a socket, the
-# older events that socket is still owed are written to it first.
+# as long a turn as one to #general). Slicing keeps each socket's events in
+# order: the next event is written only after this one is.
 FANOUT_SLICE = 500
 # Logins checked in one turn of the database thread by the periodic re-check.
 RECHECK_SLICE = 500
-
-
-@dataclass(slots=True)
-class _Unwritten:
-    """An event some of whose sockets are still to be written, oldest sockets first."""
-
-    text: str
-    prepared: PreparedMessage
-    seq: int | None
-    order: tuple[Subscriber, ...]
-    # order[:cursor] are done; `left` holds those of order[cursor:] still owed
-    # (a newer event to one of them writes this one first, and removes it).
-    cursor: int
-    left: set[Subscriber]
-    published_at: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +108,6 @@ class Fanout:
         self._verified: dict[tuple[str, int], tuple[str, str]] = {}
         # Sockets written since the fan-out last gave the event loop a turn.
         self._written = 0
-        # Events not yet written to all their sockets, oldest first.
-        self._unwritten: list[_Unwritten] = []
         # Sockets registered whose rooms are still being read: changes meanwhile.
         self._pending: dict[Subscriber, list[tuple[str, int]]] = {}
         self._started: asyncio.Future[None] | None = None
@@ -268,122 +245,35 @@ class Fanout:
 
     async def _receive_forever(self, layer, channel: str) -> None:
         failures = 0
-        # One receive at a time, kept across the turns that write what is
-        # unwritten: the next event is read while they go on.
-        receiving: asyncio.Future[dict] | None = None
-        try:
-            while True:
-                if receiving is not None and not receiving.done() and self._unwritten:
-                    await self.write_unwritten()
-                    continue
-                try:
-                    if failures:
-                        # Also tells whether the layer is back: a restarted Redis
-                        # has forgotten the group, and a blocked receive would
-                        # never say that it returned.
-                        await layer.group_add(FANOUT_GROUP, channel)
-                        failures = 0
-                        await self._recovered("receive")
-                    if receiving is None:
-                        receiving = asyncio.ensure_future(layer.receive(channel))
-                        if self._unwritten:
-                            continue  # write while it waits
-                    event = await receiving
-                    receiving = None
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    receiving = None
-                    failures += 1
-                    metrics.CHANNEL_LAYER_FAILURES.labels("receive").inc()
-                    self._set_degraded("receive")
-                    # One line, no traceback, on every failure after the first:
-                    # an outage must not flood the log.
-                    if failures == 1:
-                        log.exception("fan-out receive failed; the live path is degraded")
-                    else:
-                        name = type(exc).__name__
-                        log.warning("fan-out still failing (%s in a row): %s", failures, name)
-                    await asyncio.sleep(min(0.1 * 2**failures, 2.0))
-                    continue
-                if self._written >= FANOUT_SLICE:
-                    # A new event goes before what is unwritten, in a turn of its own.
-                    await asyncio.sleep(0)
-                    self._written = 0
-                try:
-                    await self.handle(event)
-                except Exception:
-                    log.exception("fan-out of a %s event failed", event.get("type"))
-        finally:
-            if receiving is not None:
-                receiving.cancel()
-
-    async def write_unwritten(self) -> None:
-        """Write the next slice of what is unwritten, oldest events first.
-
-        Gives the loop a turn first when this one's slice is used up.
-        """
-        if self._written >= FANOUT_SLICE:
-            await asyncio.sleep(0)
-            self._written = 0
-        while self._unwritten and self._written < FANOUT_SLICE:
-            event = self._unwritten[0]
-            order, left = event.order, event.left
-            while event.cursor < len(order) and self._written < FANOUT_SLICE:
-                sock = order[event.cursor]
-                event.cursor += 1
-                if sock in left:  # else a newer event to it wrote this one first
-                    left.discard(sock)
-                    self._written += 1
-                    # The oldest unwritten event: nothing is owed before it.
-                    try:
-                        if not sock.offer(event.text, event.prepared, event.seq):
-                            await sock.deliver(event.text, event.prepared, event.seq)
-                    except Exception:
-                        log.exception("delivery to a socket failed")
-            if event.cursor >= len(order):
-                self._unwritten.pop(0)
-                _delivered(len(order), event.published_at)
-
-    def unwritten(self) -> int:
-        """How many events are still to be written to some of their sockets."""
-        return len(self._unwritten)
-
-    def _put(
-        self, sock: Subscriber, text: str, prepared: PreparedMessage, seq: int | None
-    ) -> list[tuple[str, PreparedMessage, int | None]] | None:
-        """Write a new event to a socket, after the (older) unwritten events it is still owed.
-
-        Returns None when all is written, else what only `_owe` can write
-        (a socket that is not daphne's), in order.
-        """
-        owed: list[tuple[str, PreparedMessage, int | None]] | None = None
-        try:
-            for older in self._unwritten:
-                if sock in older.left:
-                    older.left.discard(sock)
-                    self._written += 1
-                    if owed is None and sock.offer(older.text, older.prepared, older.seq):
-                        continue
-                    owed = owed or []
-                    owed.append((older.text, older.prepared, older.seq))
-            self._written += 1
-            if owed is None and sock.offer(text, prepared, seq):
-                return None
-        except Exception:
-            log.exception("delivery to a socket failed")
-            return None
-        owed = owed or []
-        owed.append((text, prepared, seq))
-        return owed
-
-    @staticmethod
-    async def _owe(sock: Subscriber, owed: list[tuple[str, PreparedMessage, int | None]]) -> None:
-        try:
-            for text, prepared, seq in owed:
-                await sock.deliver(text, prepared, seq)
-        except Exception:
-            log.exception("delivery to a socket failed")
+        while True:
+            try:
+                if failures:
+                    # Also tells whether the layer is back: a restarted Redis
+                    # has forgotten the group, and a blocked receive would
+                    # never say that it returned.
+                    await layer.group_add(FANOUT_GROUP, channel)
+                    failures = 0
+                    await self._recovered("receive")
+                event = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                metrics.CHANNEL_LAYER_FAILURES.labels("receive").inc()
+                self._set_degraded("receive")
+                # One line, no traceback, on every failure after the first:
+                # an outage must not flood the log.
+                if failures == 1:
+                    log.exception("fan-out receive failed; the live path is degraded")
+                else:
+                    name = type(exc).__name__
+                    log.warning("fan-out still failing (%s in a row): %s", failures, name)
+                await asyncio.sleep(min(0.1 * 2**failures, 2.0))
+                continue
+            try:
+                await self.handle(event)
+            except Exception:
+                log.exception("fan-out of a %s event failed", event.get("type"))
 
     def _set_degraded(self, reason: str) -> None:
         """Tell every local socket that live delivery stopped (`status` live:false)."""
@@ -581,7 +471,8 @@ class Fanout:
                     # still hears the others): the recovery's catch-up comes
                     # later, and the socket must not see this one first.
                     await self._fill(self.last_seq, seq - 1, notice=False)
-                await self.deliver(item, published_at)
+                if await self.deliver(item) and published_at is not None:
+                    metrics.FANOUT_LATENCY.observe(max(time.time() - published_at, 0.0))
         elif kind == PRESENCE:
             from .presence import local_presence  # presence delivers through this module
 
@@ -591,11 +482,10 @@ class Fanout:
             for sock in tuple(self.by_user.get(event["user"], ())):
                 sock.session_check_soon()
 
-    async def deliver(self, item: Item, published_at: float | None = None) -> int:
+    async def deliver(self, item: Item) -> int:
         """Write one event to the local sockets it is for, applying its membership change.
 
-        What this turn of the loop has no room for is left to
-        `write_unwritten`. Returns how many sockets the event is for.
+        Returns how many sockets it was for.
         """
         seq, op, user, arg = item.seq, item.op, item.user, item.arg
         if seq is not None and seq > self.last_seq:
@@ -622,33 +512,23 @@ class Fanout:
         if targets:
             text = item.text
             prepared = prepare(text)
-            order = tuple(targets)
             # One plain loop: under daphne every socket takes the frame at once.
-            done = 0
-            while done < len(order) and self._written < FANOUT_SLICE:
-                sock = order[done]
-                done += 1
-                owed = self._put(sock, text, prepared, seq)
-                if owed:
-                    await self._owe(sock, owed)
-            if done < len(order):
-                left = set(order[done:])
-                self._unwritten.append(
-                    _Unwritten(text, prepared, seq, order, done, left, published_at)
-                )
-            else:
-                _delivered(len(order), published_at)
+            # The loop gets a turn every FANOUT_SLICE sockets written.
+            for sock in tuple(targets):
+                try:
+                    if not sock.offer(text, prepared, seq):
+                        await sock.deliver(text, prepared, seq)
+                except Exception:
+                    log.exception("delivery to a socket failed")
+                self._written += 1
+                if self._written >= FANOUT_SLICE:
+                    self._written = 0
+                    await asyncio.sleep(0)
+            metrics.EVENTS_DELIVERED.inc(len(targets))
         if op is Op.UNSUBSCRIBE and user is not None and arg is not None:
             self.unsubscribe(user, arg)
             self._resize(arg, -1)
         return len(targets) if targets else 0
-
-
-def _delivered(sockets: int, published_at: float | None) -> None:
-    """Count an event written to all its sockets."""
-    metrics.EVENTS_DELIVERED.inc(sockets)
-    if published_at is not None:
-        metrics.FANOUT_LATENCY.observe(max(time.time() - published_at, 0.0))
 
 
 def _log_failure(task: "asyncio.Future[None]") -> None:
