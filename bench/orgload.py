@@ -99,6 +99,10 @@ class LatencyHistogram:
         return self.bins.tobytes(), self.over
 
 
+# The live deliveries' histograms (general, the other rooms): together, all of them.
+LIVE = ("live_general", "live_others")
+
+
 def merge_histograms(parts: list[tuple[bytes, list[float]]]) -> dict[str, float | None]:
     """Percentiles (ms) of merged histograms: each bin stands for its upper edge."""
     import numpy as np
@@ -207,7 +211,6 @@ class _Run:
         self.frames: dict[str, int] = {}
         self.errors: Counter[str] = Counter()
         self.flood_answers: Counter[str] = Counter()
-        self.live = LatencyHistogram()
         # The live deliveries of room 0 (general: everyone) and of all the others.
         self.live_general = LatencyHistogram()
         self.live_others = LatencyHistogram()
@@ -543,7 +546,6 @@ class _Worker:
         if sock.replaying:
             run.replay.add(latency)
         else:
-            run.live.add(latency)
             (run.live_general if room == 0 else run.live_others).add(latency)
         if sock.arrival is not None:
             sock.arrival[index] = now - run.t_base
@@ -905,7 +907,6 @@ class _Worker:
             "frames": run.frames,
             "errors": dict(run.errors),
             "flood_answers": dict(run.flood_answers),
-            "live": run.live.wire(),
             "live_general": run.live_general.wire(),
             "live_others": run.live_others.wire(),
             "replay": run.replay.wire(),
@@ -1138,11 +1139,11 @@ def merge_counts(replies: list[dict[str, Any]]) -> dict[str, Any]:
         "sent": added("sent"),
         "skipped": added("skipped"),
         "client_errors": added("client_errors"),
-        "latency_ms": merge_histograms([r["live"] for r in replies]),
+        "latency_ms": merge_histograms([r[k] for r in replies for k in LIVE]),
         "general_latency_ms": merge_histograms([r["live_general"] for r in replies]),
         "others_latency_ms": merge_histograms([r["live_others"] for r in replies]),
         "replay_latency_ms": merge_histograms([r["replay"] for r in replies]),
-        "all_latency_ms": merge_histograms([r[k] for r in replies for k in ("live", "replay")]),
+        "all_latency_ms": merge_histograms([r[k] for r in replies for k in (*LIVE, "replay")]),
         "ack_latency_ms": percentiles([x for r in replies for x in r["ack_latency"]], 1000),
         "reconnect_handshake_ms": percentiles([x for r in replies for x in r["reconnect_ms"]]),
         "loop_lag_ms": percentiles([x for r in replies for x in r["lags"]], 1000),
