@@ -118,25 +118,32 @@ class RoomAdmin(admin.ModelAdmin):
         lines for a busy room) and asks for the right to delete messages one
         by one, which this admin never gives (MessageAdmin): a room with
         messages could not be deleted at all. Deleting the room takes its
-        messages with it; nothing else deletes them.
+        messages with it, and the files they carried; nothing else deletes them.
         """
         rooms = [room for room in objs if room.slug != services.DEFAULT_ROOM_SLUG]
         ids = [room.pk for room in rooms]
         messages_of = _count_by_room(Message.objects.all(), ids)
         members_of = _count_by_room(Membership.objects.all(), ids)
+        files_of = dict(
+            Upload.objects.filter(message__room_id__in=ids)
+            .order_by()
+            .values_list("message__room_id")
+            .annotate(Count("pk"))
+        )
         listed: list = []
         for room in rooms:
-            message_count, member_count = messages_of.get(room.pk, 0), members_of.get(room.pk, 0)
             listed.append(f"Room: {room} ({room.name})")
             listed.append(
                 [
-                    f"{message_count} message(s), gone for good",
-                    f"{member_count} member(s), told on their open pages",
+                    f"{messages_of.get(room.pk, 0)} message(s), gone for good",
+                    f"{files_of.get(room.pk, 0)} file(s) on them, deleted",
+                    f"{members_of.get(room.pk, 0)} member(s), told on their open pages",
                 ]
             )
         totals = {
             "rooms": len(rooms),
             "messages": sum(messages_of.values()),
+            "files": sum(files_of.values()),
             "memberships": sum(members_of.values()),
         }
         return listed, totals, set(), []

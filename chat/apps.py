@@ -9,6 +9,17 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         connection_created.connect(_count_queries, dispatch_uid="teamchat-count-queries")
 
+        from django.contrib.auth import get_user_model
+        from django.db.models.signals import pre_delete
+
+        from .uploads.services import files_of_deleted_uploader
+
+        pre_delete.connect(
+            files_of_deleted_uploader,
+            sender=get_user_model(),
+            dispatch_uid="teamchat-files-of-deleted-uploader",
+        )
+
 
 def _count_queries(sender, connection, **kwargs) -> None:
     """Count every statement the process runs (teamchat_db_queries_total)."""

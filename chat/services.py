@@ -872,7 +872,9 @@ def room_delete(*, actor: User, room: str) -> None:
     was away replays it, and nobody who was not a member hears of the room.
     Every process's fan-out stops carrying the room for those members. What
     it was is in the audit log, in the same transaction. A constant number of
-    statements however many members.
+    statements however many members. The files its messages carried go too:
+    their rows now, the files themselves once this commits (a deleted
+    message's files go the same way).
     """
     if not actor.is_chat_admin:
         raise ChatError(Code.FORBIDDEN, "Only an admin can delete a room.")
@@ -890,12 +892,22 @@ def room_delete(*, actor: User, room: str) -> None:
             (user_id, {"room": data, "user": username, "action": "deleted", "by": actor.username})
             for user_id, username in members.values_list("pk", "username")
         ]
+        # Without this they would outlive the room: a message's files point
+        # back at it with SET_NULL, so deleting the messages would only make
+        # them unsent uploads, still their uploader's to download and send.
+        files = list(Upload.objects.filter(message__room=found))
         audit_record(
             action="room.delete",
             actor=actor,
             target=f"room:{found.slug}",
-            data={"name": found.name, "kind": found.kind, "messages": found.messages.count()},
+            data={
+                "name": found.name,
+                "kind": found.kind,
+                "messages": found.messages.count(),
+                "files": len(files),
+            },
         )
+        uploads_free(uploads=files)
         found.delete()
         items.extend(record_for_users("member", told, op=Op.UNSUBSCRIBE, arg=room_id))
 

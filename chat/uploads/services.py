@@ -156,6 +156,18 @@ def _delete_files(upload: Upload) -> None:
                 log.warning("could not delete stored file %s", field.name)
 
 
+def files_of_deleted_uploader(sender: type, instance: User, **kwargs: object) -> None:
+    """`pre_delete` of a person: their uploads' files go once the deletion commits.
+
+    Their rows go with the person (CASCADE), so neither `uploads_free` nor the
+    prune would ever see them again; without this the files would stay on
+    disk for good. Runs inside the deletion's transaction: a rollback keeps
+    them.
+    """
+    for upload in Upload.objects.filter(uploader=instance):
+        transaction.on_commit(functools.partial(_delete_files, upload))
+
+
 def uploads_prune(*, now: datetime | None = None) -> int:
     """Delete uploads no message carries that are older than UPLOADS_UNATTACHED_HOURS.
 

@@ -7,12 +7,15 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from PIL import Image
 
+from accounts.models import User
 from chat import services
 from chat.models import Upload, uploads_storage
 from chat.services import ChatError
+from integrations.models import AuditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,6 +177,71 @@ def test_deleting_a_message_deletes_its_files_for_everyone(person):
     for who in (alice, bob):
         assert fetch(who, pdf["url"]) == 404
         assert fetch(who, picture["thumbnail"]["url"]) == 404
+
+
+def admin_client(person) -> Client:
+    """A signed-in superuser's browser on the Django admin."""
+    root = person("root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(root.user)
+    return client
+
+
+def test_deleting_a_room_deletes_the_files_its_messages_carried(person):
+    alice, bob = person("alice"), person("bob")
+    room = services.room_create(actor=alice.user, name="design")
+    services.room_join(actor=bob.user, room="design")
+    pdf, picture = upload(alice), upload(bob, png(), "screen.png")
+    root = services.message_send(
+        author=alice.user, room="design", body="plans", nonce=None, attachments=(pdf["id"],)
+    )
+    services.message_send(
+        author=bob.user, room="design", body="", nonce=None,
+        attachments=(picture["id"],), thread=root.message.pk,
+    )  # fmt: skip
+    elsewhere = upload(alice, name="budget.pdf")
+    services.message_send(
+        author=alice.user, room="general", body="", nonce=None, attachments=(elsewhere["id"],)
+    )
+    unsent = upload(alice, name="draft.pdf")
+    names = stored(pdf["id"]) + stored(picture["id"])
+    assert len(names) == 3 and all(uploads_storage().exists(n) for n in names)
+
+    admin = admin_client(person)
+    confirm = admin.get(f"/admin/chat/room/{room.pk}/delete/").content.decode()
+    assert "2 message(s), gone for good" in confirm and "2 file(s) on them, deleted" in confirm
+    deleted = admin.post(f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 302
+    assert not any(uploads_storage().exists(n) for n in names)
+    for who, url in (
+        (alice, pdf["url"]),
+        (bob, picture["url"]),
+        (bob, picture["thumbnail"]["url"]),
+    ):
+        assert fetch(who, url) == 404  # not even for their uploaders
+    # Nor can they be sent again as if never sent.
+    [again] = services.message_send_many(
+        [services.SendRequest(alice.user, "general", "again", None, (pdf["id"],))]
+    )
+    assert isinstance(again, ChatError) and again.code == "invalid"
+    for url in (elsewhere["url"], unsent["url"]):
+        assert fetch(alice, url) == 200
+    assert AuditEntry.objects.get(action="room.delete").data["files"] == 2
+
+
+def test_deleting_a_person_deletes_the_files_they_uploaded(person):
+    # Not from the admin, which refuses while they have uploads (its Upload
+    # rows are never deleted there) or messages (PROTECT): from code, as
+    # an operator's shell would.
+    alice, bob = person("alice"), person("bob")
+    pdf, picture = upload(alice), upload(alice, png(), "screen.png")
+    bobs = upload(bob)
+    names = stored(pdf["id"]) + stored(picture["id"])
+    assert len(names) == 3 and all(uploads_storage().exists(n) for n in names)
+
+    User.objects.get(username="alice").delete()
+    assert not any(uploads_storage().exists(n) for n in names)
+    assert fetch(bob, bobs["url"]) == 200
 
 
 def test_an_uploader_takes_back_a_file_they_did_not_send(person):
