@@ -102,12 +102,12 @@ def _close_worker_thread_connections(django_db_setup, django_db_blocker):
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from chat.realtime.writer import close_marker_connections
+    from chat.realtime.writer import close_side_connections
 
     with django_db_blocker.unblock():
         # Run from a fresh event loop, so it lands on the shared database thread.
         asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)())
-        close_marker_connections()
+        close_side_connections()
 
 
 @pytest.fixture(autouse=True)
@@ -203,7 +203,7 @@ async def _database_threads_done() -> None:
     writer = sys.modules.get("chat.realtime.writer")
     waits = [sync_to_async(_nothing, thread_sensitive=True)()]
     if writer is not None:
-        waits.append(asyncio.wrap_future(writer._markers_thread.submit(_nothing)))
+        waits.append(asyncio.wrap_future(writer._side_thread.submit(_nothing)))
     try:
         await asyncio.wait_for(asyncio.gather(*waits), 30)
     except TimeoutError:

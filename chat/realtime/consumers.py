@@ -30,7 +30,7 @@ from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
 from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput
-from .writer import marker_sync_to_async, message_writer, read_marker_writer
+from .writer import message_writer, read_marker_writer, side_sync_to_async
 
 if TYPE_CHECKING:
     from channels.consumer import _ChannelScope
@@ -546,7 +546,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         assert frame.root is not None and frame.id is not None  # parse_frame checked them
         try:
-            result = await marker_sync_to_async(thread_services.thread_read_set)(
+            result = await side_sync_to_async(thread_services.thread_read_set)(
                 user=self.user, root_id=frame.root, message_id=frame.id
             )
         except ChatError as exc:

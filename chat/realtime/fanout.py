@@ -33,6 +33,7 @@ from ..eventlog import (
 from ..selectors import LoggedChange, events_between, latest_seq, room_member_count
 from .perloop import per_event_loop
 from .transport import PreparedMessage, prepare
+from .writer import side_sync_to_async
 
 log = logging.getLogger(__name__)
 
@@ -426,14 +427,15 @@ class Fanout:
             del self._verified[gone]
         if not pairs:
             return
-        # In slices, each its own turn on the database thread: checking
-        # thousands of sessions at once held it (and every send, handshake
-        # and catch-up waiting for it) for half a second.
+        # On the side thread, in slices: on the thread every send, handshake
+        # and catch-up waits for, even one slice of 500 held them all up for
+        # a third of a second while the process was busy.
         valid: set[tuple[str, int]] = set()
         listed = list(pairs)  # any order: logins_still_valid sorts what it queries
+        check = side_sync_to_async(logins_still_valid)
         for start in range(0, len(listed), RECHECK_SLICE):
             chunk = set(listed[start : start + RECHECK_SLICE])
-            valid |= await database_sync_to_async(logins_still_valid)(chunk, self._verified)
+            valid |= await check(chunk, self._verified)
         for sock in tuple(self.rooms_of):
             # A socket opened meanwhile was not checked: its handshake just was.
             pair = (sock.login_id, sock.user_id)

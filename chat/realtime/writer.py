@@ -31,23 +31,27 @@ _R = TypeVar("_R")
 
 # Channels runs all database work of a process on one thread, so a stream of
 # read-marker writes would make every send wait behind them. On PostgreSQL
-# they (and thread read markers) get a thread and a pooled connection of their
-# own; the ordering lock (chat.eventlog.ordered) still puts their events in
-# the one order with every other change. SQLite keeps one writer thread.
-_markers_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teamchat-read-markers")
+# work that must not queue in front of sends gets a thread and a pooled
+# connection of its own, the side thread: read markers (and thread read
+# markers), whose events the ordering lock (chat.eventlog.ordered) still puts
+# in the one order with every other change, and the periodic re-check of
+# every open socket's session (chat.realtime.fanout), which for thousands of
+# sockets held the send thread for a third of a second at a time. SQLite
+# keeps one database thread.
+_side_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teamchat-side-db")
 
 
-def close_marker_connections() -> None:
-    """Close the database connection the read-marker thread holds (before dropping a database)."""
+def close_side_connections() -> None:
+    """Close the database connection the side thread holds (before dropping a database)."""
     from django.db import connections
 
-    _markers_thread.submit(connections.close_all).result()
+    _side_thread.submit(connections.close_all).result()
 
 
-def marker_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
-    """`database_sync_to_async` for read-marker writes: off the send thread on PostgreSQL."""
+def side_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
+    """`database_sync_to_async` for work that must not hold up sends (the side thread)."""
     if connection.vendor == "postgresql":
-        return database_sync_to_async(func, thread_sensitive=False, executor=_markers_thread)
+        return database_sync_to_async(func, thread_sensitive=False, executor=_side_thread)
     return database_sync_to_async(func)
 
 
@@ -178,7 +182,7 @@ class ReadMarkerWriter:
             requests = [request for request, _ in batch]
             results: list[dict[str, Any] | BaseException | None]
             try:
-                results = [*await marker_sync_to_async(services.read_markers_set)(requests)]
+                results = [*await side_sync_to_async(services.read_markers_set)(requests)]
             except Exception as exc:
                 results = [exc] * len(batch)
             for (_, future), result in zip(batch, results, strict=True):

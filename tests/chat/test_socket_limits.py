@@ -2,13 +2,16 @@
 
 import asyncio
 import json
+import threading
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.hashers import make_password
+from django.db import connection
 from django.utils import timezone
 
+from accounts import selectors as account_selectors
 from accounts.models import Session, User
 from accounts.session_store import SessionStore
 from chat import eventlog, services
@@ -133,7 +136,7 @@ async def test_the_first_recheck_does_not_decode_sessions_the_handshakes_read(
 async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_cookie, monkeypatch):
     first = await connect(alice[1])
     reached, gate = asyncio.Event(), asyncio.Event()
-    real = fanout_module.database_sync_to_async
+    real = fanout_module.side_sync_to_async
 
     def held_at_the_gate(func):
         if func.__name__ != "logins_still_valid":
@@ -146,7 +149,7 @@ async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_co
 
         return after_the_gate
 
-    monkeypatch.setattr(fanout_module, "database_sync_to_async", held_at_the_gate)
+    monkeypatch.setattr(fanout_module, "side_sync_to_async", held_at_the_gate)
     recheck = asyncio.create_task(local_fanout().recheck_sessions())
     await reached.wait()  # it has listed the open logins: only the first
     later = await connect(await sync_to_async(login_cookie)(alice[0]))  # a new login
@@ -160,6 +163,36 @@ async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_co
     assert (await later.receive())["body"] == "two"
     await first.close()
     await later.close()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite keeps one database thread, by design"
+)
+async def test_sends_are_stored_while_the_session_recheck_is_busy(alice, monkeypatch):
+    # The re-check of every open socket's session takes its own thread: a
+    # slow one (thousands of sockets, a busy process) holds up no send.
+    sock = await connect(alice[1])
+    inside, gate = threading.Event(), threading.Event()
+    real = account_selectors.logins_still_valid
+
+    def held(*args):
+        inside.set()
+        gate.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(account_selectors, "logins_still_valid", held)
+    recheck = asyncio.create_task(local_fanout().recheck_sessions())
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        await sock.send({"type": "send", "room": "general", "body": "not held up"})
+        assert (await sock.receive())["body"] == "not held up"
+        assert not recheck.done()
+    finally:
+        gate.set()
+        await recheck
+    await sock.send({"type": "send", "room": "general", "body": "still signed in"})
+    assert (await sock.receive())["body"] == "still signed in"
+    await sock.close()
 
 
 async def test_clients_hear_when_the_live_path_fails_and_catch_up_when_it_returns(
