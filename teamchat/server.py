@@ -371,11 +371,20 @@ def settle_heap() -> None:
     than 700: a busy socket server makes short-lived objects (frames, futures,
     tasks) by the thousand, and collecting every 700 of them moved those still
     in flight into the older generations, whose collections are the long ones.
+
+    The URL map is loaded here too. Django imports it (every view module, the
+    admin, the API schema) on the first HTTP request, on the event loop: that
+    request held up every socket of the process for a third of a second
+    (bench scenario K at 5,000 people, right after a start or a deploy).
     """
     import gc
     import importlib
 
+    from django.urls import get_resolver
+
     importlib.import_module("teamchat.asgi")
+    # Imports every URLconf module and compiles every pattern.
+    get_resolver().reverse_dict  # noqa: B018
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
