@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import ProcessSampler, percentiles
-from orgload import CLIENT, FLOODER, SENDER, OrgGenerator, SockSpec, merge_counts
+from orgload import CLIENT, FLOODER, SENDER, OrgGenerator, SockSpec, merge_counts, slow_moments
 from prepare import USERNAME
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,6 +297,13 @@ class OrgBench:
         done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
         if done.returncode:
             raise RuntimeError(f"prepare_org failed:\n{done.stdout}\n{done.stderr}")
+        # Statistics, as autovacuum would have gathered them for an organization
+        # that has been running for a while (it may be off on a bench machine,
+        # and a freshly loaded table has none).
+        with psycopg.connect(
+            ORG_URL.replace("postgres://", "postgresql://"), autocommit=True
+        ) as conn:
+            conn.execute("VACUUM ANALYZE")
         data = json.loads(out_path.read_text())
         rooms = data["rooms"]
         rooms_of: list[list[int]] = [[] for _ in range(users)]
@@ -382,8 +389,12 @@ class OrgBench:
         drain: float = 10.0,
         caught_up: bool = False,
         t_restart: float = 0.0,
+        org: Org | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
-        """At most 10 s for the echoes; then until `until` (or for `drain` s) for deliveries."""
+        """At most 10 s for the echoes; then until `until` (or for `drain` s) for deliveries.
+
+        With `org`, also where the tail of the live latency is (`slow_moments`).
+        """
         import numpy as np
 
         acks = gen.call({"cmd": "acks", "until": t_end + 10}, timeout=t_end + 10 - time.time() + 60)
@@ -406,8 +417,13 @@ class OrgBench:
             },
             timeout=until - time.time() + 120,
         )
+        slowest = np.max([np.frombuffer(r.pop("slowest"), dtype=np.float32) for r in finished], 0)
         summary = merge_counts(finished)
         summary["sent_counts"] = summary.pop("sent")  # what the sockets sent, by kind
+        if org is not None:
+            sizes = [len(members) for members in org.members]
+            rooms = np.frombuffer(room_of.tobytes(), dtype=np.uint16)
+            summary["slow_moments"] = slow_moments(slowest, sent_at, rooms, sizes)
         summary.update(
             sent=int((sent_at > 0).sum()),
             acked=int(acked.sum()),
@@ -887,7 +903,9 @@ class OrgBench:
             time.sleep(max(0.0, t_end - time.time()))
             after = read_metrics(server.port)
             acts = gen.collect("act", timeout=90)
-            summary, _, _ = self._acks_and_finish(gen, room_of, t_end=t_end, drain=p.drain_s)
+            summary, _, _ = self._acks_and_finish(
+                gen, room_of, t_end=t_end, drain=p.drain_s, org=org
+            )
             out["after"] = gen.status()
             gen.close_sockets()
         finally:
@@ -990,6 +1008,8 @@ def flood_line(r: dict[str, Any]) -> str:
 
 def day_line(r: dict[str, Any]) -> str:
     lat = r["latency_ms"]
+    slow = r.get("slow_moments") or {}
+    worst = (slow.get("worst") or [{}])[0]
     return (
         f"{r['sent']} msgs, {r['delivered']}/{r['expected']} delivered, lost {r['lost']}, "
         f"dups {r['duplicates']}, live p50 {fmt(lat['p50'])} p99 {fmt(lat['p99'])} ms "
@@ -999,7 +1019,9 @@ def day_line(r: dict[str, Any]) -> str:
         f"server CPU {fmt(r['server'].get('cpu_pct'))}%, "
         f"RSS growth {fmt(r['rss_growth'].get('growth_pct'))}%, "
         f"queries/msg {fmt(r['metrics'].get('queries_per_message'))}, "
-        f"in the server p99 {fmt((r['metrics'].get('server_fanout_ms') or {}).get('p99'))} ms "
+        f"in the server p99 {fmt((r['metrics'].get('server_fanout_ms') or {}).get('p99'))} ms, "
+        f"{slow.get('messages', '-')} msgs over 100 ms in {slow.get('moments', '-')} moments "
+        f"(worst {fmt(worst.get('slowest_ms'))} ms at {fmt(worst.get('at_s'))} s) "
         f"{_verdict(r)}"
     )
 

@@ -218,6 +218,8 @@ class _Run:
         self.ack_latency: list[float] = []
         self.acked = bytearray(total)
         self.sent_at = array.array("d", bytes(8 * total))
+        # Each message's slowest live delivery on this worker's sockets (s).
+        self.slowest = array.array("f", bytes(4 * total))
         self.pending: dict[int, tuple[_Sock, float]] = {}
         self.got = 0
         self.duplicates = 0
@@ -547,6 +549,8 @@ class _Worker:
             run.replay.add(latency)
         else:
             (run.live_general if room == 0 else run.live_others).add(latency)
+            if latency > run.slowest[index]:
+                run.slowest[index] = latency
         if sock.arrival is not None:
             sock.arrival[index] = now - run.t_base
 
@@ -888,6 +892,7 @@ class _Worker:
             "catch_up_s": catch_up,
             "not_caught_up": not_caught_up,
             "closed_now": dict(closed_now),
+            "slowest": run.slowest.tobytes(),
             **self._counts(run),
             "cpu_s": cpu,
             "wall_s": wall,
@@ -1102,6 +1107,58 @@ class OrgGenerator(LoadGenerator):
 
     def begin(self, **kwargs: Any) -> None:
         self.call({"cmd": "begin", **kwargs}, timeout=60)
+
+
+def slow_moments(
+    slowest: Any, sent_at: Any, room_of: Any, sizes: list[int], over_ms: float = 100.0
+) -> dict[str, Any]:
+    """Where a live run's tail is: the messages whose slowest delivery took over `over_ms`.
+
+    `slowest` (s, per message, the maximum over every worker's sockets),
+    `sent_at` (wall time, 0 if never sent) and `room_of` are numpy arrays.
+    Slow messages sent less than half a second apart make one moment: a
+    stall holds up everything sent during it (their latencies then fall by
+    the sending interval, one message after another), while a tail spread
+    over the run shows as many short moments. `sizes`: people per room.
+    """
+    import numpy as np
+
+    sent = sent_at > 0
+    if not sent.any():
+        return {"over_ms": over_ms, "messages": 0, "moments": 0, "worst": []}
+    t0 = float(sent_at[sent].min())
+    slow = np.flatnonzero(sent & (slowest * 1000 > over_ms))
+    slow = slow[np.argsort(sent_at[slow])]
+    moments: list[dict[str, Any]] = []
+    for i in slow:
+        at = float(sent_at[i]) - t0
+        ms = float(slowest[i]) * 1000
+        if moments and at - moments[-1]["last_s"] < 0.5:
+            moment = moments[-1]
+            moment["last_s"] = at
+            moment["messages"] += 1
+            moment["deliveries"] += sizes[int(room_of[i])]
+            moment["slowest_ms"] = max(moment["slowest_ms"], ms)
+        else:
+            moments.append(
+                {
+                    "at_s": at,
+                    "last_s": at,
+                    "messages": 1,
+                    "deliveries": sizes[int(room_of[i])],
+                    "slowest_ms": ms,
+                }
+            )
+    worst = sorted(moments, key=lambda m: -m["slowest_ms"])[:8]
+    for moment in worst:
+        for key in ("at_s", "last_s", "slowest_ms"):
+            moment[key] = round(moment[key], 3 if key != "slowest_ms" else 1)
+    return {
+        "over_ms": over_ms,
+        "messages": int(slow.size),
+        "moments": len(moments),
+        "worst": worst,
+    }
 
 
 def merge_counts(replies: list[dict[str, Any]]) -> dict[str, Any]:
