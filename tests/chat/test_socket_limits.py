@@ -151,7 +151,7 @@ async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_co
 
     monkeypatch.setattr(fanout_module, "side_sync_to_async", held_at_the_gate)
     recheck = asyncio.create_task(local_fanout().recheck_sessions())
-    await reached.wait()  # it has listed the open logins: only the first
+    await asyncio.wait_for(reached.wait(), 10)  # it has listed the open logins: only the first
     later = await connect(await sync_to_async(login_cookie)(alice[0]))  # a new login
     gate.set()
     await recheck
