@@ -224,9 +224,8 @@ def test_deleting_a_room_in_the_admin_is_recorded_with_what_it_was(admin, channe
     response = admin.client.post(f"/admin/chat/room/{room.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not Room.objects.filter(slug="design").exists()
-    assert entries("room.delete") == [
-        ("root", "room:design", ADDRESS, {"name": "design", "kind": room.kind, "messages": 0})
-    ]
+    what = {"name": "design", "kind": room.kind, "messages": 0, "files": 0}
+    assert entries("room.delete") == [("root", "room:design", ADDRESS, what)]
 
 
 def test_signing_up_with_an_invite_is_recorded_as_the_new_account(admin):
