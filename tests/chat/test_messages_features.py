@@ -707,6 +707,40 @@ async def test_followers_are_corrected_when_a_process_died_without_a_word(
     assert await next_presence(a) == {"dave": "offline"}
 
 
+async def test_the_heartbeat_renews_and_corrects_one_slice_of_people_at_a_time(
+    people, sockets, presence_by_hand
+):
+    import time
+
+    from chat.realtime import presence
+
+    alice, dave = await people("alice", "dave")
+    a = await sockets(alice)
+    await a.send({"type": "presence_sub", "users": ["dave"]})
+    assert await next_presence(a) == {"dave": "offline"}
+    alice_id, dave_id = alice.user.pk, dave.user.pk
+    # Alice's entry is lost from the store, and Dave's process died without a word.
+    assert presence.states([alice_id]) == {alice_id: "online"}
+    if presence._sync_client is not None:
+        presence._sync_client.delete(presence._key(alice_id))
+    else:
+        presence._memory.pop(presence._key(alice_id))
+    presence_by_hand.known[dave_id] = ("online", 1, time.monotonic())
+    theirs = {alice_id % presence.HEARTBEAT_SLICES, dave_id % presence.HEARTBEAT_SLICES}
+    for _ in range(2):
+        for turn in range(presence.HEARTBEAT_SLICES):
+            if turn not in theirs:
+                await presence_by_hand.renew(turn)
+    # Other slices touched neither of them.
+    assert presence.states([alice_id]) == {alice_id: "offline"}
+    assert dave_id not in presence_by_hand._suspect
+    for _ in range(2):  # once might be a reconnect
+        for turn in theirs:
+            await presence_by_hand.renew(turn)
+    assert presence.states([alice_id]) == {alice_id: "online"}
+    assert await next_presence(a) == {"dave": "offline"}
+
+
 async def test_an_announcement_that_could_not_be_sent_is_sent_with_the_next(
     people, sockets, presence_by_hand, monkeypatch
 ):
