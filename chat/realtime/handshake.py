@@ -18,7 +18,6 @@ import dataclasses
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.cookie import parse_cookie
 
@@ -27,6 +26,7 @@ from accounts import session_store
 from .. import events, selectors
 from ..events import ReplayPage, ReplayRequest
 from .perloop import per_event_loop
+from .writer import handshake_sync_to_async
 
 K = TypeVar("K", bound=Hashable)
 # The longest that reads for open sockets wait for handshakes to be read.
@@ -66,7 +66,7 @@ class BatchLoader(Generic[K, V]):
         lane: "_Lane | None" = None,
         first: bool = False,
     ) -> None:
-        self._load = database_sync_to_async(load)
+        self._load = handshake_sync_to_async(load)
         self._waiting: dict[K, list[asyncio.Future[V | None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._lane = lane

@@ -36,22 +36,37 @@ _R = TypeVar("_R")
 # markers), whose events the ordering lock (chat.eventlog.ordered) still puts
 # in the one order with every other change, and the periodic re-check of
 # every open socket's session (chat.realtime.fanout), which for thousands of
-# sockets held the send thread for a third of a second at a time. SQLite
-# keeps one database thread.
+# sockets held the send thread for a third of a second at a time. The
+# handshakes' reads (sessions, rooms, the first page of each catch-up) get a
+# thread of their own, the handshake thread: at five reconnects a second
+# among 5,000 people they took a sixth of the send thread's time (bench
+# scenario K), and sends queued behind them. SQLite keeps one database thread.
 _side_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teamchat-side-db")
+_handshake_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teamchat-handshake-db")
 
 
 def close_side_connections() -> None:
-    """Close the database connection the side thread holds (before dropping a database)."""
+    """Close the database connections the side and handshake threads hold (before dropping a
+    database)."""
     from django.db import connections
 
-    _side_thread.submit(connections.close_all).result()
+    for thread in (_side_thread, _handshake_thread):
+        thread.submit(connections.close_all).result()
 
 
 def side_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
     """`database_sync_to_async` for work that must not hold up sends (the side thread)."""
+    return _on(_side_thread, func)
+
+
+def handshake_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
+    """`database_sync_to_async` for the handshakes' reads (the handshake thread)."""
+    return _on(_handshake_thread, func)
+
+
+def _on(thread: ThreadPoolExecutor, func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
     if connection.vendor == "postgresql":
-        return database_sync_to_async(func, thread_sensitive=False, executor=_side_thread)
+        return database_sync_to_async(func, thread_sensitive=False, executor=thread)
     return database_sync_to_async(func)
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts import selectors as account_selectors
 from accounts.models import Session, User
 from accounts.session_store import SessionStore
-from chat import eventlog, services
+from chat import eventlog, events, services
 from chat.realtime import fanout as fanout_module
 from chat.realtime.fanout import local_fanout
 from tests.chat.sockets import connect, open_socket
@@ -192,6 +192,37 @@ async def test_sends_are_stored_while_the_session_recheck_is_busy(alice, monkeyp
         await recheck
     await sock.send({"type": "send", "room": "general", "body": "still signed in"})
     assert (await sock.receive())["body"] == "still signed in"
+    await sock.close()
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite keeps one database thread, by design"
+)
+async def test_sends_are_stored_while_a_reconnects_catch_up_is_being_read(alice, monkeypatch):
+    # Handshakes read on a thread of their own: a slow catch-up read (a storm
+    # of reconnects after a deploy) holds up no send.
+    sock = await connect(alice[1])
+    inside, gate = threading.Event(), threading.Event()
+    real = events.replay_pages
+
+    def held(*args, **kwargs):
+        inside.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(events, "replay_pages", held)
+    resuming = asyncio.create_task(open_socket(alice[1], path="/ws/chat/?seq=0"))
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        await sock.send({"type": "send", "room": "general", "body": "not held up"})
+        assert (await sock.receive())["body"] == "not held up"
+    finally:
+        gate.set()
+        connected, other = await resuming
+    assert connected
+    # The reconnect is caught up, the message sent meanwhile included.
+    assert (await other.receive(skip=("presence", "resumed")))["body"] == "not held up"
+    await other.close()
     await sock.close()
 
 
