@@ -232,6 +232,9 @@ def metrics_delta(before: dict | None, after: dict | None) -> dict[str, Any]:
     out["server_fanout_ms"] = histogram_ms(before, after, "teamchat_fanout_latency_seconds")
     out["order_lock_wait_ms"] = histogram_ms(before, after, "teamchat_order_lock_wait_seconds")
     out["order_lock_held_ms"] = histogram_ms(before, after, "teamchat_order_lock_held_seconds")
+    # A group commit's whole trip: the hop to the database thread and the wait
+    # for it, the access checks, the ordered commit and the publish.
+    out["commit_ms"] = histogram_ms(before, after, "teamchat_commit_seconds")
     out["gc_pauses"] = gc_pauses(before, after)
     return out
 
