@@ -248,6 +248,57 @@ def gc_pauses(before: dict, after: dict) -> dict[str, float]:
     return {"count": count, "seconds": round(total, 3), "over_50ms": count - short}
 
 
+def database_activity() -> dict[str, float] | None:
+    """PostgreSQL's running totals: checkpoint buffers written, WAL bytes and full-page images."""
+    import psycopg
+
+    try:
+        with psycopg.connect(ORG_URL.replace("postgres://", "postgresql://")) as conn:
+            written, checkpoints = conn.execute(
+                "SELECT buffers_checkpoint, checkpoints_timed + checkpoints_req "
+                "FROM pg_stat_bgwriter"
+            ).fetchone()
+            wal_bytes, fpi = conn.execute("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").fetchone()
+    except Exception:
+        return None
+    return {
+        "checkpoint_buffers": float(written),
+        "checkpoints": float(checkpoints),
+        "wal_bytes": float(wal_bytes),
+        "wal_fpi": float(fpi),
+    }
+
+
+def add_window_readings(
+    series: list[dict], readings: list[tuple[float, Any, Any]], slow: dict[str, Any], t0: float
+) -> None:
+    """Per window of `series`: what the server and PostgreSQL did in it, and the live tail.
+
+    `readings` are (time, /metrics, database_activity()) taken at each
+    window's edges; `slow["by_window"]` the 99th percentile over the
+    messages sent in each window of their slowest delivery.
+    """
+    tails = slow.get("by_window") or []
+    for i, row in enumerate(series):
+        if i < len(tails):
+            row["slowest_p99_ms"] = tails[i]
+        if i + 1 >= len(readings):
+            continue
+        (_, m0, d0), (_, m1, d1) = readings[i], readings[i + 1]
+        if m0 is not None and m1 is not None:
+            row["commit_p99_ms"] = histogram_ms(m0, m1, "teamchat_commit_seconds")["p99"]
+            row["lock_held_p99_ms"] = histogram_ms(m0, m1, "teamchat_order_lock_held_seconds")[
+                "p99"
+            ]
+            row["fanout_p99_ms"] = histogram_ms(m0, m1, "teamchat_fanout_latency_seconds")["p99"]
+            row["gc_s"] = gc_pauses(m0, m1)["seconds"]
+        if d0 is not None and d1 is not None:
+            row["checkpoint_buffers"] = int(d1["checkpoint_buffers"] - d0["checkpoint_buffers"])
+            row["checkpoints"] = int(d1["checkpoints"] - d0["checkpoints"])
+            row["wal_mib"] = round((d1["wal_bytes"] - d0["wal_bytes"]) / 2**20, 1)
+            row["wal_fpi"] = int(d1["wal_fpi"] - d0["wal_fpi"])
+
+
 def sampler_series(sampler: ProcessSampler, start: float, end: float, step: float) -> list[dict]:
     """Server CPU % and RSS (MiB) every `step` s between start and end."""
     with sampler._lock:
@@ -393,10 +444,12 @@ class OrgBench:
         caught_up: bool = False,
         t_restart: float = 0.0,
         org: Org | None = None,
+        window: tuple[float, float] | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]], Any]:
         """At most 10 s for the echoes; then until `until` (or for `drain` s) for deliveries.
 
-        With `org`, also where the tail of the live latency is (`slow_moments`).
+        With `org`, also where the tail of the live latency is (`slow_moments`),
+        and with `window` (start, step) that tail in each window of the run.
         """
         import numpy as np
 
@@ -426,7 +479,7 @@ class OrgBench:
         if org is not None:
             sizes = [len(members) for members in org.members]
             rooms = np.frombuffer(room_of.tobytes(), dtype=np.uint16)
-            summary["slow_moments"] = slow_moments(slowest, sent_at, rooms, sizes)
+            summary["slow_moments"] = slow_moments(slowest, sent_at, rooms, sizes, window=window)
         summary.update(
             sent=int((sent_at > 0).sum()),
             acked=int(acked.sum()),
@@ -902,12 +955,14 @@ class OrgBench:
                 ]
             )
             time.sleep(max(0.0, t0 - time.time()))
-            before = read_metrics(server.port)
-            time.sleep(max(0.0, t_end - time.time()))
-            after = read_metrics(server.port)
+            readings = [(time.time(), read_metrics(server.port), database_activity())]
+            while time.time() < t_end - 1e-3:
+                time.sleep(max(0.0, min(t0 + len(readings) * p.day_sample_s, t_end) - time.time()))
+                readings.append((time.time(), read_metrics(server.port), database_activity()))
+            before, after = readings[0][1], readings[-1][1]
             acts = gen.collect("act", timeout=90)
             summary, _, _ = self._acks_and_finish(
-                gen, room_of, t_end=t_end, drain=p.drain_s, org=org
+                gen, room_of, t_end=t_end, drain=p.drain_s, org=org, window=(t0, p.day_sample_s)
             )
             out["after"] = gen.status()
             gen.close_sockets()
@@ -932,6 +987,7 @@ class OrgBench:
         out["server"] = sampler.window(t0, t_end)
         out["machine_cpu_pct"] = out["server"].pop("machine_cpu_pct")
         out["series"] = sampler_series(sampler, t0, t_end, p.day_sample_s)
+        add_window_readings(out["series"], readings, out.get("slow_moments", {}), t0)
         out["rss_growth"] = rss_growth(sampler, t0, t_end)
         out["metrics"] = metrics_delta(before, after)
         self._gen_marks(out, min(p.workers, os.cpu_count() or 1))

@@ -1145,7 +1145,12 @@ class OrgGenerator(LoadGenerator):
 
 
 def slow_moments(
-    slowest: Any, sent_at: Any, room_of: Any, sizes: list[int], over_ms: float = 100.0
+    slowest: Any,
+    sent_at: Any,
+    room_of: Any,
+    sizes: list[int],
+    over_ms: float = 100.0,
+    window: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Where a live run's tail is: the messages whose slowest delivery took over `over_ms`.
 
@@ -1155,6 +1160,8 @@ def slow_moments(
     stall holds up everything sent during it (their latencies then fall by
     the sending interval, one message after another), while a tail spread
     over the run shows as many short moments. `sizes`: people per room.
+    With `window` (start, step): also `by_window`, the 99th percentile (ms)
+    over the messages sent in each step of their slowest delivery.
     """
     import numpy as np
 
@@ -1188,12 +1195,22 @@ def slow_moments(
     for moment in worst:
         for key in ("at_s", "last_s", "slowest_ms"):
             moment[key] = round(moment[key], 3 if key != "slowest_ms" else 1)
-    return {
+    out: dict[str, Any] = {
         "over_ms": over_ms,
         "messages": int(slow.size),
         "moments": len(moments),
         "worst": worst,
     }
+    if window is not None:
+        start, step = window
+        at = sent_at[sent] - start
+        tail = slowest[sent] * 1000
+        by_window: list[float | None] = []
+        for k in range(int(max(0.0, float(at.max())) // step) + 1):
+            inside = tail[(at >= k * step) & (at < (k + 1) * step)]
+            by_window.append(round(float(np.percentile(inside, 99)), 1) if inside.size else None)
+        out["by_window"] = by_window
+    return out
 
 
 def merge_counts(replies: list[dict[str, Any]]) -> dict[str, Any]:

@@ -291,6 +291,7 @@ def _day_section(
                     "|---|" + "---|" * len(r["series"]),
                     "| CPU % | " + " | ".join(fmt(x["cpu_pct"], 0) for x in r["series"]) + " |",
                     "| RSS MiB | " + " | ".join(fmt(x["rss_mib"], 0) for x in r["series"]) + " |",
+                    *_window_rows(r["series"]),
                 ]
         lines.append("")
     if growth:
@@ -439,3 +440,26 @@ def plot_day(day: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# Per window of an organization's day, beside CPU and RSS: the live tail of the
+# messages sent in it, the server's commit and fan-out, and PostgreSQL's work.
+WINDOW_ROWS = (
+    ("slowest_p99_ms", "Slowest delivery, p99 of messages, ms", 0),
+    ("commit_p99_ms", "Group commit p99 ms", 0),
+    ("lock_held_p99_ms", "Order lock held p99 ms", 0),
+    ("fanout_p99_ms", "Server fan-out p99 ms", 0),
+    ("gc_s", "Server GC s", 2),
+    ("checkpoint_buffers", "Checkpoint buffers written", 0),
+    ("wal_mib", "WAL MiB", 1),
+    ("wal_fpi", "WAL full-page images", 0),
+)
+
+
+def _window_rows(series: list[dict]) -> list[str]:
+    rows = []
+    for key, label, digits in WINDOW_ROWS:
+        if any(key in x for x in series):
+            cells = " | ".join(fmt(x.get(key), digits) for x in series)
+            rows.append(f"| {label} | {cells} |")
+    return rows
