@@ -300,7 +300,7 @@ def add_window_readings(
 
 
 def sampler_series(sampler: ProcessSampler, start: float, end: float, step: float) -> list[dict]:
-    """Server CPU % and RSS (MiB) every `step` s between start and end."""
+    """Server CPU % and RSS (MiB), and the machine's CPU %, every `step` s between start and end."""
     with sampler._lock:
         rows = [s for s in sampler.samples if start - sampler.interval <= s[0] <= end + 1]
     out = []
@@ -315,6 +315,11 @@ def sampler_series(sampler: ProcessSampler, start: float, end: float, step: floa
                     "t_s": round(edge - start + step / 2, 1),
                     "cpu_pct": round(100 * (last[1] - first[1]) / span, 1) if span else None,
                     "rss_mib": mib(sum(r[2] for r in inside) / len(inside)),
+                    "machine_cpu_pct": (
+                        round(100 * (last[3] - first[3]) / (last[4] - first[4]), 1)
+                        if last[4] > first[4]
+                        else None
+                    ),
                 }
             )
         edge += step

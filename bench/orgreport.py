@@ -445,6 +445,7 @@ def plot_day(day: dict[str, Any], path: Path) -> None:
 # Per window of an organization's day, beside CPU and RSS: the live tail of the
 # messages sent in it, the server's commit and fan-out, and PostgreSQL's work.
 WINDOW_ROWS = (
+    ("machine_cpu_pct", "Machine CPU % (all cores)", 0),
     ("slowest_p99_ms", "Slowest delivery, p99 of messages, ms", 0),
     ("commit_p99_ms", "Group commit p99 ms", 0),
     ("lock_held_p99_ms", "Order lock held p99 ms", 0),
