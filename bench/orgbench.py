@@ -248,25 +248,43 @@ def gc_pauses(before: dict, after: dict) -> dict[str, float]:
     return {"count": count, "seconds": round(total, 3), "over_50ms": count - short}
 
 
-def database_activity() -> dict[str, float] | None:
-    """PostgreSQL's running totals: checkpoint buffers written, WAL bytes and full-page images."""
-    import psycopg
+class DatabaseActivity:
+    """PostgreSQL's running totals (checkpoint buffers written, WAL bytes and full-page
+    images), read over one connection kept open for the run: no new backend per reading."""
 
-    try:
-        with psycopg.connect(ORG_URL.replace("postgres://", "postgresql://")) as conn:
-            written, checkpoints = conn.execute(
+    def __init__(self) -> None:
+        import psycopg
+
+        try:
+            self._conn: Any = psycopg.connect(
+                ORG_URL.replace("postgres://", "postgresql://"), autocommit=True
+            )
+        except Exception:
+            self._conn = None
+
+    def read(self) -> dict[str, float] | None:
+        if self._conn is None:
+            return None
+        try:
+            written, checkpoints = self._conn.execute(
                 "SELECT buffers_checkpoint, checkpoints_timed + checkpoints_req "
                 "FROM pg_stat_bgwriter"
             ).fetchone()
-            wal_bytes, fpi = conn.execute("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").fetchone()
-    except Exception:
-        return None
-    return {
-        "checkpoint_buffers": float(written),
-        "checkpoints": float(checkpoints),
-        "wal_bytes": float(wal_bytes),
-        "wal_fpi": float(fpi),
-    }
+            wal_bytes, fpi = self._conn.execute(
+                "SELECT wal_bytes, wal_fpi FROM pg_stat_wal"
+            ).fetchone()
+        except Exception:
+            return None
+        return {
+            "checkpoint_buffers": float(written),
+            "checkpoints": float(checkpoints),
+            "wal_bytes": float(wal_bytes),
+            "wal_fpi": float(fpi),
+        }
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
 
 def add_window_readings(
@@ -274,7 +292,7 @@ def add_window_readings(
 ) -> None:
     """Per window of `series`: what the server and PostgreSQL did in it, and the live tail.
 
-    `readings` are (time, /metrics, database_activity()) taken at each
+    `readings` are (time, /metrics, DatabaseActivity.read()) taken at each
     window's edges; `slow["by_window"]` the 99th percentile over the
     messages sent in each window of their slowest delivery.
     """
@@ -960,10 +978,12 @@ class OrgBench:
                 ]
             )
             time.sleep(max(0.0, t0 - time.time()))
-            readings = [(time.time(), read_metrics(server.port), database_activity())]
+            database = DatabaseActivity()
+            readings = [(time.time(), read_metrics(server.port), database.read())]
             while time.time() < t_end - 1e-3:
                 time.sleep(max(0.0, min(t0 + len(readings) * p.day_sample_s, t_end) - time.time()))
-                readings.append((time.time(), read_metrics(server.port), database_activity()))
+                readings.append((time.time(), read_metrics(server.port), database.read()))
+            database.close()
             before, after = readings[0][1], readings[-1][1]
             acts = gen.collect("act", timeout=90)
             summary, _, _ = self._acks_and_finish(
