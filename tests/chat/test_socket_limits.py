@@ -165,6 +165,20 @@ async def test_a_socket_opened_while_the_recheck_runs_stays_open(alice, login_co
     await later.close()
 
 
+def held_at_a_gate(monkeypatch, module, name: str) -> tuple[threading.Event, threading.Event]:
+    """Make `module.name` wait at a gate: (set once a call is inside, opens the gate)."""
+    inside, gate = threading.Event(), threading.Event()
+    real = getattr(module, name)
+
+    def held(*args, **kwargs):
+        inside.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, held)
+    return inside, gate
+
+
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="SQLite keeps one database thread, by design"
 )
@@ -172,15 +186,7 @@ async def test_sends_are_stored_while_the_session_recheck_is_busy(alice, monkeyp
     # The re-check of every open socket's session takes its own thread: a
     # slow one (thousands of sockets, a busy process) holds up no send.
     sock = await connect(alice[1])
-    inside, gate = threading.Event(), threading.Event()
-    real = account_selectors.logins_still_valid
-
-    def held(*args):
-        inside.set()
-        gate.wait(30)
-        return real(*args)
-
-    monkeypatch.setattr(account_selectors, "logins_still_valid", held)
+    inside, gate = held_at_a_gate(monkeypatch, account_selectors, "logins_still_valid")
     recheck = asyncio.create_task(local_fanout().recheck_sessions())
     try:
         assert await asyncio.to_thread(inside.wait, 10)
@@ -202,15 +208,7 @@ async def test_sends_are_stored_while_a_reconnects_catch_up_is_being_read(alice,
     # Handshakes read on a thread of their own: a slow catch-up read (a storm
     # of reconnects after a deploy) holds up no send.
     sock = await connect(alice[1])
-    inside, gate = threading.Event(), threading.Event()
-    real = events.replay_pages
-
-    def held(*args, **kwargs):
-        inside.set()
-        gate.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(events, "replay_pages", held)
+    inside, gate = held_at_a_gate(monkeypatch, events, "replay_pages")
     resuming = asyncio.create_task(open_socket(alice[1], path="/ws/chat/?seq=0"))
     try:
         assert await asyncio.to_thread(inside.wait, 10)
