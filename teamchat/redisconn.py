@@ -16,6 +16,8 @@ import redis.sentinel
 from django.conf import settings
 from redis.connection import parse_url
 
+from chat.realtime.sendnow import RedisConnection, SentinelRedisConnection
+
 
 def _options() -> dict[str, Any]:
     parsed = parse_url(settings.REDIS_URL)
@@ -40,19 +42,24 @@ def async_client(*, max_connections: int | None = None, wait: float | None = Non
     """A client for the event loop; with `max_connections`, a pool that waits `wait` s for one.
 
     Behind Sentinel the pool does not wait: past its size a call fails, so
-    the size given there is a bound the callers keep by batching.
+    the size given there is a bound the callers keep by batching. Commands
+    are sent at once with the GIL kept (`chat.realtime.sendnow`).
     """
     if settings.REDIS_SENTINELS:
         sentinel = redis.asyncio.sentinel.Sentinel(
             settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_kwargs()
         )
         options = _options()
+        options["connection_class"] = SentinelRedisConnection
         if max_connections:
             options["max_connections"] = max_connections
         return sentinel.master_for(settings.REDIS_SENTINEL_MASTER, **options)
     if max_connections:
         pool = redis.asyncio.BlockingConnectionPool.from_url(
-            settings.REDIS_URL, max_connections=max_connections, timeout=wait
+            settings.REDIS_URL,
+            max_connections=max_connections,
+            timeout=wait,
+            connection_class=RedisConnection,
         )
         return redis.asyncio.Redis(connection_pool=pool)
-    return redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    return redis.asyncio.Redis.from_url(settings.REDIS_URL, connection_class=RedisConnection)

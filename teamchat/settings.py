@@ -14,6 +14,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from chat.realtime.sendnow import RedisConnection, SentinelRedisConnection
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -176,6 +178,9 @@ if REDIS_URL:
         # After a Redis restart (or a failover) each connection the pool kept
         # fails on first use: retry once on a new one rather than drop a broadcast.
         "retry_on_error": [RedisConnectionError],
+        # Commands go straight to the socket with the GIL kept (a rediss://
+        # or unix:// address keeps redis-py's own class: the URL decides).
+        "connection_class": SentinelRedisConnection if REDIS_SENTINELS else RedisConnection,
     }
     if REDIS_SENTINELS:
         from redis.connection import parse_url as _parse_redis_url

@@ -11,8 +11,9 @@ closed, and the client catches up from the database when it reconnects.
 Twisted queues every write and asks the event loop to say when the socket
 is writable, which on the asyncio reactor costs two epoll changes and a
 callback per write: most of the cost of a broadcast. When nothing is queued
-on a plain TCP transport, the frame is sent at once; only what the kernel does
-not take goes through Twisted's queue, so order and backpressure are kept.
+on a plain TCP transport, the frame is sent at once (`chat.realtime.sendnow`,
+with the GIL kept); only what the kernel does not take goes through Twisted's
+queue, so order and backpressure are kept.
 
 Anything that is not daphne (the test communicator) gets plain ASGI sends.
 
@@ -25,18 +26,18 @@ and the slow-client bound. pyproject.toml bounds the three versions.
 """
 
 import asyncio
-import ctypes
 import functools
 import inspect
 import logging
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketServerFactory
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
+
+from chat.realtime.sendnow import SEND, send_now
 
 log = logging.getLogger(__name__)
 
@@ -234,32 +235,6 @@ def _is_plain_tcp(transport: Any) -> bool:
     )
 
 
-def _libc_send() -> Any:
-    """libc's `send`, called with the GIL kept (ctypes' PyDLL); None where there is none.
-
-    `socket.send` lets the GIL go for every write. While another thread runs
-    Python (a database thread building a query), each of a fan-out's writes
-    then hands the interpreter over and waits up to the switch interval to
-    get it back: thousands of waits for an event to a big room. The sockets
-    are non-blocking (and MSG_DONTWAIT says so again), so a write never waits
-    in the kernel and keeping the GIL through it costs nobody anything.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        send = ctypes.PyDLL(None).send
-    except (OSError, AttributeError):
-        return None
-    send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
-    send.restype = ctypes.c_ssize_t
-    return send
-
-
-_SEND = _libc_send()
-# A closed peer is an error, not a SIGPIPE (both flags exist wherever _SEND does).
-_SEND_FLAGS = getattr(socket, "MSG_DONTWAIT", 0) | getattr(socket, "MSG_NOSIGNAL", 0)
-
-
 def _send_now(transport: Any, data: bytes) -> None:
     """transport.write(data), but straight to the socket when nothing is queued."""
     if (
@@ -268,16 +243,9 @@ def _send_now(transport: Any, data: bytes) -> None:
         and not transport.dataBuffer
         and not transport._tempDataLen
     ):
-        sock = transport.socket
-        if _SEND is not None:
-            # Any error other than "would block" Twisted meets again on its own
-            # write of the rest, and closes the connection.
-            sent = max(_SEND(sock.fileno(), data, len(data), _SEND_FLAGS), 0)
-        else:
-            try:
-                sent = sock.send(data)
-            except OSError:
-                sent = 0  # as above; BlockingIOError and InterruptedError included
+        # Any error other than "would block" Twisted meets again on its own
+        # write of the rest, and closes the connection.
+        sent = send_now(transport.socket, data)
         if sent == len(data):
             return
         data = data[sent:]
@@ -431,7 +399,7 @@ def report_internals() -> list[str]:
     else:
         log.info(
             "socket transport: direct send (%s) and slow-client bound (%d bytes) on (%s)",
-            "libc send, keeping the GIL" if _SEND is not None else "socket.send",
+            "libc send, keeping the GIL" if SEND is not None else "socket.send",
             SLOW_SOCKET_BYTES,
             installed,
         )
