@@ -3,6 +3,7 @@
 import asyncio
 import ipaddress
 import time
+import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -71,12 +72,16 @@ def _database_ping() -> dict[str, Any]:
 
 
 async def _layer_round_trip() -> dict[str, Any]:
-    """A message sent to this process's own channel and received back."""
+    """A message sent to a channel of its own and received back.
+
+    Not a process-local ("specific.") channel: those share one Redis key per
+    process, which only the fan-out receives from (chat.realtime.layerreceive).
+    """
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer")
     started = time.perf_counter()
-    channel = await layer.new_channel()
+    channel = f"readyz.{uuid.uuid4().hex}"
     await layer.send(channel, {"type": "readyz.ping"})
     await layer.receive(channel)
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2)}
