@@ -94,11 +94,13 @@ class _CommandsSentNow:
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
         # A health check would send a PING: never between two parts of a command.
-        if self.is_connected and not self.health_check_interval:  # type: ignore[attr-defined]
+        # (A redis-py without `_writer` would just take the ordinary way.)
+        writer = getattr(self, "_writer", None)
+        if writer is not None and not self.health_check_interval:  # type: ignore[attr-defined]
             if isinstance(command, str):
                 command = command.encode()
             data = command if isinstance(command, bytes) else b"".join(command)
-            sent = _transport_send_now(self._writer.transport, data)  # type: ignore[attr-defined]
+            sent = _transport_send_now(writer.transport, data)
             if sent == len(data):
                 return
             command = data[sent:] if sent else data
