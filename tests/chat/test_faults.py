@@ -385,7 +385,7 @@ def _until_ready(server: ServerProcess, ready: bool, timeout: float = 30) -> dic
         if (status == 200) == ready:
             return body
         assert time.monotonic() < deadline, f"/readyz still {status}: {body}"
-        time.sleep(0.2)
+        time.sleep(0.2)  # another process's state: polled, bounded by the deadline
 
 
 def test_readyz_names_the_service_that_fails_and_recovers_with_it(stack):

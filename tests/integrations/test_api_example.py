@@ -45,7 +45,7 @@ def test_the_documented_bot_answers_ping_through_the_token_api():
         while not bot_user.api_tokens.filter(last_used__isnull=False).exists():
             assert bot.poll() is None, bot.stderr.read() if bot.stderr else ""
             assert time.monotonic() < deadline, "the bot never called the API"
-            time.sleep(0.1)
+            time.sleep(0.1)  # the bot is another process: polled, bounded by the deadline
         # Its first request may still be reading where the room stands: a ping
         # that lands before that read is history to it, so ask again until answered.
         pings: list[int] = []
@@ -57,7 +57,7 @@ def test_the_documented_bot_answers_ping_through_the_token_api():
                 ping = services.message_send(author=bob, room="general", body="!ping", nonce=None)
                 pings.append(ping.message.id)
                 asked = time.monotonic()
-            time.sleep(0.1)
+            time.sleep(0.1)  # as above
     finally:
         bot.kill()
         bot.wait()

@@ -148,7 +148,7 @@ def test_without_a_worker_the_web_process_makes_it(team, settings):
     while (detail := bob.get(f"/api/exports/{job_id}/").json()["export"])["status"] != "done":
         assert detail["status"] in ("queued", "running"), detail
         assert time.monotonic() < deadline, detail
-        time.sleep(0.1)
+        time.sleep(0.1)  # the export is made in the background: polled, bounded
     assert detail["progress"] == 100
 
 
