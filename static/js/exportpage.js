@@ -11,9 +11,25 @@ async function api(method, url) {
 
 const POLL_MS = 1500;
 
+// As Django's filesizeformat writes it, which the page's first render uses.
+function fileSize(bytes) {
+  if (bytes < 1024) {
+    return bytes === 1 ? "1\u00a0byte" : bytes + "\u00a0bytes";
+  }
+  const units = ["KB", "MB", "GB", "TB", "PB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return value.toFixed(1) + "\u00a0" + units[unit];
+}
+
+// The same words the page's first render gives the same state.
 function describe(job) {
   if (job.status === "done") {
-    return "Ready";
+    return "Ready (" + fileSize(job.size || 0) + ")";
   }
   if (job.status === "failed") {
     return "Failed: " + (job.error || "unknown error");
