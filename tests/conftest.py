@@ -189,25 +189,35 @@ def _nothing() -> None:
 
 
 async def _database_threads_done() -> None:
-    """Wait for the database work already handed to the server's threads (one at a time each).
+    """Wait for the database work handed to the server's threads (one at a time each).
 
     A send or catch-up a test's sockets started can still be running when
     the test's last assertion passes; the teardown's flush of the database
     would deadlock with it, and the work would fail half done, with database
-    access refused, leaving its connection in a state the next test inherits.
+    access refused, leaving its connection in a state the next test inherits
+    (a transaction never ended, which then blocks every later flush). The
+    loop runs while this waits, and what it runs can hand the threads more
+    work (the fan-out filling a gap asks the handshake thread for rooms, one
+    user after another), so it waits again, three rounds with the loop's
+    ready callbacks run in between.
     """
     import asyncio
 
     from asgiref.sync import sync_to_async
 
     writer = sys.modules.get("chat.realtime.writer")
-    waits = [sync_to_async(_nothing, thread_sensitive=True)()]
-    if writer is not None:
-        waits.append(asyncio.wrap_future(writer._side_thread.submit(_nothing)))
-    try:
-        await asyncio.wait_for(asyncio.gather(*waits), 30)
-    except TimeoutError:
-        print("the database threads were still busy 30 s after the test", file=sys.stderr)
+    # The side thread (read markers, session re-checks) and the handshake
+    # thread (sessions, rooms, first catch-up pages).
+    threads = (writer._side_thread, writer._handshake_thread) if writer is not None else ()
+    for _ in range(3):
+        waits = [sync_to_async(_nothing, thread_sensitive=True)()]
+        waits += [asyncio.wrap_future(thread.submit(_nothing)) for thread in threads]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), 30)
+        except TimeoutError:
+            print("the database threads were still busy 30 s after the test", file=sys.stderr)
+            return
+        await asyncio.sleep(0)  # what the loop has ready runs: it may hand them more
 
 
 @pytest.fixture(autouse=True)
