@@ -406,7 +406,7 @@ def test_a_worker_killed_mid_delivery_delivers_after_a_restart(
         deadline = time.monotonic() + 20
         while delivery().status != Delivery.Status.DELIVERED:
             assert time.monotonic() < deadline, "not delivered after the restart"
-            time.sleep(0.1)
+            time.sleep(0.1)  # the worker is another process: polled, bounded by the deadline
         second.send_signal(signal.SIGTERM)
         out, _ = second.communicate(timeout=15)
         assert second.returncode == 0 and "webhook worker stopped" in out
