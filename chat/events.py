@@ -108,6 +108,20 @@ def stored_event(kind: str, data: dict[str, Any], seq: int) -> dict[str, Any]:
     return {"type": kind, **data, "seq": seq}
 
 
+def message_retry_answer(message: Message) -> tuple[int | None, str]:
+    """The `seq` of the message's event in the log (None if pruned) and `message_retry_text`.
+
+    The socket that asked uses the seq to send the message once: the answer
+    and the event, when both reach it, are the same message.
+    """
+    seq = (
+        Event.objects.filter(message_id=message.id, kind="message")
+        .values_list("seq", flat=True)
+        .first()
+    )
+    return seq, message_retry_text(message)
+
+
 def message_retry_text(message: Message) -> str:
     """The answer to a retried send: the stored message as it is now, to one socket.
 

@@ -256,6 +256,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The highest seq sent to this socket, or that its catch-up read past:
         # a later catch-up starts after it, so nothing is sent twice.
         self.sent_upto = 0
+        # Seqs of messages this socket was sent as a retry's answer before
+        # their event reached it: the event, when it comes, is not sent again.
+        self.answered: set[int] = set()
         self.again_after = None
         self.held: list[tuple[str, PreparedMessage | None, int | None]] = []
         self.output = SocketOutput(self.base_send)
@@ -355,8 +358,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     if page.pruned:
                         await self._too_far_behind()
                         return
-                    for _seq, text in page.texts:
-                        await self.output.write(text, None)
+                    for seq, text in page.texts:
+                        if not self._was_answered(seq):
+                            await self.output.write(text, None)
                     sent += len(page.texts)
                     metrics.REPLAYED_EVENTS.inc(len(page.texts))
                     self.sent_upto = max(self.sent_upto, page.last_seq)
@@ -402,7 +406,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.output.write(text, prepared)
                 elif seq > self.sent_upto:
                     self.sent_upto = seq
-                    await self.output.write(text, prepared)
+                    if not self._was_answered(seq):
+                        await self.output.write(text, prepared)
         self.replaying = False
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -606,11 +611,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # back as the writer finishes each batch, in order.
         future = message_writer().submit(request)
         self.sends_in_flight += 1
-        _track(asyncio.create_task(self._answer_send(future, frame.nonce)))
+        _track(asyncio.create_task(self._answer_send(future, frame.nonce, self.sent_upto)))
         if self.sends_in_flight > MAX_SENDS_IN_FLIGHT:
             await asyncio.wait({future})  # stored in order: all earlier ones are done too
 
-    async def _answer_send(self, future: "asyncio.Future[services.SendResult]", nonce) -> None:
+    async def _answer_send(
+        self, future: "asyncio.Future[services.SendResult]", nonce: str | None, asked_at: int
+    ) -> None:
+        """Refuse a send that failed; answer a retried one (a new message is its own answer).
+
+        `asked_at` is how far the socket's stream had gone when the send
+        arrived.
+        """
         try:
             result = await future
         except ChatError as exc:
@@ -624,8 +636,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.sends_in_flight -= 1
         if not result.created:
             # A retried nonce: only this socket hears about it, nothing is re-broadcast.
-            text = await database_sync_to_async(events.message_retry_text)(result.message)
+            seq, text = await database_sync_to_async(events.message_retry_answer)(result.message)
+            if seq is not None and asked_at < seq <= self.sent_upto:
+                # Stored by the first try, which a server still had in hand
+                # (say, one draining for a restart), and its event reached
+                # this socket since the retry arrived: that was the answer.
+                return
+            if seq is not None and seq > self.sent_upto:
+                # The event may still come (live, held, or in a catch-up):
+                # the answer stands for it.
+                self.answered = {s for s in self.answered if s > self.sent_upto}
+                self.answered.add(seq)
             await self.deliver_now(text)
+
+    def _was_answered(self, seq: int) -> bool:
+        """Whether the event `seq` reached this socket already, as a retry's answer (once)."""
+        if self.answered and seq in self.answered:
+            self.answered.discard(seq)
+            return True
+        return False
 
     async def _receive_command(self, frame: Frame) -> None:
         """Run a slash command; answered with `command_result` (or an error) to this socket."""
@@ -681,6 +710,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if seq is None:
             return self.output.write_now(text, prepared)
         if seq <= self.sent_upto:
+            return True
+        if self.answered and self._was_answered(seq):
+            self.sent_upto = seq
             return True
         if not self.output.write_now(text, prepared):
             return False
