@@ -65,6 +65,11 @@ PUBLISH_FAILURES = Counter(
     "teamchat_publish_failures_total",
     "Publishes of committed events the channel layer refused or timed out.",
 )
+TRANSACTIONS_LEFT_OPEN = Counter(
+    "teamchat_transactions_left_open_total",
+    "Database connections of the side and handshake threads found inside a transaction "
+    "between two pieces of work, and closed.",
+)
 EVENTS_PRUNED = Counter(
     "teamchat_events_pruned_total", "Logged events deleted past the retention horizon."
 )

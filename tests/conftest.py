@@ -7,9 +7,11 @@ service fails the run; otherwise those tests are skipped and the summary says
 which service was missing.
 """
 
+import logging
 import os
 import shutil
 import sys
+import warnings
 
 import pytest
 from django.conf import settings
@@ -172,8 +174,24 @@ def _fanout_starts_where_the_log_is(general_room):
         metrics.LIVE_DEGRADED.set(0)
 
 
+class _LeftOpen(logging.Handler):
+    """What the server's database threads report leaving inside a transaction."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "left its connection in a transaction" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+
+transactions_left_open = _LeftOpen()
+logging.getLogger("chat.realtime.writer").addHandler(transactions_left_open)
+
+
 @pytest.fixture(autouse=True)
-async def _close_sockets_left_open(general_room):
+async def _close_sockets_left_open(general_room, request):
     """A socket a test leaves open would stay registered in the suite's fan-out:
     later tests would see it answer, or be closed, by what they do."""
     yield
@@ -182,6 +200,12 @@ async def _close_sockets_left_open(general_room):
         await sockets.close_left_open()
     if general_room is not None:
         await _database_threads_done()
+    # The thread closed that connection (see chat.realtime.writer); the run
+    # goes on, and its summary names the test and the work, for finding how.
+    while transactions_left_open.messages:
+        warnings.warn(
+            f"{request.node.nodeid}: {transactions_left_open.messages.pop(0)}", stacklevel=1
+        )
 
 
 def _nothing() -> None:

@@ -8,12 +8,15 @@ writes a lone message at once, a busy one writes many per commit.
 """
 
 import asyncio
+import functools
+import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError, connection
+from psycopg.pq import TransactionStatus
 from psycopg_pool import PoolTimeout
 
 from teamchat import metrics
@@ -21,6 +24,8 @@ from teamchat import metrics
 from .. import services
 from ..services import ReadRequest, SendRequest, SendResult
 from .perloop import per_event_loop
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 # How long a read-marker move waits for others to share its batch.
@@ -66,8 +71,55 @@ def handshake_sync_to_async(func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R
 
 def _on(thread: ThreadPoolExecutor, func: Callable[_P, _R]) -> Callable[_P, Awaitable[_R]]:
     if connection.vendor == "postgresql":
-        return database_sync_to_async(func, thread_sensitive=False, executor=thread)
+        return database_sync_to_async(
+            _no_transaction_left(func), thread_sensitive=False, executor=thread
+        )
     return database_sync_to_async(func)
+
+
+def _no_transaction_left(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`func`, after which its thread's connection is never left inside a transaction.
+
+    These threads only read, or commit through `atomic()`; between two calls
+    their connection must be idle. One left inside a transaction (an
+    `atomic()` whose end could not restore autocommit, say with database
+    access refused meanwhile) would hold its locks and snapshot for as long
+    as the thread has nothing to do: every DDL and TRUNCATE, and the
+    vacuuming of every table it read, would wait for it. So it is checked
+    (a flag libpq keeps, no round trip), and such a connection is closed, and
+    the pool rolls it back, naming the work that left it so.
+    """
+
+    @functools.wraps(func)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _end_transaction_left_open(func)
+
+    return run
+
+
+def _end_transaction_left_open(func: Callable[..., Any]) -> None:
+    held = connection.connection
+    if held is None or connection.in_atomic_block:
+        return
+    status = held.info.transaction_status
+    if status == TransactionStatus.IDLE and connection.autocommit:
+        return
+    metrics.TRANSACTIONS_LEFT_OPEN.inc()
+    log.error(
+        "%s left its connection in a transaction (%s, autocommit %s); closing it",
+        getattr(func, "__qualname__", func),
+        status.name,
+        connection.autocommit,
+    )
+    try:
+        connection.close()
+    except Exception:
+        log.exception("could not close the connection left in a transaction")
+        connection.connection = None
+        held.close()
 
 
 class MessageWriter:
