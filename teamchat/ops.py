@@ -75,7 +75,7 @@ async def _layer_round_trip() -> dict[str, Any]:
     """A message sent to a channel of its own and received back.
 
     Not a process-local ("specific.") channel: those share one Redis key per
-    process with the fan-out's channel, whose receive it would then share.
+    process, which only the fan-out receives from (chat.realtime.layerreceive).
     """
     layer = get_channel_layer()
     if layer is None:

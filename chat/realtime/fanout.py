@@ -31,6 +31,7 @@ from ..eventlog import (
     publish_failures,
 )
 from ..selectors import LoggedChange, events_between, latest_seq, room_member_count
+from . import layerreceive
 from .perloop import per_event_loop
 from .transport import PreparedMessage, prepare
 from .writer import side_sync_to_async
@@ -78,6 +79,10 @@ class Subscriber(Protocol):
 # as long a turn as one to #general). Slicing keeps each socket's events in
 # order: the next event is written only after this one is.
 FANOUT_SLICE = 500
+# Messages the fan-out takes off the channel layer in one round trip at most
+# (chat.realtime.layerreceive): a process that fell behind takes its backlog
+# in a few round trips instead of three per message.
+RECEIVE_MOST = 200
 # Logins checked in one turn of the database thread by the periodic re-check.
 RECHECK_SLICE = 500
 
@@ -246,6 +251,7 @@ class Fanout:
 
     async def _receive_forever(self, layer, channel: str) -> None:
         failures = 0
+        many = layerreceive.supported(layer)
         while True:
             try:
                 if failures:
@@ -255,7 +261,10 @@ class Fanout:
                     await layer.group_add(FANOUT_GROUP, channel)
                     failures = 0
                     await self._recovered("receive")
-                event = await layer.receive(channel)
+                if many:
+                    events = await layerreceive.receive_many(layer, channel, RECEIVE_MOST)
+                else:
+                    events = [await layer.receive(channel)]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -271,10 +280,11 @@ class Fanout:
                     log.warning("fan-out still failing (%s in a row): %s", failures, name)
                 await asyncio.sleep(min(0.1 * 2**failures, 2.0))
                 continue
-            try:
-                await self.handle(event)
-            except Exception:
-                log.exception("fan-out of a %s event failed", event.get("type"))
+            for event in events:
+                try:
+                    await self.handle(event)
+                except Exception:
+                    log.exception("fan-out of a %s event failed", event.get("type"))
 
     def _set_degraded(self, reason: str) -> None:
         """Tell every local socket that live delivery stopped (`status` live:false)."""
