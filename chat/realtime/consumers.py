@@ -256,6 +256,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # The highest seq sent to this socket, or that its catch-up read past:
         # a later catch-up starts after it, so nothing is sent twice.
         self.sent_upto = 0
+        # Where the socket's stream begins: it is sent every event of its
+        # rooms after this seq (replayed, then live), none before.
+        self.stream_from = 0
         # Seqs of messages this socket was sent as a retry's answer before
         # their event reached it: the event, when it comes, is not sent again.
         self.answered: set[int] = set()
@@ -269,6 +272,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # after the read is then applied to this socket, whenever it lands.
         fanout = local_fanout()
         await fanout.register(self)
+        # Live from the first event the fan-out hands out after this one.
+        self.stream_from = resume_from if resume_from is not None else fanout.last_seq
         rooms = await handshake.rooms_of(user.pk)
         fanout.remember_rooms(rooms)
         self.watched = ()
@@ -637,12 +642,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not result.created:
             # A retried nonce: only this socket hears about it, nothing is re-broadcast.
             seq, text = await database_sync_to_async(events.message_retry_answer)(result.message)
-            if seq is not None and asked_at < seq <= self.sent_upto:
+            if seq is not None and max(asked_at, self.stream_from) < seq <= self.sent_upto:
                 # Stored by the first try, which a server still had in hand
                 # (say, one draining for a restart), and its event reached
-                # this socket since the retry arrived: that was the answer.
+                # this socket since the retry arrived (the socket is sent
+                # every event after where its stream began): that was the
+                # answer.
                 return
-            if seq is not None and seq > self.sent_upto:
+            if seq is not None and seq > max(self.sent_upto, self.stream_from):
                 # The event may still come (live, held, or in a catch-up):
                 # the answer stands for it.
                 self.answered = {s for s in self.answered if s > self.sent_upto}

@@ -124,6 +124,37 @@ async def test_a_message_answered_to_a_retry_is_left_out_of_a_later_catch_up(use
         await sock.close()
 
 
+async def test_a_socket_that_began_after_the_message_is_answered_whatever_comes_meanwhile(
+    users, monkeypatch
+):
+    """A bot reconnecting without a position resends: its stream never had the message."""
+    (_, cookie), (bob, _) = users
+    frame = {"type": "send", "room": "general", "body": "stored", "nonce": "n-6"}
+    first = await connect(cookie)
+    await first.send(frame)
+    stored = await next_message(first)
+    await first.close()
+    bot = await connect(cookie)
+    _, newer = await stored_unpublished(monkeypatch, bob, "meanwhile", "b-1")
+    looking, go_on = threading.Event(), threading.Event()
+    answer = events.message_retry_answer
+
+    def slow_answer(found):
+        looking.set()
+        assert go_on.wait(10)
+        return answer(found)
+
+    monkeypatch.setattr(events, "message_retry_answer", slow_answer)
+    await bot.send(frame)
+    assert await asyncio.to_thread(looking.wait, 10)
+    # A newer event reaches the bot while its retry is looked up.
+    await local_fanout().handle(newer)
+    assert (await next_message(bot))["body"] == "meanwhile"
+    go_on.set()
+    assert await next_message(bot) == {**stored, "seq": None}
+    await bot.close()
+
+
 async def test_a_retry_of_a_message_the_socket_already_had_is_still_answered(users):
     (_, cookie), _ = users
     mine = await connect(cookie)
