@@ -43,6 +43,20 @@ async def stored_unpublished(monkeypatch, author, body: str, nonce: str):
     return sent.message, payload
 
 
+def held_lookup(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """A retry's look-up that, once started (`looking`), waits for the test (`go_on`)."""
+    looking, go_on = threading.Event(), threading.Event()
+    answer = events.message_retry_answer
+
+    def slow_answer(found):
+        looking.set()
+        assert go_on.wait(10)
+        return answer(found)
+
+    monkeypatch.setattr(events, "message_retry_answer", slow_answer)
+    return looking, go_on
+
+
 async def next_message(sock) -> dict:
     while True:
         event = await sock.receive()
@@ -86,15 +100,7 @@ async def test_an_event_that_arrives_while_a_retry_is_looked_up_is_its_answer(us
     (alice, cookie), _ = users
     mine = await connect(cookie)
     message, payload = await stored_unpublished(monkeypatch, alice, "first try", "n-2")
-    looking, go_on = threading.Event(), threading.Event()
-    answer = events.message_retry_answer
-
-    def slow_answer(found):
-        looking.set()
-        assert go_on.wait(10)
-        return answer(found)
-
-    monkeypatch.setattr(events, "message_retry_answer", slow_answer)
+    looking, go_on = held_lookup(monkeypatch)
     await mine.send({"type": "send", "room": "general", "body": "first try", "nonce": "n-2"})
     assert await asyncio.to_thread(looking.wait, 10)
     await local_fanout().handle(payload)
@@ -136,15 +142,7 @@ async def test_a_socket_that_began_after_the_message_is_answered_whatever_comes_
     await first.close()
     bot = await connect(cookie)
     _, newer = await stored_unpublished(monkeypatch, bob, "meanwhile", "b-1")
-    looking, go_on = threading.Event(), threading.Event()
-    answer = events.message_retry_answer
-
-    def slow_answer(found):
-        looking.set()
-        assert go_on.wait(10)
-        return answer(found)
-
-    monkeypatch.setattr(events, "message_retry_answer", slow_answer)
+    looking, go_on = held_lookup(monkeypatch)
     await bot.send(frame)
     assert await asyncio.to_thread(looking.wait, 10)
     # A newer event reaches the bot while its retry is looked up.
