@@ -22,7 +22,7 @@ from accounts.models import User
 
 from . import access, events, selectors
 from .errors import ChatError, Code
-from .eventlog import Item, logged_change, record
+from .eventlog import Item, Read, logged_change, record
 from .models import Draft, Event, Membership, Message, Room
 from .reusable import ReusableQuery
 
@@ -171,22 +171,41 @@ _WITH_TEXT = ReusableQuery(
 )
 
 
-def drafts_clear_sent(keys: Iterable[DraftKey], room_slugs: dict[int, str]) -> list[Item]:
+def drafts_with_text_read(keys: Iterable[DraftKey]) -> Read | None:
+    """The read `drafts_clear_sent` needs, for the drafts the messages of a batch may clear.
+
+    A send runs it as soon as it holds the ordering lock (`chat.eventlog.Read`):
+    every draft change happens inside the order, so what it finds is current.
+    It may name more drafts than the batch stores (some of its messages may be
+    refused): `drafts_clear_sent` clears only those of the stored ones.
+    """
+    wanted = set(keys)
+    if not wanted:
+        return None
+    # The authors' drafts with text in these rooms, then the exact keys in
+    # Python: a condition per key would be as many terms for the ORM to build
+    # as the batch has messages, on every send.
+    sql, params = _WITH_TEXT.sql(
+        sorted({k.user_id for k in wanted}), sorted({k.room_id for k in wanted})
+    )
+    return Read(sql, params)
+
+
+def drafts_clear_sent(
+    keys: Iterable[DraftKey], room_slugs: dict[int, str], read: Read | None
+) -> list[Item]:
     """Clear the drafts these messages were sent from; call inside the send's logged change.
 
     For each (author, room, thread) of a stored message, a draft with text
     gets an empty body and a new version, and its author's sockets a `draft`
-    event. One query when none has text, three otherwise, whatever the batch.
+    event. `read` is the change's `drafts_with_text_read` of these keys (or
+    more), answered. No query when none has text, two otherwise, whatever the
+    batch.
     """
     wanted = set(keys)
-    if not wanted:
+    if not wanted or read is None:
         return []
-    # The authors' drafts with text in these rooms, then the exact keys here:
-    # a condition per key would be as many terms for the ORM to build as the
-    # batch has messages, on every send.
-    candidates = _WITH_TEXT.objects(
-        Draft, sorted({k.user_id for k in wanted}), sorted({k.room_id for k in wanted})
-    )
+    candidates = _WITH_TEXT.instances(Draft, read.rows)
     found = [d for d in candidates if DraftKey(d.user_id, d.room_id, d.thread_id) in wanted]
     if not found:
         return []

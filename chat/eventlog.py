@@ -20,12 +20,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
@@ -109,12 +110,30 @@ _ORDER_LOCK_KEY = 0x7E43_0001
 _local_order = threading.Lock()
 
 
-@contextmanager
-def ordered() -> Iterator[None]:
-    """Hold the global order: what commits and publishes inside comes before the next one.
+@dataclass(eq=False)
+class Read:
+    """A query a change reads first, run as soon as the lock is held: `rows` holds its answer.
 
-    Keep inside only what must be ordered (the transaction and the publish);
-    validation, rendering and reads that need no order go before it.
+    On PostgreSQL the lock and every read go in one round trip (psycopg's
+    pipeline mode): each round trip inside the lock holds up every write of
+    every process, and under load each also waits for the GIL.
+    """
+
+    sql: str
+    params: Sequence[Any]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@contextmanager
+def ordered(
+    *, reads: Sequence[Read] = (), then: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the global order over one transaction: its commit, then `then`, before the next.
+
+    The body runs inside `transaction.atomic()`, after `reads` are answered;
+    `then` (the publish) runs once the transaction has committed, still inside
+    the order. Keep inside only what must be ordered; validation, rendering and
+    reads that need no order go before it.
     """
     if connection.in_atomic_block:
         # An outer transaction would commit (and publish) after the lock is gone.
@@ -128,25 +147,59 @@ def ordered() -> Iterator[None]:
         raise RuntimeError("This connection is not in autocommit mode: a change would not commit.")
     asked = time.perf_counter()
     with _local_order:
-        if connection.vendor != "postgresql":
-            _held(asked)
-            try:
-                yield
-            finally:
-                _released()
-            return
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [_ORDER_LOCK_KEY])
-        holder = connection.connection  # the database session that holds it
-        _held(asked)
+        holder: Any = None
+        held = False
         try:
-            yield
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    connection.ensure_connection()
+                    holder = connection.connection  # the database session that takes it
+                    _lock_and_read(holder, reads)
+                else:
+                    _read(reads)
+                _held(asked)
+                held = True
+                yield
+            if then is not None:
+                then()
         finally:
-            _released()
-            _unlock(holder)
+            if held:
+                _released()
+            if holder is not None:
+                _unlock(holder, surely_held=held)
 
 
-def _unlock(holder: Any) -> None:
+def _lock_and_read(holder: Any, reads: Sequence[Read]) -> None:
+    """Take the lock, then run `reads`, in one round trip (inside the transaction).
+
+    The transaction's BEGIN goes first, on its own, before the lock is taken.
+    Under READ COMMITTED (Django's default) each read sees every change
+    committed before the lock was granted.
+    """
+    if holder.isolation_level not in (None, psycopg.IsolationLevel.READ_COMMITTED):
+        # A snapshot taken when the lock was asked for would miss what
+        # committed while waiting for it: a retry stored twice.
+        raise ImproperlyConfigured("Logged changes need PostgreSQL's READ COMMITTED isolation.")
+    answers = []
+    with holder.pipeline() if reads and psycopg.Pipeline.is_supported() else nullcontext():
+        psycopg.Cursor(holder).execute("SELECT pg_advisory_lock(%s)", [_ORDER_LOCK_KEY])
+        for read in reads:
+            answer = psycopg.Cursor(holder)
+            answer.execute(read.sql, read.params)
+            answers.append(answer)
+    for read, answer in zip(reads, answers, strict=True):
+        read.rows = answer.fetchall()
+    metrics.DB_QUERIES.inc(1 + len(reads))  # as Django's cursor counts its statements
+
+
+def _read(reads: Sequence[Read]) -> None:
+    with connection.cursor() as cursor:
+        for read in reads:
+            cursor.execute(read.sql, read.params)
+            read.rows = cursor.fetchall()
+
+
+def _unlock(holder: Any, *, surely_held: bool = True) -> None:
     """Release the ordering lock on the session that took it, straight on that connection.
 
     A session-level lock belongs to the session, not to the thread or to
@@ -156,6 +209,8 @@ def _unlock(holder: Any) -> None:
     refuse to run at all (pytest-django refuses database access once a test
     has ended, while work the test started can still be inside the lock).
     Either way every writer of every process would then wait for ever.
+    `surely_held` is false when taking it failed: whether it was taken is
+    not known, and unlocking finds out.
     """
     if connection.connection is not holder:
         log.error("the connection holding the ordering lock was closed inside it")
@@ -167,7 +222,7 @@ def _unlock(holder: Any) -> None:
         holder.close()
         return
     metrics.DB_QUERIES.inc()  # counted as a statement through Django's cursor is
-    if not released:
+    if surely_held and not released:
         log.error("the ordering lock was not held by the session that took it")
 
 
@@ -185,18 +240,17 @@ def _released() -> None:
 
 
 @contextmanager
-def logged_change() -> Iterator[list[Item]]:
+def logged_change(*, reads: Sequence[Read] = ()) -> Iterator[list[Item]]:
     """Commit a change and the events it logs, then publish them, in the one global order.
 
     The caller appends items (from `record`) to the yielded list; they are
     published only if the transaction commits, before the next change may
-    commit. A change that logs nothing publishes nothing.
+    commit. A change that logs nothing publishes nothing. `reads` are
+    answered (their `rows`) when the body starts.
     """
     items: list[Item] = []
-    with ordered():
-        with transaction.atomic():
-            yield items
-        publish_quietly(items, f"{len(items)} event(s)")
+    with ordered(reads=reads, then=lambda: publish_quietly(items, f"{len(items)} event(s)")):
+        yield items
 
 
 def record(

@@ -100,3 +100,31 @@ class ReusableQuery:
         """The instances of a plain queryset of `model` (every column, read as Django reads it)."""
         sql, params = self.sql(*lists, using=using)
         return list(model._default_manager.db_manager(using).raw(sql, params))
+
+    def instances(
+        self, model: type[Model], rows: Sequence[tuple[Any, ...]], using: str = "default"
+    ) -> list[Any]:
+        """`model` instances from rows this query (a plain queryset of `model`) gave elsewhere.
+
+        Read as Django reads them: every concrete column, in the order Django
+        selects them, through the same conversions (as its compiler does).
+        """
+        db = connections[using]
+        fields = model._meta.concrete_fields
+        names = [f.attname for f in fields]
+        converters = []
+        for i, f in enumerate(fields):
+            col = f.get_col(model._meta.db_table)
+            found = [*db.ops.get_db_converters(col), *col.get_db_converters(db)]
+            if found:
+                converters.append((i, col, found))
+        made = []
+        for row in rows:
+            if len(row) != len(names):
+                raise ValueError(f"a row of {len(row)} columns for {len(names)} fields")
+            values = list(row)
+            for i, col, found in converters:
+                for convert in found:
+                    values[i] = convert(values[i], col, db)
+            made.append(model.from_db(using, names, values))
+        return made

@@ -28,6 +28,7 @@ from accounts.models import User
 
 from . import access
 from .errors import NoSuchMessage, NoSuchRoom
+from .eventlog import Read
 from .models import Event, EventLogHorizon, Membership, Mention, Message, Reaction, Room, Upload
 from .reusable import ReusableQuery
 from .uploads.data import attachment_data
@@ -98,25 +99,32 @@ def room_access_many(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], tuple
     return found
 
 
-def messages_by_nonce(keys: set[tuple[int, str]]) -> dict[tuple[int, str], Message]:
-    """Messages already stored under these (author id, nonce) pairs.
+def messages_by_nonce_read(keys: set[tuple[int, str]]) -> Read | None:
+    """The read that finds messages already stored under these (author id, nonce) pairs.
 
-    One query when none is (the usual case: retries are rare), two otherwise.
-    The pairs are matched as row values so the (author, nonce) unique index
-    answers it; an IN list per column made PostgreSQL read every message of
-    those authors, slower with every message they had sent.
+    A send runs it as soon as it holds the ordering lock (`chat.eventlog.Read`),
+    so a retry committed by another process just before is found. The pairs
+    are matched as row values so the (author, nonce) unique index answers it;
+    an IN list per column made PostgreSQL read every message of those
+    authors, slower with every message they had sent. None for no pairs.
     """
     if not keys:
-        return {}
+        return None
     pairs = sorted(keys)
     rows = ", ".join(["(%s, %s)"] * len(pairs))
     sql = (
         f"SELECT id FROM {Message._meta.db_table} "  # noqa: S608  (placeholders only)
         f"WHERE nonce IS NOT NULL AND (author_id, nonce) IN (VALUES {rows})"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for pair in pairs for value in pair])
-        ids = [row[0] for row in cursor.fetchall()]
+    return Read(sql, [value for pair in pairs for value in pair])
+
+
+def messages_by_nonce(read: Read | None) -> dict[tuple[int, str], Message]:
+    """The messages `read` (from `messages_by_nonce_read`) found, by (author id, nonce).
+
+    No query when it found none (the usual case: retries are rare), one otherwise.
+    """
+    ids = [row[0] for row in read.rows] if read is not None else []
     if not ids:
         return {}
     found = Message.objects.filter(id__in=ids).select_related("room", "author")

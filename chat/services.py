@@ -17,9 +17,9 @@ from integrations.audit import audit_record
 from teamchat import metrics
 
 from . import access, events, hooks, mentions, selectors
-from .drafts import DraftKey, drafts_clear_sent
+from .drafts import DraftKey, drafts_clear_sent, drafts_with_text_read
 from .errors import ChatError, Code, NoSuchMessage, NoSuchRoom, NoSuchUser, RoomArchived
-from .eventlog import Item, Op, logged_change, record, record_for_users
+from .eventlog import Item, Op, Read, logged_change, record, record_for_users
 from .formatting import render
 from .models import (
     DEFAULT_ROOM_SLUG,
@@ -227,10 +227,16 @@ def _store(
 ) -> None:
     drafts = _drafts(requests, allowed)
     nonces = {(d.message.author_id, d.message.nonce) for d in drafts if d.message.nonce}
-    with logged_change() as items:
-        # Inside the order: a retry committed by another process just before
-        # is found here rather than stored twice.
-        stored = selectors.messages_by_nonce(nonces)
+    # What the change reads first goes with the ordering lock, in one round
+    # trip: inside the order, a retry committed by another process just
+    # before is found rather than stored twice, and a draft saved just before
+    # is cleared.
+    retried = selectors.messages_by_nonce_read(nonces)
+    typed = drafts_with_text_read(_draft_keys(requests, drafts))
+    hooked = hooks.first_reads({d.message.room_id for d in drafts})
+    reads = [read for read in (retried, typed, *hooked) if read is not None]
+    with logged_change(reads=reads) as items:
+        stored = selectors.messages_by_nonce(retried)
         to_create: list[_Draft] = []
         in_batch: dict[tuple[int, str], int] = {}
         repeats: list[tuple[int, int]] = []
@@ -273,7 +279,8 @@ def _store(
             [
                 hooks.StoredMessage(d.message, d.message.room, tuple(u.pk for u in d.mentioned))
                 for d in to_create
-            ]
+            ],
+            hooked,
         )
         for draft, event in zip(to_create, logged, strict=True):
             names = [u.username for u in draft.mentioned]
@@ -293,7 +300,7 @@ def _store(
             if d.message.thread_id is not None
         ]
         thread_services.replies_stored(replies, roots, items)
-        items.extend(_drafts_sent(requests, to_create))
+        items.extend(_drafts_sent(requests, to_create, typed))
     metrics.MESSAGES_STORED.inc(len(to_create))
     for draft in to_create:
         results[draft.index] = SendResult(draft.message, draft.room_slug, created=True)
@@ -326,13 +333,19 @@ def _roots_check(
     return roots
 
 
-def _drafts_sent(requests: list[SendRequest], sent: list[_Draft]) -> list[Item]:
-    """A stored message clears the draft it was typed in: its room's, or its thread's."""
+def _draft_keys(requests: list[SendRequest], drafts: list[_Draft]) -> list[DraftKey]:
+    """The drafts these messages were typed in: their room's, or their thread's."""
     keys = []
-    for d in sent:
+    for d in drafts:
         thread = d.message.thread_id or getattr(requests[d.index], "thread", None)
         keys.append(DraftKey(d.message.author_id, d.message.room_id, thread))
-    return drafts_clear_sent(keys, {d.message.room_id: d.room_slug for d in sent})
+    return keys
+
+
+def _drafts_sent(requests: list[SendRequest], sent: list[_Draft], typed: Read | None) -> list[Item]:
+    """A stored message clears the draft it was typed in (`typed`: the drafts with text, read)."""
+    slugs = {d.message.room_id: d.room_slug for d in sent}
+    return drafts_clear_sent(_draft_keys(requests, sent), slugs, typed)
 
 
 def _attachments_claim(

@@ -12,4 +12,4 @@ class IntegrationsConfig(AppConfig):
         from .outgoing import triggers
 
         # A stored message may be an event for a bot's outgoing webhook.
-        hooks.on_messages_stored(triggers.messages_stored)
+        hooks.on_messages_stored(triggers.messages_stored, first_read=triggers.hooks_in_rooms_read)

@@ -50,12 +50,12 @@ COMMIT_SECONDS = Histogram(
 )
 ORDER_LOCK_WAIT = Histogram(
     "teamchat_order_lock_wait_seconds",
-    "Time a logged change waited for the global ordering lock.",
+    "Time a logged change waited for the global ordering lock (its BEGIN included).",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 ORDER_LOCK_HELD = Histogram(
     "teamchat_order_lock_held_seconds",
-    "Time the global ordering lock was held (commit and publish).",
+    "Time the global ordering lock was held (first reads, writes, commit and publish).",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 EVENTS_PUBLISHED = Counter(

@@ -9,7 +9,8 @@ worker posts for webhooks trigger none (two bots would otherwise answer each
 other forever).
 
 The send path pays one query per batch for this when no webhook matches
-(none exist, or no bot with one is in the batch's rooms); then one more for
+(none exist, or no bot with one is in the batch's rooms), sent with the
+ordering lock in the same round trip (`hooks_in_rooms_read`); then one more for
 the rooms of webhooks with trigger words, one insert for the deliveries and
 a NOTIFY that wakes the worker at commit.
 """
@@ -23,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from chat.eventlog import Read
 from chat.events import format_time
 from chat.formatting import mentions as mentioned_names
 from chat.hooks import StoredMessage
@@ -102,11 +104,22 @@ _HOOKS_IN_ROOMS = ReusableQuery(
 )
 
 
-def _hooks_in_rooms(room_ids: set[int]) -> dict[int, list[_Hook]]:
-    """room id -> the active webhooks of its members (one query; none at all: empty)."""
-    rows = _HOOKS_IN_ROOMS.rows(sorted(room_ids))
+def hooks_in_rooms_read(room_ids: set[int]) -> Read | None:
+    """The read that finds the active webhooks of these rooms' members (chat.hooks' first read).
+
+    Answered as soon as the send holds the ordering lock, in the lock's round
+    trip. None while triggers are suppressed (nothing would be delivered).
+    """
+    if _suppressed.get():
+        return None
+    sql, params = _HOOKS_IN_ROOMS.sql(sorted(room_ids))
+    return Read(sql, params)
+
+
+def _hooks_in_rooms(read: Read | None) -> dict[int, list[_Hook]]:
+    """room id -> the active webhooks of its members, from the answered read (none: empty)."""
     found: dict[int, list[_Hook]] = {}
-    for webhook_id, bot_id, username, stored, room_id in rows:
+    for webhook_id, bot_id, username, stored, room_id in read.rows if read is not None else ():
         # JSON as the database gives it: text here (Django's JSONField parses it itself).
         words = json.loads(stored) if isinstance(stored, str) else stored
         hook = _Hook(webhook_id, bot_id, username, words_pattern(words or []))
@@ -142,11 +155,14 @@ def _trigger_of(
     return None
 
 
-def messages_stored(stored: list[StoredMessage]) -> None:
-    """Queue a delivery for each webhook a batch of new messages triggers (chat.hooks)."""
+def messages_stored(stored: list[StoredMessage], read: Read | None) -> None:
+    """Queue a delivery for each webhook a batch of new messages triggers (chat.hooks).
+
+    `read` is `hooks_in_rooms_read` of (at least) the batch's rooms, answered.
+    """
     if _suppressed.get() or not stored:
         return
-    hooks = _hooks_in_rooms({s.message.room_id for s in stored})
+    hooks = _hooks_in_rooms(read)
     if not hooks:
         return
     limited = _word_rooms(hooks)

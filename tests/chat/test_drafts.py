@@ -290,13 +290,11 @@ def test_a_reply_clears_its_threads_draft_and_not_its_rooms(person):
     root = say(alice, "general", "a root")
     save(alice, "general", "room text", 0)
     save(alice, "general", "a reply to be", 0, thread=root.id)
-    with eventlog.logged_change() as items:
+    keys = [drafts.DraftKey(alice.user.pk, root.room_id, root.id)]
+    typed = drafts.drafts_with_text_read(keys)
+    with eventlog.logged_change(reads=[typed]) as items:
         Message.objects.create(room=root.room, author=alice.user, body="x", thread=root)
-        items.extend(
-            drafts.drafts_clear_sent(
-                [drafts.DraftKey(alice.user.pk, root.room_id, root.id)], {root.room_id: "general"}
-            )
-        )
+        items.extend(drafts.drafts_clear_sent(keys, {root.room_id: "general"}, typed))
     assert [(d["thread"], d["body"]) for d in listed(alice)] == [(None, "room text")]
     assert [json.loads(item.text)["thread"] for item in items] == [root.id]
 

@@ -47,9 +47,9 @@ def lock_entries(monkeypatch):
     taken = []
     real = eventlog.ordered
 
-    def counting():
+    def counting(**kwargs):
         taken.append(1)
-        return real()
+        return real(**kwargs)
 
     monkeypatch.setattr(eventlog, "ordered", counting)
     return taken
