@@ -331,7 +331,9 @@ def test_a_refused_send_keeps_the_draft(person, channel):
     assert [d["body"] for d in listed(alice)] == ["keep me"]
 
 
-def test_clearing_drafts_costs_the_same_for_1_or_100_messages(person, channel):
+def test_clearing_drafts_costs_the_same_for_1_or_70_messages(person, channel):
+    # 70: SQLite takes at most 999 values a statement, so Django splits a
+    # bigger batch's message insert in two there (14 columns a row).
     people = [person(f"p{i}") for i in range(4)]
     channel("busy", *people)
 
@@ -349,7 +351,7 @@ def test_clearing_drafts_costs_the_same_for_1_or_100_messages(person, channel):
         assert not any(isinstance(r, ChatError) for r in results)
         return len(ctx)
 
-    assert send(1, "a") == send(100, "b")
+    assert send(1, "a") == send(70, "b")
     assert all(listed(p) == [] for p in people), "every draft the batch was sent from is cleared"
 
 
