@@ -59,23 +59,35 @@ _RELIED_ON = (
     "ring_size",
 )
 
-_missing_logged = False
+
+class LayerInternals:
+    """Called with a layer: whether it is channels-redis's with every attribute a fast path uses.
+
+    A channels-redis layer that lacks any gets the error once, naming what is
+    missing and `fallback` (what is done instead); other layers (the
+    in-memory one) are simply not supported: there are no round trips to save.
+    """
+
+    def __init__(self, relied_on: tuple[str, ...], fallback: str) -> None:
+        self._relied_on = relied_on
+        self._fallback = fallback
+        self.logged = False
+
+    def __call__(self, layer: BaseChannelLayer) -> bool:
+        if not type(layer).__module__.startswith("channels_redis."):
+            return False
+        missing = [name for name in self._relied_on if not hasattr(layer, name)]
+        if missing and not self.logged:
+            self.logged = True
+            log.error("the channel layer lacks %s: %s", ", ".join(missing), self._fallback)
+        return not missing
 
 
-def supported(layer: BaseChannelLayer) -> bool:
-    """Whether `layer` is channels-redis's with what this relies on (else: use its group_send)."""
-    global _missing_logged
-    if not type(layer).__module__.startswith("channels_redis."):
-        return False  # the in-memory layer: no round trips to save
-    missing = [name for name in _RELIED_ON if not hasattr(layer, name)]
-    if missing and not _missing_logged:
-        _missing_logged = True
-        log.error(
-            "the channel layer lacks %s: publishing through its own group_send "
-            "(four Redis round trips inside the ordering lock)",
-            ", ".join(missing),
-        )
-    return not missing
+# Whether a layer is channels-redis's with what this relies on (else: use its group_send).
+supported = LayerInternals(
+    _RELIED_ON,
+    "publishing through its own group_send (four Redis round trips inside the ordering lock)",
+)
 
 
 def _members_read(pipe: Any, layer: Any, group: str, now: float) -> Any:

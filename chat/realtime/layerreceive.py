@@ -27,30 +27,19 @@ an error logged once. pyproject.toml bounds the version.
 import logging
 from typing import Any
 
-from channels.layers import BaseChannelLayer
+from .groupsend import LayerInternals
 
 log = logging.getLogger(__name__)
 
 _RELIED_ON = ("prefix", "non_local_name", "consistent_hash", "connection", "deserialize")
 
-_missing_logged = False
 _strays_logged = False
 
-
-def supported(layer: BaseChannelLayer) -> bool:
-    """Whether `layer` is channels-redis's with what this relies on (else: use its receive)."""
-    global _missing_logged
-    if not type(layer).__module__.startswith("channels_redis."):
-        return False  # the in-memory layer: no round trips to save
-    missing = [name for name in _RELIED_ON if not hasattr(layer, name)]
-    if missing and not _missing_logged:
-        _missing_logged = True
-        log.error(
-            "the channel layer lacks %s: the fan-out receives through its own "
-            "receive (one message per three Redis round trips)",
-            ", ".join(missing),
-        )
-    return not missing
+# Whether a layer is channels-redis's with what this relies on (else: use its receive).
+supported = LayerInternals(
+    _RELIED_ON,
+    "the fan-out receives through its own receive (one message per three Redis round trips)",
+)
 
 
 async def receive_many(layer: Any, channel: str, most: int) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ def test_an_empty_group_is_no_error_and_nobody_is_full(layer):
 
 
 def test_a_layer_without_what_it_relies_on_uses_its_own_group_send(caplog, monkeypatch):
-    monkeypatch.setattr(groupsend, "_missing_logged", False)
+    monkeypatch.setattr(groupsend.supported, "logged", False)
 
     class Other:
         __module__ = "channels_redis.somewhere"

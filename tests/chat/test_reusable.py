@@ -63,6 +63,15 @@ def test_rows_and_objects_are_what_the_queryset_gives():
     ]
     assert found[0].updated is not None  # read as the model reads it (a datetime, not text)
 
+    # Rows read elsewhere (a send reads them with the ordering lock) make the same instances.
+    sql, params = drafts.sql([alice.pk, bob.pk], [design.pk, ops.pk])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        made = drafts.instances(Draft, cursor.fetchall())
+    assert [(d.pk, d.user_id, d.room_id, d.body, d.version, d.updated) for d in made] == [
+        (d.pk, d.user_id, d.room_id, d.body, d.version, d.updated) for d in found
+    ]
+
 
 def test_the_query_is_built_once():
     built = []
