@@ -29,7 +29,7 @@ from ..threads import services as thread_services
 from . import handshake, presence
 from .fanout import STATUS_LIVE, local_fanout
 from .perloop import per_event_loop
-from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput
+from .transport import CLOSE_SERVICE_RESTART, PreparedMessage, SocketOutput, WriteBatch
 from .writer import message_writer, read_marker_writer, side_sync_to_async
 
 if TYPE_CHECKING:
@@ -709,19 +709,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.sent_upto = seq
         await self.output.write(text, prepared)
 
-    def offer(self, text: str, prepared: PreparedMessage | None, seq: int | None) -> bool:
-        """`deliver` without waiting, where the socket can take it so; False: await `deliver`."""
+    def offer(
+        self,
+        text: str,
+        prepared: PreparedMessage | None,
+        seq: int | None,
+        batch: WriteBatch | None = None,
+    ) -> bool:
+        """`deliver` without waiting, where the socket can take it so; False: await `deliver`.
+
+        With a `batch`, the write may wait in it until the caller flushes it.
+        """
         if self.replaying:
             self.held.append((text, prepared, seq))
             return True
         if seq is None:
-            return self.output.write_now(text, prepared)
+            return self.output.write_now(text, prepared, batch)
         if seq <= self.sent_upto:
             return True
         if self.answered and self._was_answered(seq):
             self.sent_upto = seq
             return True
-        if not self.output.write_now(text, prepared):
+        if not self.output.write_now(text, prepared, batch):
             return False
         self.sent_upto = seq
         return True

@@ -33,7 +33,7 @@ from ..eventlog import (
 from ..selectors import LoggedChange, events_between, latest_seq, room_member_count
 from . import layerreceive
 from .perloop import per_event_loop
-from .transport import PreparedMessage, prepare
+from .transport import PreparedMessage, WriteBatch, prepare, write_batch
 from .writer import side_sync_to_async
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,13 @@ class Subscriber(Protocol):
 
     async def deliver(self, text: str, prepared: PreparedMessage, seq: int | None) -> None: ...
 
-    def offer(self, text: str, prepared: PreparedMessage, seq: int | None) -> bool: ...
+    def offer(
+        self,
+        text: str,
+        prepared: PreparedMessage,
+        seq: int | None,
+        batch: WriteBatch | None = None,
+    ) -> bool: ...
 
     def session_check_soon(self) -> None: ...
 
@@ -524,18 +530,27 @@ class Fanout:
         if targets:
             text = item.text
             prepared = prepare(text)
-            # One plain loop: under daphne every socket takes the frame at once.
-            # The loop gets a turn every FANOUT_SLICE sockets written.
+            # One plain loop: under daphne every socket takes the frame at once,
+            # in batches of one system call each (`write_batch`), flushed
+            # before anything else may write. The loop gets a turn every
+            # FANOUT_SLICE sockets written.
+            batch = write_batch()
             for sock in tuple(targets):
                 try:
-                    if not sock.offer(text, prepared, seq):
+                    if not sock.offer(text, prepared, seq, batch):
+                        if batch is not None:
+                            batch.flush()
                         await sock.deliver(text, prepared, seq)
                 except Exception:
                     log.exception("delivery to a socket failed")
                 self._written += 1
                 if self._written >= FANOUT_SLICE:
                     self._written = 0
+                    if batch is not None:
+                        batch.flush()
                     await asyncio.sleep(0)
+            if batch is not None:
+                batch.flush()
             metrics.EVENTS_DELIVERED.inc(len(targets))
         if op is Op.UNSUBSCRIBE and user is not None and arg is not None:
             self.unsubscribe(user, arg)

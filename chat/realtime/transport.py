@@ -37,6 +37,7 @@ from autobahn.websocket.protocol import PreparedMessage, WebSocketServerFactory
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
+from chat.realtime import uring
 from chat.realtime.sendnow import SEND, send_now
 
 log = logging.getLogger(__name__)
@@ -137,11 +138,17 @@ class SocketOutput:
         if not self.write_now(text, prepared):
             await self._asgi_send({"type": "websocket.send", "text": text})
 
-    def write_now(self, text: str, prepared: PreparedMessage | None = None) -> bool:
+    def write_now(
+        self,
+        text: str,
+        prepared: PreparedMessage | None = None,
+        batch: "WriteBatch | None" = None,
+    ) -> bool:
         """Write (or drop, on a closing socket) at once; False where only `write` can.
 
         Under daphne nothing here waits, so a fan-out to thousands of sockets
-        runs as one plain loop, with no coroutine per socket.
+        runs as one plain loop, with no coroutine per socket. With a `batch`,
+        the write may wait in it until its `flush`.
         """
         ws, watch = self._ws, self._watch
         if ws is None or watch is None:
@@ -159,7 +166,7 @@ class SocketOutput:
         if transport is None:
             ws.sendPreparedMessage(frame)
         else:
-            _send_now(transport, frame.payloadHybi)
+            _send_now(transport, frame.payloadHybi, batch)
         return True
 
     def hold_reading(self, seconds: float) -> bool:
@@ -235,14 +242,21 @@ def _is_plain_tcp(transport: Any) -> bool:
     )
 
 
-def _send_now(transport: Any, data: bytes) -> None:
-    """transport.write(data), but straight to the socket when nothing is queued."""
+def _send_now(transport: Any, data: bytes, batch: "WriteBatch | None" = None) -> None:
+    """transport.write(data), but straight to the socket when nothing is queued.
+
+    With a `batch`, a write that would go straight to the socket goes with
+    the batch's others when it is flushed.
+    """
     if (
         transport.connected
         and not transport.disconnecting
         and not transport.dataBuffer
         and not transport._tempDataLen
     ):
+        if batch is not None:
+            batch.add(transport, data)
+            return
         # Any error other than "would block" Twisted meets again on its own
         # write of the rest, and closes the connection.
         sent = send_now(transport.socket, data)
@@ -250,6 +264,89 @@ def _send_now(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+# The fewest sockets a batch hands to the kernel in one call. Letting the GIL
+# go costs the event loop a wait to get it back when another thread runs
+# Python meanwhile (up to the switch interval, 0.5 ms): worth it only for
+# a write that long. Fewer are written one `send` each, the GIL kept.
+BATCH_LEAST = 64
+
+
+class WriteBatch:
+    """One frame's writes to many sockets, handed to the kernel in one call.
+
+    The fan-out's writes of one event to a big room (`chat.realtime.uring`:
+    one system call for up to a slice of sockets, at least BATCH_LEAST, with
+    the GIL let go while the kernel does them). `add` takes a transport
+    that `_send_now` would write at once; `flush` writes them all and queues
+    on its transport, in Twisted's usual way, whatever a socket did not
+    take. Nothing else may be written to an added transport before the
+    flush: the fan-out flushes before each turn it gives the event loop, and
+    before any write that is not the batch's.
+    """
+
+    __slots__ = ("_ring", "_data", "_transports", "_added")
+
+    def __init__(self, ring: uring.Ring) -> None:
+        self._ring = ring
+        self._data = b""
+        self._transports: list[Any] = []
+        self._added: set[int] = set()
+
+    def add(self, transport: Any, data: bytes) -> None:
+        key = id(transport)
+        if key in self._added:
+            # This socket's second write: after the first, which may have left
+            # a rest in Twisted's queue.
+            self.flush()
+            _send_now(transport, data)
+            return
+        if data is not self._data:
+            self.flush()
+            self._data = data
+        self._transports.append(transport)
+        self._added.add(key)
+        if len(self._transports) >= self._ring.capacity:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything added; never raises (a write it could not do goes Twisted's way)."""
+        transports, data = self._transports, self._data
+        if not transports:
+            return
+        self._transports, self._added = [], set()
+        size = len(data)
+        if len(transports) < BATCH_LEAST:
+            for transport in transports:
+                try:
+                    _send_now(transport, data)
+                except Exception:
+                    log.exception("writing to a socket failed")
+            return
+        try:
+            taken = self._ring.send_all([t.socket.fileno() for t in transports], data)
+        except Exception:
+            log.exception("writing a batch of sockets failed; queueing them on their transports")
+            taken = [0] * len(transports)
+        for transport, took in zip(transports, taken, strict=True):
+            if took != size:
+                try:
+                    transport.write(data[took:] if took else data)
+                except Exception:
+                    log.exception("writing to a socket failed")
+
+
+def write_batch() -> WriteBatch | None:
+    """A batch for a fan-out's writes on this thread; None where each write goes at once.
+
+    None where io_uring cannot be used, or where writes cannot go straight
+    to sockets at all (`SEND`).
+    """
+    if SEND is None:
+        return None
+    ring = uring.ring()
+    return None if ring is None else WriteBatch(ring)
 
 
 def _daphne_protocol(send: Any) -> Any | None:
@@ -398,8 +495,9 @@ def report_internals() -> list[str]:
         TRANSPORT_FAST_PATH.set(0)
     else:
         log.info(
-            "socket transport: direct send (%s) and slow-client bound (%d bytes) on (%s)",
+            "socket transport: direct send (%s%s) and slow-client bound (%d bytes) on (%s)",
             "libc send, keeping the GIL" if SEND is not None else "socket.send",
+            "; a big room's writes batched through io_uring" if write_batch() is not None else "",
             SLOW_SOCKET_BYTES,
             installed,
         )

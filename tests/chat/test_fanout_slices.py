@@ -20,7 +20,7 @@ class Socket:
         self.frames: list[str] = []
         self.log = log
 
-    def offer(self, text, prepared, seq) -> bool:
+    def offer(self, text, prepared, seq, batch=None) -> bool:
         self.frames.append(text)
         self.log.append(("write", self.user_id))
         return True
