@@ -18,7 +18,7 @@ in the completion ring, and the caller writes what was not taken the
 ordinary way, in the same turn of the loop, so no write on a socket
 overtakes another.
 
-Nothing here is needed: `URING` is None where the kernel (or a seccomp
+Nothing here is needed: `ring()` is None where the kernel (or a seccomp
 profile, as Docker's default one) refuses io_uring, off Linux, on a byte
 order other than little-endian, or with TEAMCHAT_IO_URING=0, and the
 writes then go one `send` each, as before.
@@ -180,6 +180,15 @@ def _usable() -> bool:
 
 _local = threading.local()
 _UNKNOWN = object()
+
+
+def _forget_rings() -> None:
+    # A forked child shares its parent's rings: it makes its own.
+    global _local
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_rings)
 
 
 def ring() -> Ring | None:
