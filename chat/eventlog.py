@@ -181,8 +181,9 @@ def _lock_and_read(holder: Any, reads: Sequence[Read]) -> None:
         # committed while waiting for it: a retry stored twice.
         raise ImproperlyConfigured("Logged changes need PostgreSQL's READ COMMITTED isolation.")
     answers = []
+    started = time.monotonic()
     with holder.pipeline() if reads and psycopg.Pipeline.is_supported() else nullcontext():
-        psycopg.Cursor(holder).execute("SELECT pg_advisory_lock(%s)", [_ORDER_LOCK_KEY])
+        psycopg.Cursor(holder).execute(_LOCK_SQL, [_ORDER_LOCK_KEY])
         for read in reads:
             answer = psycopg.Cursor(holder)
             answer.execute(read.sql, read.params)
@@ -190,6 +191,29 @@ def _lock_and_read(holder: Any, reads: Sequence[Read]) -> None:
     for read, answer in zip(reads, answers, strict=True):
         read.rows = answer.fetchall()
     metrics.DB_QUERIES.inc(1 + len(reads))  # as Django's cursor counts its statements
+    _log_queries(
+        [(_LOCK_SQL, [_ORDER_LOCK_KEY]), *((r.sql, r.params) for r in reads)],
+        time.monotonic() - started,
+    )
+
+
+_LOCK_SQL = "SELECT pg_advisory_lock(%s)"
+_UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
+
+
+def _log_queries(statements: Sequence[tuple[str, Any]], seconds: float) -> None:
+    """Show statements run on the raw connection where Django's own would show.
+
+    The lock and its reads go through psycopg directly, so Django's debug
+    cursor (settings.DEBUG, `CaptureQueriesContext`) does not see them:
+    they join `connection.queries_log` as its statements do, their time
+    shared out.
+    """
+    if not connection.queries_logged or not statements:
+        return
+    each = f"{seconds / len(statements):.3f}"
+    for sql, params in statements:
+        connection.queries_log.append({"sql": f"{sql} -- {params!r}", "time": each})
 
 
 def _read(reads: Sequence[Read]) -> None:
@@ -215,7 +239,9 @@ def _unlock(holder: Any, *, surely_held: bool = True) -> None:
     if connection.connection is not holder:
         log.error("the connection holding the ordering lock was closed inside it")
     try:
-        (released,) = holder.execute("SELECT pg_advisory_unlock(%s)", [_ORDER_LOCK_KEY]).fetchone()
+        started = time.monotonic()
+        (released,) = holder.execute(_UNLOCK_SQL, [_ORDER_LOCK_KEY]).fetchone()
+        _log_queries([(_UNLOCK_SQL, [_ORDER_LOCK_KEY])], time.monotonic() - started)
     except Exception:
         # A session that cannot run it must not keep the lock: ending it does.
         log.error("could not release the ordering lock; closing its session", exc_info=True)

@@ -132,6 +132,23 @@ def test_a_send_that_waited_for_the_lock_finds_the_retry_committed_meanwhile(gen
     assert [m.body for m in Message.objects.filter(nonce="n-1")] == ["the first try"]
 
 
+def test_the_lock_and_its_reads_show_where_djangos_queries_do(general_room):
+    # They go through psycopg directly; query counts and DEBUG's query log
+    # must still see every statement a send makes.
+    from django.test.utils import CaptureQueriesContext
+
+    author = UserFactory(username="alice")
+    with CaptureQueriesContext(connection) as ctx:
+        services.message_send(author=author, room="general", body="counted", nonce="n-1")
+    sql = [q["sql"] for q in ctx.captured_queries]
+    locks = [i for i, q in enumerate(sql) if q.startswith("SELECT pg_advisory_lock(")]
+    unlocks = [i for i, q in enumerate(sql) if q.startswith("SELECT pg_advisory_unlock(")]
+    assert len(locks) == len(unlocks) == 1 and locks[0] < unlocks[0]
+    # The retry look-up by nonce went with the lock, before the inserts.
+    assert any("nonce" in q and "'n-1'" in q for q in sql[locks[0] + 1 : locks[0] + 4])
+    assert all(float(q["time"]) >= 0 for q in ctx.captured_queries)
+
+
 def _other_session() -> psycopg.Connection:
     settings = connection.settings_dict
     return psycopg.connect(
