@@ -530,11 +530,11 @@ class Fanout:
         if targets:
             text = item.text
             prepared = prepare(text)
-            # One plain loop: under daphne every socket takes the frame at once,
-            # in batches of one system call each (`write_batch`), flushed
-            # before anything else may write. The loop gets a turn every
-            # FANOUT_SLICE sockets written.
-            batch = write_batch()
+            # One plain loop: under daphne every socket takes the frame at once
+            # (a big room's in batches of one system call each, `write_batch`,
+            # flushed before anything else may write). The loop gets a turn
+            # every FANOUT_SLICE sockets written.
+            batch = write_batch(len(targets))
             for sock in tuple(targets):
                 try:
                     if not sock.offer(text, prepared, seq, batch):

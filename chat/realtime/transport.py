@@ -337,13 +337,14 @@ class WriteBatch:
                     log.exception("writing to a socket failed")
 
 
-def write_batch() -> WriteBatch | None:
-    """A batch for a fan-out's writes on this thread; None where each write goes at once.
+def write_batch(sockets: int) -> WriteBatch | None:
+    """A batch for a fan-out's writes to `sockets` on this thread; None: each goes at once.
 
-    None where io_uring cannot be used, or where writes cannot go straight
-    to sockets at all (`SEND`).
+    None for fewer than BATCH_LEAST sockets (a small room's event costs no
+    more than before), where io_uring cannot be used, or where writes cannot
+    go straight to sockets at all (`SEND`).
     """
-    if SEND is None:
+    if sockets < BATCH_LEAST or SEND is None:
         return None
     ring = uring.ring()
     return None if ring is None else WriteBatch(ring)
@@ -497,7 +498,9 @@ def report_internals() -> list[str]:
         log.info(
             "socket transport: direct send (%s%s) and slow-client bound (%d bytes) on (%s)",
             "libc send, keeping the GIL" if SEND is not None else "socket.send",
-            "; a big room's writes batched through io_uring" if write_batch() is not None else "",
+            "; a big room's writes batched through io_uring"
+            if write_batch(BATCH_LEAST) is not None
+            else "",
             SLOW_SOCKET_BYTES,
             installed,
         )

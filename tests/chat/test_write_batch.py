@@ -69,7 +69,7 @@ def test_a_batch_queues_what_a_socket_did_not_take_after_what_it_took(pairs, mon
     (ours, theirs), (other, other_peer) = pairs(2)
     fakes = [FakeTransport(ours), FakeTransport(other)]
     data = bytes(range(256)) * 40_000  # 10 MB: more than any socket buffer
-    batch = transport.write_batch()
+    batch = transport.write_batch(len(fakes))
     assert batch is not None
     for fake in fakes:
         transport._send_now(fake, data, batch)
@@ -125,14 +125,14 @@ def test_a_sockets_second_write_in_a_batch_follows_its_first(pairs, monkeypatch)
 
 @pytest.mark.parametrize("least", [1, 64])
 def test_batched_writes_arrive_whole_and_in_order_through_either_path(pairs, monkeypatch, least):
-    # With a ring, BATCH_LEAST 1 sends these through it and 64 one by one;
-    # without, write_batch is None and each write goes at once.
+    # With a ring, BATCH_LEAST 1 sends these through it; with 64 (or
+    # without a ring) write_batch is None and each write goes at once.
     monkeypatch.setattr(transport, "BATCH_LEAST", least)
     sockets = pairs(10)
     fakes = [FakeTransport(ours) for ours, _ in sockets]
     frames = [f"frame {n}".encode() for n in range(5)]
     for frame in frames:
-        batch = transport.write_batch()
+        batch = transport.write_batch(len(fakes))
         for fake in fakes:
             transport._send_now(fake, frame, batch)
         if batch is not None:
@@ -147,7 +147,7 @@ def test_with_io_uring_turned_off_there_is_no_batch(monkeypatch):
     monkeypatch.setenv("TEAMCHAT_IO_URING", "0")
     monkeypatch.setattr(uring, "_local", type(uring._local)())  # a thread seen for the first time
     assert uring.ring() is None
-    assert transport.write_batch() is None
+    assert transport.write_batch(transport.BATCH_LEAST) is None
 
 
 @needs_ring
@@ -157,4 +157,8 @@ def test_a_ring_that_failed_is_not_used_again(monkeypatch):
     assert ring is not None
     ring.broken = True
     assert uring.ring() is None
-    assert transport.write_batch() is None
+    assert transport.write_batch(transport.BATCH_LEAST) is None
+
+
+def test_a_small_rooms_event_gets_no_batch():
+    assert transport.write_batch(transport.BATCH_LEAST - 1) is None
